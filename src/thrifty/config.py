@@ -1,0 +1,214 @@
+"""The configuration of one training run: a frozen, validated dataclass.
+
+A run is a pure function of its :class:`RunConfig`; :meth:`RunConfig.key` hashes
+the config into the name of its record.
+
+Example
+-------
+>>> cfg = RunConfig(n_hidden=1000, seed=1, rules=("top-k:fraction=0.05",))
+>>> cfg.resolved().check_interval
+1000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("mnist", "fashion-mnist", "synthetic")
+PROTOCOLS = ("default", "reference")
+ACTIVATIONS = ("leaky_relu", "relu")
+LOSSES = ("mse", "cross_entropy")
+INPUTS = ("centred", "raw")
+SAMPLINGS = ("epoch", "replacement")
+DTYPES = ("float32", "float64")
+CRITERIA = {"mnist": 0.95, "fashion-mnist": 0.85, "synthetic": 0.9}
+
+PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # SPEC §2: the default protocol of thrifty.
+    "default": {
+        "sigma": 0.01,
+        "check_interval": 1000,
+        "sampling": "epoch",
+        "check_set": "validation",
+    },
+    # The authors' own protocol: train on all 60 000, check on the test set.
+    "reference": {
+        "sigma": 0.03,
+        "check_interval": 2000,
+        "sampling": "replacement",
+        "check_set": "test",
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and what is allowed."""
+
+
+def _positive(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run.
+
+    Attributes
+    ----------
+    dataset : {"mnist", "fashion-mnist", "synthetic"}
+    protocol : {"default", "reference"}
+        Data preprocessing and training protocol (SPEC §2); ``None`` fields below
+        take the protocol's value.
+    n_hidden : int
+        Hidden units N ≥ 1.
+    lr : float
+        Learning rate η > 0 (both layers).
+    sigma : float or None
+        Standard deviation of the initial weights (0.01 default protocol, 0.03 reference).
+    seed : int ≥ 0
+        Determines initial weights, sample order and the rules' random draws.
+    rules : tuple of str
+        Plasticity rules, e.g. ``("subnet:units=100", "top-k:fraction=0.05")``;
+        empty for plain backprop.
+    synapses : str
+        Synapse model: ``"plain"`` or e.g. ``"caching:threshold=0.1"``.
+    activation : {"leaky_relu", "relu"}
+    loss : {"mse", "cross_entropy"}
+    inputs : {"centred", "raw"}
+        ``raw``: pixels in [0, 1], no mean subtraction and no noise (Fig 6).
+    budget_epochs : float > 0
+        Runs that have not met the criterion after this many epochs stop as "budget".
+    check_interval : int or None
+        Samples between two accuracy checks.
+    sampling : {"epoch", "replacement"} or None
+    check_set : {"validation", "test"} or None
+    criterion : float in (0, 1] or None
+        Accuracy that ends training (0.95 MNIST, 0.85 Fashion-MNIST).
+    dtype : {"float32", "float64"}
+    alphas : tuple of float
+        Extra exponents α of the M_α meter.
+    n_train : int or None
+        Use only the first ``n_train`` training images (tests, quick looks).
+    """
+
+    dataset: str = "mnist"
+    protocol: str = "default"
+    n_hidden: int = 100
+    lr: float = 0.01
+    sigma: float | None = None
+    seed: int = 0
+    rules: tuple[str, ...] = ()
+    synapses: str = "plain"
+    activation: str = "leaky_relu"
+    loss: str = "mse"
+    inputs: str = "centred"
+    budget_epochs: float = 5.0
+    check_interval: int | None = None
+    sampling: str | None = None
+    check_set: str | None = None
+    criterion: float | None = None
+    dtype: str = "float32"
+    alphas: tuple[float, ...] = field(default_factory=tuple)
+    n_train: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("protocol", self.protocol, PROTOCOLS)
+        if (
+            not isinstance(self.n_hidden, int)
+            or isinstance(self.n_hidden, bool)
+            or self.n_hidden < 1
+        ):
+            raise ConfigError(f"n_hidden must be an integer >= 1, got {self.n_hidden!r}")
+        _positive("lr", self.lr)
+        if self.sigma is not None:
+            _positive("sigma", self.sigma)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.rules, str) or not all(isinstance(r, str) for r in self.rules):
+            raise ConfigError(f"rules must be a list of rule strings, got {self.rules!r}")
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+        if not isinstance(self.synapses, str):
+            raise ConfigError(f"synapses must be a string such as 'plain', got {self.synapses!r}")
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("inputs", self.inputs, INPUTS)
+        _positive("budget_epochs", self.budget_epochs)
+        if self.check_interval is not None and (
+            not isinstance(self.check_interval, int)
+            or isinstance(self.check_interval, bool)
+            or self.check_interval < 1
+        ):
+            raise ConfigError(
+                f"check_interval must be an integer >= 1, got {self.check_interval!r}"
+            )
+        if self.sampling is not None:
+            _choice("sampling", self.sampling, SAMPLINGS)
+        if self.check_set is not None:
+            _choice("check_set", self.check_set, ("validation", "test"))
+        if self.criterion is not None:
+            _positive("criterion", self.criterion)
+            if self.criterion > 1:
+                raise ConfigError(
+                    f"criterion must be an accuracy in (0, 1], got {self.criterion!r}"
+                )
+        _choice("dtype", self.dtype, DTYPES)
+        for a in self.alphas:
+            if not math.isfinite(a) or a <= 0:
+                raise ConfigError(f"alphas must be finite numbers > 0, got {self.alphas!r}")
+        if self.n_train is not None and (
+            not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 1
+        ):
+            raise ConfigError(f"n_train must be an integer >= 1, got {self.n_train!r}")
+
+    def resolved(self) -> RunConfig:
+        """The same config with every ``None`` replaced by its protocol's value."""
+        defaults = PROTOCOL_DEFAULTS[self.protocol]
+        changes: dict[str, Any] = {}
+        for name in ("sigma", "check_interval", "sampling", "check_set"):
+            if getattr(self, name) is None:
+                changes[name] = defaults[name]
+        if self.criterion is None:
+            changes["criterion"] = CRITERIA[self.dataset]
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (lists for tuples)."""
+        out = dataclasses.asdict(self)
+        out["rules"] = list(self.rules)
+        out["alphas"] = list(self.alphas)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from a mapping; unknown fields are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
+            )
+        data = dict(data)
+        for name in ("rules", "alphas"):
+            if name in data and isinstance(data[name], list):
+                data[name] = tuple(data[name])
+        return cls(**data)
+
+    def key(self) -> str:
+        """Stable 16-hex-digit name of this run: SHA-256 of the resolved config."""
+        text = json.dumps(self.resolved().to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,327 @@
+"""Energy of plasticity: meters, the host-side ledger, the minimal energy.
+
+The energy of learning is summed over synapses and over time,
+
+    M_α = Σ_t Σ_synapses |Δw(t)|^α,
+
+with M0 (α → 0) the number of non-zero updates and M1 (α = 1) their summed size.
+Biases are synapses and count. The *potentiation-only* variants charge only
+``Δw > 0``.
+
+For one sample a layer's update is ``Δw = −η · delta ⊗ pre`` restricted to a
+:class:`~thrifty.rules.base.LayerSelection`. :func:`price_layer` prices it from
+the two vectors without forming the matrix; counts are integers per step and are
+summed exactly in 64 bits on the host by :class:`Ledger`.
+
+Notes
+-----
+A synapse counts toward M0 when its proposed update is non-zero, i.e. when both
+``delta_i`` and ``pre_j`` are non-zero and the synapse is selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from thrifty.rules.base import LayerSelection
+
+LAYER_NAMES = ("hidden", "output")
+"""Names of the layers in records: input→hidden and hidden→output."""
+
+
+class StepEnergy(NamedTuple):
+    """Energy of one layer's update at one step (arrays in a scan get a leading T axis).
+
+    Attributes
+    ----------
+    m0, m0_potentiation : int32 Array, shape ()
+        Number of non-zero updates; of those with Δw > 0.
+    m1, m1_potentiation : float Array, shape ()
+        Σ|Δw| (weight units); over Δw > 0 only.
+    m_alpha : float Array, shape (n_alpha,)
+        Σ|Δw|^α for the extra exponents asked for.
+    """
+
+    m0: jax.Array
+    m0_potentiation: jax.Array
+    m1: jax.Array
+    m1_potentiation: jax.Array
+    m_alpha: jax.Array
+
+
+def effective_vectors(
+    delta: jax.Array, pre: jax.Array, sel: LayerSelection
+) -> tuple[jax.Array, jax.Array]:
+    """Error and activity after the post and pre masks: shapes (n_post,), (n_pre,)."""
+    d = delta if sel.post is None else delta * sel.post
+    x = pre if sel.pre is None else pre * sel.pre
+    return d, x
+
+
+def selected_mask(d: jax.Array, sel: LayerSelection) -> jax.Array | None:
+    """The ``synapses`` and ``threshold`` parts of a selection as a boolean
+    (n_post, n_pre) matrix, or None when there are neither."""
+    mask = sel.synapses
+    if sel.threshold is not None:
+        t = jnp.abs(d)[:, None] >= sel.threshold[None, :]
+        mask = t if mask is None else jnp.logical_and(mask, t)
+    return mask
+
+
+def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> jax.Array:
+    """The selection of one layer written out as a boolean (n_post, n_pre) matrix.
+
+    For tests and diagnostics only: the training path never forms it. Entries
+    whose proposed update is zero count as selected when the masks allow them.
+    """
+    d, _ = effective_vectors(delta, pre, sel)
+    n_post, n_pre = delta.shape[0], pre.shape[0]
+    mask = jnp.ones((n_post, n_pre), bool)
+    if sel.post is not None:
+        mask = mask & (sel.post != 0)[:, None]
+    if sel.pre is not None:
+        mask = mask & (sel.pre != 0)[None, :]
+    extra = selected_mask(d, sel)
+    return mask if extra is None else mask & extra
+
+
+def _pair_sums(
+    fd: jax.Array, fx: jax.Array, d: jax.Array, sel: LayerSelection, *, integer: bool
+) -> jax.Array:
+    """Σ_ij fd[k, i] · fx[k, j] over the selected synapses, for each row k.
+
+    Parameters
+    ----------
+    fd : Array, shape (k, n_post)
+    fx : Array, shape (k, n_pre)
+    d : Array, shape (n_post,)
+        Effective error (the threshold compares ``|d|``).
+    integer : bool
+        ``fd`` and ``fx`` are 0/1 indicators: return exact int32 counts.
+    """
+    if integer:
+        fd = fd.astype(d.dtype)
+        fx = fx.astype(d.dtype)
+
+    def finish(per_pre: jax.Array) -> jax.Array:
+        # per_pre[k, j] = Σ_i fd[k, i] over selected i; exact in floats below 2**24
+        if integer:
+            return jnp.sum(jnp.round(per_pre).astype(jnp.int32) * fx.astype(jnp.int32), axis=1)
+        return jnp.sum(per_pre * fx, axis=1)
+
+    if sel.synapses is None and sel.threshold is None:
+        if integer:
+            return jnp.sum(fd, 1).astype(jnp.int32) * jnp.sum(fx, 1).astype(jnp.int32)
+        return jnp.sum(fd, 1) * jnp.sum(fx, 1)
+    if sel.threshold is None:
+        return finish(fd @ sel.synapses.astype(fd.dtype))
+    if sel.synapses is None:
+        # Units sorted by |d| descending; unit i is selected for input j when
+        # |d_i| >= threshold_j, i.e. it lies in a prefix of that order.
+        a = jnp.abs(d)
+        order = jnp.argsort(a)  # ascending
+        a_sorted = a[order]
+        n_sel = a.shape[0] - jnp.searchsorted(a_sorted, sel.threshold, side="left")
+        rev = fd[:, order[::-1]]
+        cum = jnp.concatenate([jnp.zeros((fd.shape[0], 1), fd.dtype), jnp.cumsum(rev, 1)], 1)
+        return finish(cum[:, n_sel])
+    mask = selected_mask(d, sel).astype(fd.dtype)
+    return finish(fd @ mask)
+
+
+def price_layer(
+    delta: jax.Array,
+    pre: jax.Array,
+    sel: LayerSelection,
+    lr: jax.Array | float,
+    alphas: tuple[float, ...] = (),
+) -> StepEnergy:
+    """Energy of the update ``−lr · delta ⊗ pre`` restricted to ``sel``.
+
+    Parameters
+    ----------
+    delta : Array, shape (n_post,)
+    pre : Array, shape (n_pre,)
+    sel : LayerSelection
+    lr : float
+        Learning rate η > 0.
+    alphas : tuple of float
+        Extra exponents α for M_α.
+
+    Returns
+    -------
+    StepEnergy
+    """
+    d, x = effective_vectors(delta, pre, sel)
+    ind_d = jnp.stack([d != 0, d > 0, d < 0])
+    ind_x = jnp.stack([x != 0, x < 0, x > 0])
+    counts = _pair_sums(ind_d, ind_x, d, sel, integer=True)
+    ad, ax = jnp.abs(d), jnp.abs(x)
+    zero_d, zero_x = jnp.zeros_like(d), jnp.zeros_like(x)
+    fd = [ad, jnp.maximum(d, zero_d), jnp.maximum(-d, zero_d)]
+    fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
+    for alpha in alphas:
+        fd.append(jnp.where(d != 0, ad**alpha, zero_d))
+        fx.append(jnp.where(x != 0, ax**alpha, zero_x))
+    sums = _pair_sums(jnp.stack(fd), jnp.stack(fx), d, sel, integer=False)
+    lr_alpha = jnp.stack([jnp.asarray(lr, d.dtype) ** a for a in alphas]) if alphas else None
+    return StepEnergy(
+        m0=counts[0],
+        m0_potentiation=counts[1] + counts[2],
+        m1=lr * sums[0],
+        m1_potentiation=lr * (sums[1] + sums[2]),
+        m_alpha=(lr_alpha * sums[3:]) if alphas else jnp.zeros((0,), d.dtype),
+    )
+
+
+def apply_layer(
+    w: jax.Array, delta: jax.Array, pre: jax.Array, sel: LayerSelection, lr: jax.Array | float
+) -> jax.Array:
+    """``w − lr · (delta ⊗ pre)`` on the selected synapses: one fused pass over ``w``.
+
+    Shapes: ``w`` (n_post, n_pre), ``delta`` (n_post,), ``pre`` (n_pre,).
+    """
+    d, x = effective_vectors(delta, pre, sel)
+    update = (lr * d)[:, None] * x[None, :]
+    mask = selected_mask(d, sel)
+    if mask is not None:
+        update = jnp.where(mask, update, jnp.zeros_like(update))
+    return w - update
+
+
+@dataclass
+class LayerEnergy:
+    """Energy of one layer summed over a run (host side, exact).
+
+    Attributes
+    ----------
+    m0, m0_potentiation : int
+        Counts of non-zero updates (exact, Python ints).
+    m1, m1_potentiation : float
+        Summed |Δw| (float64 sums of per-step values).
+    m_alpha : dict of float → float
+    """
+
+    m0: int = 0
+    m0_potentiation: int = 0
+    m1: float = 0.0
+    m1_potentiation: float = 0.0
+    m_alpha: dict[float, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        out: dict[str, Any] = {
+            "m0": self.m0,
+            "m0_potentiation": self.m0_potentiation,
+            "m1": self.m1,
+            "m1_potentiation": self.m1_potentiation,
+        }
+        if self.m_alpha:
+            out["m_alpha"] = {repr(a): v for a, v in self.m_alpha.items()}
+        return out
+
+
+class Ledger:
+    """Host-side accumulator of per-step energies, per layer, exact in 64 bits.
+
+    Parameters
+    ----------
+    n_layers : int
+    alphas : tuple of float
+        Exponents of the extra M_α meters.
+    """
+
+    def __init__(self, n_layers: int = 2, alphas: tuple[float, ...] = ()) -> None:
+        self.alphas = tuple(alphas)
+        self.layers = [
+            LayerEnergy(m_alpha=dict.fromkeys(self.alphas, 0.0)) for _ in range(n_layers)
+        ]
+
+    def add(self, steps: StepEnergy | tuple[StepEnergy, ...], upto: int | None = None) -> None:
+        """Add per-step energies of every layer; arrays have a leading step axis.
+
+        Only the first ``upto`` steps count (all when None): a run that stops in
+        the middle of a chunk is charged for the steps it took.
+        """
+        layers = steps if isinstance(steps, tuple) else (steps,)
+        for acc, s in zip(self.layers, layers, strict=True):
+            sl = slice(None) if upto is None else slice(0, upto)
+            acc.m0 += int(np.asarray(s.m0)[sl].astype(np.int64).sum())
+            acc.m0_potentiation += int(np.asarray(s.m0_potentiation)[sl].astype(np.int64).sum())
+            acc.m1 += float(np.asarray(s.m1)[sl].astype(np.float64).sum())
+            acc.m1_potentiation += float(np.asarray(s.m1_potentiation)[sl].astype(np.float64).sum())
+            ma = np.asarray(s.m_alpha)[sl].astype(np.float64)
+            for i, a in enumerate(self.alphas):
+                acc.m_alpha[a] += float(ma[:, i].sum())
+
+    @property
+    def m0(self) -> int:
+        """Total number of updates over all layers."""
+        return sum(layer.m0 for layer in self.layers)
+
+    @property
+    def m1(self) -> float:
+        """Total summed |Δw| over all layers."""
+        return sum(layer.m1 for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per layer and total, plain JSON."""
+        out: dict[str, Any] = {
+            name: layer.to_dict() for name, layer in zip(LAYER_NAMES, self.layers, strict=False)
+        }
+        total: dict[str, Any] = {
+            "m0": self.m0,
+            "m0_potentiation": sum(x.m0_potentiation for x in self.layers),
+            "m1": self.m1,
+            "m1_potentiation": sum(x.m1_potentiation for x in self.layers),
+        }
+        if self.alphas:
+            total["m_alpha"] = {
+                repr(a): sum(x.m_alpha[a] for x in self.layers) for a in self.alphas
+            }
+        out["total"] = total
+        return out
+
+
+def minimal_energy(initial: Any, final: Any) -> dict[str, dict[str, float | int]]:
+    """Energy of setting every weight directly from its initial to its final value.
+
+    ``M0_min = #{w_T ≠ w_0}``, ``M1_min = Σ|w_T − w_0|``, per layer and in total.
+
+    Parameters
+    ----------
+    initial, final : sequences of arrays, one per layer (e.g. :class:`~thrifty.network.Params`)
+    """
+    out: dict[str, dict[str, float | int]] = {}
+    m0_tot, m1_tot = 0, 0.0
+    for name, w0, w1 in zip(LAYER_NAMES, initial, final, strict=True):
+        diff = np.asarray(w1, np.float64) - np.asarray(w0, np.float64)
+        m0 = int(np.count_nonzero(np.asarray(w1) != np.asarray(w0)))
+        m1 = float(np.abs(diff).sum())
+        out[name] = {"m0": m0, "m1": m1}
+        m0_tot += m0
+        m1_tot += m1
+    out["total"] = {"m0": m0_tot, "m1": m1_tot}
+    return out
+
+
+def inefficiency(energy: dict[str, Any], minimal: dict[str, Any]) -> dict[str, float]:
+    """Ratio of spent to minimal energy, ``M / M_min``, in total (inf when M_min = 0)."""
+    out = {}
+    for key in ("m0", "m1"):
+        spent, least = energy["total"][key], minimal["total"][key]
+        out[key] = float(spent) / float(least) if least else float("inf")
+    return out
+
+
+def m_alpha_dense(dw: np.ndarray, alpha: float) -> float:
+    """Σ|Δw|^α of one dense update matrix; α = 0 counts the non-zero entries."""
+    a = np.abs(np.asarray(dw, np.float64))
+    if alpha == 0:
+        return float(np.count_nonzero(a))
+    return float(np.sum(a[a != 0] ** alpha))

@@ -1,0 +1,102 @@
+"""Reference per-sample training loop and energy meters (NumPy, float64, dense)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from thrifty.reference.network import backward, forward, loss_value
+from thrifty.reference.rules import ReferenceRule, StepInput
+
+
+@dataclass
+class StepRecord:
+    """Energy and selection of one step.
+
+    Attributes
+    ----------
+    m0, m0_potentiation : list of int, one per layer
+    m1, m1_potentiation : list of float, one per layer
+    loss : float
+    selection : list of boolean matrices (only when asked for)
+    """
+
+    m0: list[int]
+    m0_potentiation: list[int]
+    m1: list[float]
+    m1_potentiation: list[float]
+    loss: float
+    selection: list[np.ndarray] | None = None
+
+
+def energy_of(dw: np.ndarray) -> tuple[int, int, float, float]:
+    """(M0, M0 of potentiation, M1, M1 of potentiation) of one dense update matrix."""
+    return (
+        int(np.count_nonzero(dw)),
+        int(np.count_nonzero(dw > 0)),
+        float(np.abs(dw).sum()),
+        float(dw[dw > 0].sum()),
+    )
+
+
+def train(
+    w1: np.ndarray,
+    w2: np.ndarray,
+    x_aug: np.ndarray,
+    labels: np.ndarray,
+    order: Sequence[int],
+    *,
+    lr: float = 0.01,
+    rule: ReferenceRule | None = None,
+    activation: str = "leaky_relu",
+    loss: str = "mse",
+    n_outputs: int = 10,
+    keep_selections: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[StepRecord]]:
+    """Train on the samples ``order`` one at a time, plain synapses.
+
+    Parameters
+    ----------
+    w1 : (N, n_in + 1), w2 : (n_out, N + 1)
+        Initial weights (copied, float64).
+    x_aug : (n, n_in + 1) augmented inputs; labels : (n,) ints
+    order : sample indices, one per step
+    rule : reference rule or None (plain backprop)
+
+    Returns
+    -------
+    w1, w2 : final weights
+    records : one :class:`StepRecord` per step
+    """
+    w = [np.array(w1, np.float64), np.array(w2, np.float64)]
+    records = []
+    for t, idx in enumerate(order):
+        label = int(labels[idx])
+        target = np.zeros(n_outputs)
+        target[label] = 1.0
+        acts = forward(w[0], w[1], x_aug[idx], activation)
+        d1, d2 = backward(w[1], acts, target, activation, loss)
+        deltas = [d1, d2]
+        pres = [acts.x, acts.a]
+        dw = [-lr * np.outer(d, p) for d, p in zip(deltas, pres, strict=True)]
+        allowed = [np.ones(d.shape, bool) for d in dw]
+        if rule is not None:
+            step = StepInput(dw=dw, deltas=deltas, pres=pres, output=acts.y, label=label, step=t)
+            allowed = rule(step, allowed)
+        applied = [np.where(a, d, 0.0) for a, d in zip(allowed, dw, strict=True)]
+        energies = [energy_of(a) for a in applied]
+        for layer in range(2):
+            w[layer] = w[layer] + applied[layer]
+        records.append(
+            StepRecord(
+                m0=[e[0] for e in energies],
+                m0_potentiation=[e[1] for e in energies],
+                m1=[e[2] for e in energies],
+                m1_potentiation=[e[3] for e in energies],
+                loss=loss_value(acts.y, target, loss),
+                selection=allowed if keep_selections else None,
+            )
+        )
+    return w[0], w[1], records

@@ -1,0 +1,422 @@
+"""The plasticity restrictions of the paper, as registered rule factories.
+
+Every factory is keyword-only; numeric arguments may be Python numbers or traced
+JAX scalars. Counts derived from fractions are ``round(p · size)``, at least 1.
+Fixed random draws (masks, subnets) come from the key given to ``init``;
+per-sample draws from ``ctx.key``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from thrifty.network import Params, Proposal
+from thrifty.rules.base import ALL, Context, LayerSelection, Rule, Selection
+from thrifty.rules.registry import RuleError, register
+
+
+def _n_hidden(params: Params) -> int:
+    return params.hidden.shape[0]
+
+
+def count_of(fraction: Any, size: Any) -> jax.Array:
+    """``round(fraction · size)`` (halves up), at least 1, as int32.
+
+    ``size`` may be traced. In float32 the product is exact while
+    ``size < 2**24``; above that ``k`` may be off by a few synapses in millions.
+    """
+    return jnp.maximum(jnp.floor(fraction * size + 0.5), 1).astype(jnp.int32)
+
+
+def rank_mask(scores: jax.Array, k: Any, dtype: Any) -> jax.Array:
+    """0/1 mask of the ``k`` largest ``scores`` (ties broken by lower index first).
+
+    Shapes: ``scores`` (n,) → (n,) of ``dtype``; ``k`` may be traced.
+    """
+    order = jnp.argsort(-scores, stable=True)
+    ranks = (
+        jnp.zeros(scores.shape, jnp.int32)
+        .at[order]
+        .set(jnp.arange(scores.shape[0], dtype=jnp.int32))
+    )
+    return (ranks < k).astype(dtype)
+
+
+def random_mask(key: jax.Array, shape: tuple[int, ...], k: Any) -> jax.Array:
+    """Boolean array of ``shape`` with exactly ``k`` True entries at random places."""
+    size = math.prod(shape)
+    ranks = jax.random.permutation(key, size)
+    return (ranks < k).reshape(shape)
+
+
+def _check_fractions(*names: str) -> Any:
+    def check(params: dict[str, Any], n_hidden: int) -> None:
+        del n_hidden
+        for n in names:
+            if n in params and not (0 < params[n] <= 1):
+                raise RuleError(f"parameter {n!r} must be in (0, 1], got {params[n]!r}")
+
+    return check
+
+
+# --------------------------------------------------------------------------- masks
+
+
+class SynapseMaskState(NamedTuple):
+    """Fixed boolean masks, shapes like the weights of each layer."""
+
+    hidden: jax.Array
+    output: jax.Array
+
+
+@register("synapse-mask", check=_check_fractions("hidden", "output"))
+def synapse_mask(*, hidden: float = 1.0, output: float = 1.0) -> Rule:
+    """Fixed random synapse mask: fraction p1 (hidden) and p2 (output) of each layer plastic."""
+
+    def init(params: Params, key: jax.Array) -> SynapseMaskState:
+        k1, k2 = jax.random.split(key)
+        return SynapseMaskState(
+            random_mask(k1, params.hidden.shape, count_of(hidden, params.hidden.size)),
+            random_mask(k2, params.output.shape, count_of(output, params.output.size)),
+        )
+
+    def update(
+        proposal: Proposal, state: SynapseMaskState, params: Params, ctx: Context
+    ) -> tuple[Selection, SynapseMaskState]:
+        del proposal, params, ctx
+        return (LayerSelection(synapses=state.hidden), LayerSelection(synapses=state.output)), state
+
+    return Rule(init, update, "synapse-mask")
+
+
+def optimal_mask_fractions(
+    n_hidden: int, n_min: Any, n_inputs: int = 784, n_outputs: int = 10
+) -> tuple[jax.Array, jax.Array]:
+    """Fractions (p1, p2) of the counting argument (SPEC §4.1) for N hidden units.
+
+    Minimises ``N (p1·n_inputs + p2·n_outputs)`` subject to ``p1·p2·N = n_min``:
+    full plasticity up to ``N = n_min``, then ``p1 = n_min / N`` up to
+    ``N = (n_inputs / n_outputs) · n_min``, then ``p1 = √(n_min·n_outputs / (n_inputs·N))``
+    and ``p2 = (n_inputs / n_outputs) · p1``. ``n_min`` may be traced.
+    """
+    ratio = n_inputs / n_outputs
+    n_min = jnp.asarray(n_min, jnp.float32)
+    n = float(n_hidden)
+    p1 = jnp.where(
+        n <= n_min,
+        1.0,
+        jnp.where(n <= ratio * n_min, n_min / n, jnp.sqrt(n_min * n_outputs / (n_inputs * n))),
+    )
+    p2 = jnp.where(n <= ratio * n_min, 1.0, ratio * p1)
+    return p1, p2
+
+
+def _check_optimal(params: dict[str, Any], n_hidden: int) -> None:
+    del n_hidden
+    if not params.get("n_min", 0) > 0:
+        raise RuleError(
+            f"rule 'synapse-mask-optimal': n_min must be > 0, got {params.get('n_min')!r}"
+        )
+
+
+@register("synapse-mask-optimal", check=_check_optimal)
+def synapse_mask_optimal(*, n_min: float) -> Rule:
+    """Random synapse mask with p1, p2 from the counting argument for the network's N."""
+
+    def init(params: Params, key: jax.Array) -> SynapseMaskState:
+        n = _n_hidden(params)
+        n_in = params.hidden.shape[1] - 1
+        n_out = params.output.shape[0]
+        p1, p2 = optimal_mask_fractions(n, n_min, n_in, n_out)
+        return synapse_mask(hidden=p1, output=p2).init(params, key)
+
+    return Rule(init, synapse_mask().update, "synapse-mask-optimal")
+
+
+class UnitMaskState(NamedTuple):
+    """Fixed 0/1 mask on hidden units, shape (n_hidden,)."""
+
+    units: jax.Array
+
+
+def _random_units(params: Params, key: jax.Array, k: Any) -> jax.Array:
+    n = _n_hidden(params)
+    return random_mask(key, (n,), k).astype(params.hidden.dtype)
+
+
+@register("neuron-mask", check=_check_fractions("fraction"))
+def neuron_mask(*, fraction: float) -> Rule:
+    """Fixed random fraction of hidden units with plastic incoming synapses (uncoordinated).
+
+    All hidden→output synapses stay plastic.
+    """
+
+    def init(params: Params, key: jax.Array) -> UnitMaskState:
+        return UnitMaskState(_random_units(params, key, count_of(fraction, _n_hidden(params))))
+
+    def update(
+        proposal: Proposal, state: UnitMaskState, params: Params, ctx: Context
+    ) -> tuple[Selection, UnitMaskState]:
+        del proposal, params, ctx
+        return (LayerSelection(post=state.units), LayerSelection()), state
+
+    return Rule(init, update, "neuron-mask")
+
+
+def _check_units(params: dict[str, Any], n_hidden: int) -> None:
+    units = params.get("units")
+    if units is None or units < 1 or units > n_hidden:
+        raise RuleError(
+            f"rule 'subnet': units must be an integer in [1, n_hidden={n_hidden}], got {units!r}"
+        )
+
+
+@register("subnet", check=_check_units)
+def subnet(*, units: int) -> Rule:
+    """Coordinated subnet: a fixed random set of hidden units with plastic in- and outgoing synapses.
+
+    The rest of the network is frozen; the output biases stay plastic.
+    """
+
+    def init(params: Params, key: jax.Array) -> UnitMaskState:
+        return UnitMaskState(_random_units(params, key, units))
+
+    def update(
+        proposal: Proposal, state: UnitMaskState, params: Params, ctx: Context
+    ) -> tuple[Selection, UnitMaskState]:
+        del proposal, params, ctx
+        pre_out = jnp.concatenate([state.units, jnp.ones((1,), state.units.dtype)])
+        return (LayerSelection(post=state.units), LayerSelection(pre=pre_out)), state
+
+    return Rule(init, update, "subnet")
+
+
+# ------------------------------------------------------------------ largest updates
+
+
+def _available(sel: LayerSelection, n_post: int, n_pre: int) -> jax.Array:
+    """Number of synapses the post and pre masks of ``sel`` leave available."""
+    post = n_post if sel.post is None else jnp.sum(sel.post != 0)
+    pre = n_pre if sel.pre is None else jnp.sum(sel.pre != 0)
+    return jnp.asarray(post, jnp.float32) * jnp.asarray(pre, jnp.float32)
+
+
+def _uint_of(dtype: Any) -> Any:
+    return jnp.int64 if jnp.dtype(dtype).itemsize == 8 else jnp.int32
+
+
+def product_threshold(a: jax.Array, b: jax.Array, k: jax.Array) -> jax.Array:
+    """Per-column thresholds selecting the ``k`` largest products ``a_i · b_j``.
+
+    Parameters
+    ----------
+    a : Array, shape (n,)
+        Non-negative (|delta|).
+    b : Array, shape (m,)
+        Non-negative (|pre|).
+    k : int Array, shape ()
+
+    Returns
+    -------
+    threshold : Array, shape (m,)
+        ``threshold[j] = τ / b_j`` (``inf`` where ``b_j = 0``) for the largest τ
+        such that ``#{(i, j): a_i >= threshold[j]} >= k``. Without ties among the
+        products exactly ``k`` pairs pass (all non-zero pairs when fewer exist).
+
+    Notes
+    -----
+    τ is found by bisection over the bit patterns of non-negative floats, which
+    are ordered like the floats themselves; each step counts with a binary
+    search of ``m`` thresholds in sorted ``a`` — no ``n × m`` product is formed.
+    """
+    dtype = a.dtype
+    itype = _uint_of(dtype)
+    a_sorted = jnp.sort(a)
+    n = a.shape[0]
+    safe_b = jnp.where(b > 0, b, jnp.ones_like(b))
+
+    def thresholds(tau: jax.Array) -> jax.Array:
+        return jnp.where(b > 0, tau / safe_b, jnp.full_like(b, jnp.inf))
+
+    def count(bits: jax.Array) -> jax.Array:
+        tau = jax.lax.bitcast_convert_type(bits, dtype)
+        idx = jnp.searchsorted(a_sorted, thresholds(tau), side="left", method="scan_unrolled")
+        return jnp.sum((n - idx).astype(itype))
+
+    top = jnp.max(a) * jnp.max(b)
+    hi0 = jax.lax.bitcast_convert_type(top, itype) + 1
+    lo0 = jnp.zeros((), itype)
+    k = k.astype(itype)
+
+    def body(_: Any, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        ok = count(mid) >= k
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+    n_bits = 8 * jnp.dtype(dtype).itemsize
+    lo, _ = jax.lax.fori_loop(0, n_bits, body, (lo0, hi0))
+    tau = jax.lax.bitcast_convert_type(lo, dtype)
+    # A zero τ would select pairs whose product is 0; they change nothing.
+    return thresholds(tau)
+
+
+@register("top-k", check=_check_fractions("fraction"), choices={"per": ("layer", "neuron")})
+def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
+    """Only the largest updates of the input→hidden layer: a fraction p of the layer's
+    synapses (per=layer) or of each hidden unit's incoming synapses (per=neuron)."""
+    if per not in ("layer", "neuron"):
+        raise RuleError(f"rule 'top-k': per must be one of layer, neuron; got {per!r}")
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        del params
+        lp = proposal.layers[0]
+        sel0 = ctx.selection[0]
+        if per == "neuron":
+            n_pre = lp.pre.shape[0] if sel0.pre is None else jnp.sum(sel0.pre != 0)
+            k = count_of(fraction, n_pre)
+            pre = rank_mask(jnp.abs(lp.pre), k, lp.pre.dtype)
+            return (LayerSelection(pre=pre), LayerSelection()), state
+        k = count_of(fraction, _available(sel0, lp.delta.shape[0], lp.pre.shape[0]))
+        thr = product_threshold(jnp.abs(lp.delta), jnp.abs(lp.pre), k)
+        return (LayerSelection(threshold=thr), LayerSelection()), state
+
+    return Rule(init, update, "top-k")
+
+
+@register(
+    "neuron-select", check=_check_fractions("fraction"), choices={"by": ("error", "activity")}
+)
+def select_neurons(*, fraction: float, by: str = "error") -> Rule:
+    """Only the fraction p of hidden units with the largest |error| (or |activity|) have
+    plastic incoming synapses, chosen anew on every sample."""
+    if by not in ("error", "activity"):
+        raise RuleError(f"rule 'neuron-select': by must be one of error, activity; got {by!r}")
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        n = _n_hidden(params)
+        scores = (
+            jnp.abs(proposal.layers[0].delta)
+            if by == "error"
+            else jnp.abs(proposal.layers[1].pre[:n])
+        )
+        sel0 = ctx.selection[0]
+        if sel0.post is not None:  # rank only the units still available
+            scores = jnp.where(sel0.post != 0, scores, -jnp.ones_like(scores))
+        avail = n if sel0.post is None else jnp.sum(sel0.post != 0)
+        post = rank_mask(scores, count_of(fraction, avail), params.hidden.dtype)
+        return (LayerSelection(post=post), LayerSelection()), state
+
+    return Rule(init, update, "neuron-select")
+
+
+# ---------------------------------------------------------------------- controls
+
+
+@register("random-neuron-mask", check=_check_fractions("fraction"))
+def random_neuron_mask(*, fraction: float) -> Rule:
+    """Control: a new random fraction p of hidden units is plastic on every sample."""
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        del proposal
+        units = _random_units(params, ctx.key, count_of(fraction, _n_hidden(params)))
+        return (LayerSelection(post=units), LayerSelection()), state
+
+    return Rule(init, update, "random-neuron-mask")
+
+
+@register("class-neuron-mask", check=_check_fractions("fraction"))
+def class_neuron_mask(*, fraction: float) -> Rule:
+    """Control: one fixed random neuron mask per output class, chosen by the sample's label."""
+
+    def init(params: Params, key: jax.Array) -> UnitMaskState:
+        n_classes = params.output.shape[0]
+        keys = jax.random.split(key, n_classes)
+        k = count_of(fraction, _n_hidden(params))
+        return UnitMaskState(jax.vmap(lambda kk: _random_units(params, kk, k))(keys))
+
+    def update(
+        proposal: Proposal, state: UnitMaskState, params: Params, ctx: Context
+    ) -> tuple[Selection, UnitMaskState]:
+        del proposal, params
+        return (LayerSelection(post=state.units[ctx.label]), LayerSelection()), state
+
+    return Rule(init, update, "class-neuron-mask")
+
+
+@register("frozen-input")
+def frozen_input() -> Rule:
+    """Control (extreme learning machine): the input→hidden layer is frozen; only
+    hidden→output synapses learn."""
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        del ctx
+        zero = jnp.zeros(params.hidden.shape[0], params.hidden.dtype)
+        del proposal
+        return (LayerSelection(post=zero), LayerSelection()), state
+
+    return Rule(init, update, "frozen-input")
+
+
+@register("lazy")
+def lazy() -> Rule:
+    """Lazy learning: no update at all on samples the network already classifies correctly."""
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        wrong = (jnp.argmax(proposal.output) != ctx.label).astype(params.hidden.dtype)
+        post0 = jnp.full((params.hidden.shape[0],), wrong, params.hidden.dtype)
+        post1 = jnp.full((params.output.shape[0],), wrong, params.hidden.dtype)
+        return (LayerSelection(post=post0), LayerSelection(post=post1)), state
+
+    return Rule(init, update, "lazy")
+
+
+@register("backprop")
+def backprop() -> Rule:
+    """Plain backprop: every synapse expresses its update (the same as no rule)."""
+
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
+        return ()
+
+    def update(
+        proposal: Proposal, state: Any, params: Params, ctx: Context
+    ) -> tuple[Selection, Any]:
+        del proposal, params, ctx
+        return ALL, state
+
+    return Rule(init, update, "backprop")

@@ -1,0 +1,231 @@
+"""One registry from rule names to factories, and the ``name:key=value,...`` syntax.
+
+A rule string names a registered factory and its keyword arguments::
+
+    subnet:units=100
+    top-k:per=layer,fraction=0.05
+    lazy
+
+Numeric arguments may be given later as traced JAX values (so runs that differ
+only in numbers can be vmapped): :func:`spec_numbers` lists them and
+:func:`build` accepts replacements.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thrifty.rules.base import Rule, chain
+
+
+class RuleError(ValueError):
+    """A rule string or its parameters are invalid; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a registered rule.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"float", "int", "str"}
+        Numbers (float, int) may be traced; strings are structure.
+    default : Any
+        ``inspect.Parameter.empty`` when required.
+    choices : tuple of str or None
+        Allowed values of a string parameter.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        """True when the parameter has no default."""
+        return self.default is inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered rule: factory, parameters, one-line summary and checker."""
+
+    name: str
+    factory: Callable[..., Rule]
+    params: tuple[Param, ...]
+    summary: str
+    check: Callable[[dict[str, Any], int], None] | None = None
+
+
+REGISTRY: dict[str, Entry] = {}
+
+
+def register(
+    name: str,
+    *,
+    registry: dict[str, Entry] | None = None,
+    choices: Mapping[str, tuple[str, ...]] | None = None,
+    check: Callable[[dict[str, Any], int], None] | None = None,
+) -> Callable[[Callable[..., Rule]], Callable[..., Rule]]:
+    """Decorator: register a keyword-only rule factory under ``name``.
+
+    Parameter kinds come from the annotations (``float``, ``int``, ``str``);
+    ``check(params, n_hidden)`` may reject values that depend on the network.
+    """
+
+    def deco(factory: Callable[..., Rule]) -> Callable[..., Rule]:
+        params = []
+        for p in inspect.signature(factory).parameters.values():
+            ann = (
+                p.annotation
+                if isinstance(p.annotation, str)
+                else getattr(p.annotation, "__name__", "")
+            )
+            if "tuple" in ann:  # set by the library (e.g. meters), not from a rule string
+                continue
+            kind = "str" if "str" in ann else "int" if ann.startswith("int") else "float"
+            params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
+        doc = (factory.__doc__ or "").strip().splitlines()
+        target = REGISTRY if registry is None else registry
+        target[name] = Entry(name, factory, tuple(params), doc[0] if doc else "", check)
+        return factory
+
+    return deco
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A parsed rule string: the registry name and its keyword arguments."""
+
+    name: str
+    kwargs: tuple[tuple[str, Any], ...]
+
+    def __str__(self) -> str:
+        if not self.kwargs:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.kwargs)
+
+
+def _convert(entry: Entry, param: Param, raw: Any) -> Any:
+    where = f"rule {entry.name!r}, parameter {param.name!r}"
+    if param.kind == "str":
+        value = str(raw)
+        if param.choices is not None and value not in param.choices:
+            raise RuleError(f"{where} must be one of {', '.join(param.choices)}; got {value!r}")
+        return value
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise RuleError(f"{where} must be a number, got {raw!r}") from None
+    if param.kind == "int":
+        if number != int(number):
+            raise RuleError(f"{where} must be an integer, got {raw!r}")
+        return int(number)
+    return number
+
+
+def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> RuleSpec:
+    """Parse ``"name:key=value,key=value"`` into a validated :class:`RuleSpec`.
+
+    Raises
+    ------
+    RuleError
+        Unknown rule (the message lists the known ones), unknown or missing
+        parameter (the message lists the rule's parameters), bad value.
+    """
+    registry = REGISTRY if registry is None else registry
+    kind = "rule" if registry is REGISTRY else "model"
+    if isinstance(text, RuleSpec):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise RuleError(
+            f"a rule must be a non-empty string such as 'subnet:units=100', got {text!r}"
+        )
+    name, _, rest = text.strip().partition(":")
+    name = name.strip()
+    if name not in registry:
+        raise RuleError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}")
+    entry = registry[name]
+    by_name = {p.name: p for p in entry.params}
+    given: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise RuleError(f"rule {name!r}: expected key=value, got {item!r}")
+        if key not in by_name:
+            allowed = ", ".join(by_name) or "none"
+            raise RuleError(f"rule {name!r} has no parameter {key!r}; its parameters: {allowed}")
+        given[key] = _convert(entry, by_name[key], value.strip())
+    for p in entry.params:
+        if p.required and p.name not in given:
+            raise RuleError(f"rule {name!r} needs parameter {p.name!r}")
+    ordered = tuple((p.name, given[p.name]) for p in entry.params if p.name in given)
+    return RuleSpec(name, ordered)
+
+
+def validate(specs: Sequence[str | RuleSpec], n_hidden: int) -> tuple[RuleSpec, ...]:
+    """Parse every rule and check the values that depend on the network size."""
+    parsed = tuple(parse(s) for s in specs)
+    for spec in parsed:
+        entry = REGISTRY[spec.name]
+        if entry.check is not None:
+            entry.check(dict(spec.kwargs), n_hidden)
+    return parsed
+
+
+def spec_numbers(specs: Sequence[str | RuleSpec]) -> dict[str, float]:
+    """The numeric parameters of a chain of rules, keyed ``"<index>.<param>"``."""
+    out: dict[str, float] = {}
+    for i, spec in enumerate(parse(s) for s in specs):
+        kinds = {p.name: p.kind for p in REGISTRY[spec.name].params}
+        for k, v in spec.kwargs:
+            if kinds[k] != "str":
+                out[f"{i}.{k}"] = v
+    return out
+
+
+def spec_structure(
+    specs: Sequence[str | RuleSpec],
+) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """What a chain of rules is, without its numbers: a hashable compile key."""
+    out = []
+    for spec in (parse(s) for s in specs):
+        kinds = {p.name: p.kind for p in REGISTRY[spec.name].params}
+        out.append((spec.name, tuple((k, v) for k, v in spec.kwargs if kinds[k] == "str")))
+    return tuple(out)
+
+
+def build(specs: Sequence[str | RuleSpec], numbers: Mapping[str, Any] | None = None) -> Rule:
+    """Build the chained rule; ``numbers`` (from :func:`spec_numbers`) may replace
+    numeric parameters with traced values."""
+    rules = []
+    for i, spec in enumerate(parse(s) for s in specs):
+        kwargs = dict(spec.kwargs)
+        if numbers is not None:
+            for k in list(kwargs):
+                if f"{i}.{k}" in numbers:
+                    kwargs[k] = numbers[f"{i}.{k}"]
+        rule = REGISTRY[spec.name].factory(**kwargs)
+        rules.append(rule._replace(name=str(spec)))
+    return chain(*rules)
+
+
+def describe(registry: dict[str, Entry] | None = None) -> str:
+    """Text listing every rule with its parameters, for ``thrifty rules``."""
+    registry = REGISTRY if registry is None else registry
+    lines = []
+    for name in sorted(registry):
+        entry = registry[name]
+        parts = []
+        for p in entry.params:
+            kind = "|".join(p.choices) if p.choices else p.kind
+            parts.append(f"{p.name}=<{kind}>" + ("" if p.required else f" (default {p.default})"))
+        lines.append(f"{name}" + (":" + ", ".join(parts) if parts else ""))
+        lines.append(f"    {entry.summary}")
+    return "\n".join(lines)

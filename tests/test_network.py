@@ -1,0 +1,47 @@
+"""The hand-written backward pass equals jax.grad; shapes and initialisation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from thrifty import reference
+from thrifty.network import augment, init_params, loss_value, n_synapses, propose
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu"])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_backward_equals_jax_grad(activation: str, loss: str) -> None:
+    key = jax.random.key(3)
+    params = init_params(key, n_hidden=17, n_inputs=30, sigma=0.3, dtype=jnp.float64)
+    x = augment(jax.random.normal(jax.random.key(4), (30,), jnp.float64))
+    target = jax.nn.one_hot(7, 10, dtype=jnp.float64)
+    grads = jax.grad(loss_value)(params, x, target, activation=activation, loss=loss)
+    proposal = propose(params, x, target, activation=activation, loss=loss)
+    for g, lp in zip(grads, proposal.layers, strict=True):
+        np.testing.assert_allclose(np.outer(lp.delta, lp.pre), g, rtol=1e-12, atol=1e-14)
+
+
+def test_backward_equals_reference() -> None:
+    params = init_params(jax.random.key(0), n_hidden=9, n_inputs=12, sigma=0.5, dtype=jnp.float64)
+    x = augment(jax.random.normal(jax.random.key(1), (12,), jnp.float64))
+    target = jax.nn.one_hot(2, 10, dtype=jnp.float64)
+    proposal = propose(params, x, target)
+    acts = reference.forward(np.asarray(params.hidden), np.asarray(params.output), np.asarray(x))
+    d1, d2 = reference.backward(np.asarray(params.output), acts, np.asarray(target))
+    np.testing.assert_allclose(proposal.layers[0].delta, d1, rtol=1e-12)
+    np.testing.assert_allclose(proposal.layers[1].delta, d2, rtol=1e-12)
+    np.testing.assert_allclose(proposal.output, acts.y, rtol=1e-12)
+
+
+def test_init_shapes_sigma_and_biases() -> None:
+    params = init_params(jax.random.key(0), n_hidden=400, sigma=0.01)
+    assert params.hidden.shape == (400, 785)
+    assert params.output.shape == (10, 401)
+    assert params.hidden.dtype == jnp.float32
+    assert n_synapses(params) == (400 * 785, 10 * 401)
+    assert np.all(np.asarray(params.hidden[:, -1]) == 0)
+    assert np.all(np.asarray(params.output[:, -1]) == 0)
+    assert np.std(np.asarray(params.hidden[:, :-1])) == pytest.approx(0.01, rel=0.02)
+    again = init_params(jax.random.key(0), n_hidden=400, sigma=0.01)
+    assert np.array_equal(np.asarray(params.hidden), np.asarray(again.hidden))

@@ -1,0 +1,57 @@
+"""Shared helpers for the tests: small data, fast-path runs on given weights and order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from thrifty.config import RunConfig
+from thrifty.network import Params, augment
+from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
+
+
+def tie_free_data(n: int = 60, n_inputs: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented float64 inputs (n, n_inputs + 1) with no ties, and labels (n,)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, (n, n_inputs))
+    y = rng.integers(0, 10, n).astype(np.int32)
+    return np.asarray(augment(jnp.asarray(x))), y
+
+
+def fast_run(
+    config: RunConfig,
+    x_aug: np.ndarray,
+    y: np.ndarray,
+    order: np.ndarray,
+    *,
+    seed: int = 0,
+    params: Params | None = None,
+) -> tuple[Any, Any]:
+    """Run the compiled chunk over ``order`` from the state of ``seed`` (or ``params``).
+
+    Returns (final TrainState, StepOutput); also the initial state as attribute-free tuple.
+    """
+    config = config.resolved()
+    dtype = jnp.dtype(config.dtype)
+    structure = Structure.of(config, x_aug.shape[1] - 1, 10)
+    numbers = _as_arrays(numbers_of(config), dtype)
+    key = jax.random.key(seed)
+    k_init, k_steps = jax.random.split(key)
+    state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, dtype))
+    if params is not None:
+        state = state._replace(params=Params(*(jnp.asarray(w, dtype) for w in params)))
+    initial = jax.tree.map(lambda a: np.array(a), state)
+    final, out = run_chunk(
+        state,
+        jnp.asarray(order, jnp.int32),
+        jnp.arange(len(order), dtype=jnp.int32),
+        jnp.asarray(x_aug, dtype),
+        jnp.asarray(y, jnp.int32),
+        numbers,
+        k_steps,
+        structure=structure,
+    )
+    return initial, final, out, (structure, numbers, k_steps)
