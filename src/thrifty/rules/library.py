@@ -177,7 +177,7 @@ def _check_units(params: dict[str, Any], n_hidden: int) -> None:
 
 @register("subnet", check=_check_units)
 def subnet(*, units: int) -> Rule:
-    """Coordinated subnet: a fixed random set of hidden units with plastic in- and outgoing synapses.
+    """Coordinated subnet: a fixed random set of hidden units, plastic in and out.
 
     The rest of the network is frozen; the output biases stay plastic.
     """
