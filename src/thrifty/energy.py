@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from thrifty.ops import sort_by_magnitude
 from thrifty.rules.base import LayerSelection
 
 LAYER_NAMES = ("hidden", "output")
@@ -91,22 +92,27 @@ def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> ja
 
 
 def _pair_sums(
-    fd: jax.Array, fx: jax.Array, d: jax.Array, sel: LayerSelection, *, integer: bool
+    fd_of: Any, fx: jax.Array, d: jax.Array, sel: LayerSelection, *, integer: bool
 ) -> jax.Array:
     """Σ_ij fd[k, i] · fx[k, j] over the selected synapses, for each row k.
 
     Parameters
     ----------
-    fd : Array, shape (k, n_post)
+    fd_of : callable
+        ``fd_of(d) -> (k, n_post)``: per-unit factors, a function of the error alone
+        (so they can be evaluated in sorted order).
     fx : Array, shape (k, n_pre)
     d : Array, shape (n_post,)
         Effective error (the threshold compares ``|d|``).
     integer : bool
-        ``fd`` and ``fx`` are 0/1 indicators: return exact int32 counts.
+        The factors are 0/1 indicators: return exact int32 counts.
     """
     if integer:
-        fd = fd.astype(d.dtype)
         fx = fx.astype(d.dtype)
+
+    def factors(dd: jax.Array) -> jax.Array:
+        f = fd_of(dd)
+        return f.astype(d.dtype) if integer else f
 
     def finish(per_pre: jax.Array) -> jax.Array:
         # per_pre[k, j] = Σ_i fd[k, i] over selected i; exact in floats below 2**24
@@ -115,23 +121,24 @@ def _pair_sums(
         return jnp.sum(per_pre * fx, axis=1)
 
     if sel.synapses is None and sel.threshold is None:
+        fd = factors(d)
         if integer:
             return jnp.sum(fd, 1).astype(jnp.int32) * jnp.sum(fx, 1).astype(jnp.int32)
         return jnp.sum(fd, 1) * jnp.sum(fx, 1)
     if sel.threshold is None:
-        return finish(fd @ sel.synapses.astype(fd.dtype))
+        return finish(factors(d) @ sel.synapses.astype(d.dtype))
     if sel.synapses is None:
-        # Units sorted by |d| descending; unit i is selected for input j when
-        # |d_i| >= threshold_j, i.e. it lies in a prefix of that order.
-        a = jnp.abs(d)
-        order = jnp.argsort(a)  # ascending
-        a_sorted = a[order]
-        n_sel = a.shape[0] - jnp.searchsorted(a_sorted, sel.threshold, side="left")
-        rev = fd[:, order[::-1]]
-        cum = jnp.concatenate([jnp.zeros((fd.shape[0], 1), fd.dtype), jnp.cumsum(rev, 1)], 1)
-        return finish(cum[:, n_sel])
-    mask = selected_mask(d, sel).astype(fd.dtype)
-    return finish(fd @ mask)
+        # Unit i is selected for input j when |d_i| >= threshold_j: a suffix of the
+        # units sorted by |d| ascending, of length n_sel[j].
+        a_sorted, d_sorted = sort_by_magnitude(d)
+        n = d.shape[0]
+        n_sel = n - jnp.searchsorted(a_sorted, sel.threshold, side="left", method="scan")
+        fd = factors(d_sorted)
+        suffix = jnp.cumsum(fd[:, ::-1], axis=1)
+        suffix = jnp.concatenate([jnp.zeros((fd.shape[0], 1), fd.dtype), suffix], axis=1)
+        return finish(suffix[:, n_sel])
+    mask = selected_mask(d, sel).astype(d.dtype)
+    return finish(factors(d) @ mask)
 
 
 def price_layer(
@@ -158,17 +165,23 @@ def price_layer(
     StepEnergy
     """
     d, x = effective_vectors(delta, pre, sel)
-    ind_d = jnp.stack([d != 0, d > 0, d < 0])
+
+    def indicators(dd: jax.Array) -> jax.Array:
+        return jnp.stack([dd != 0, dd > 0, dd < 0])
+
     ind_x = jnp.stack([x != 0, x < 0, x > 0])
-    counts = _pair_sums(ind_d, ind_x, d, sel, integer=True)
-    ad, ax = jnp.abs(d), jnp.abs(x)
-    zero_d, zero_x = jnp.zeros_like(d), jnp.zeros_like(x)
-    fd = [ad, jnp.maximum(d, zero_d), jnp.maximum(-d, zero_d)]
+    counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
+
+    def magnitudes(dd: jax.Array) -> jax.Array:
+        ad, zero = jnp.abs(dd), jnp.zeros_like(dd)
+        rows = [ad, jnp.maximum(dd, zero), jnp.maximum(-dd, zero)]
+        rows += [jnp.where(dd != 0, ad**alpha, zero) for alpha in alphas]
+        return jnp.stack(rows)
+
+    ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
     fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    for alpha in alphas:
-        fd.append(jnp.where(d != 0, ad**alpha, zero_d))
-        fx.append(jnp.where(x != 0, ax**alpha, zero_x))
-    sums = _pair_sums(jnp.stack(fd), jnp.stack(fx), d, sel, integer=False)
+    fx += [jnp.where(x != 0, ax**alpha, zero_x) for alpha in alphas]
+    sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
     lr_alpha = jnp.stack([jnp.asarray(lr, d.dtype) ** a for a in alphas]) if alphas else None
     return StepEnergy(
         m0=counts[0],
@@ -187,7 +200,7 @@ def apply_layer(
     Shapes: ``w`` (n_post, n_pre), ``delta`` (n_post,), ``pre`` (n_pre,).
     """
     d, x = effective_vectors(delta, pre, sel)
-    update = (lr * d)[:, None] * x[None, :]
+    update = jnp.outer(lr * d, x)
     mask = selected_mask(d, sel)
     if mask is not None:
         update = jnp.where(mask, update, jnp.zeros_like(update))

@@ -293,6 +293,44 @@ def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
     return config
 
 
+def preprocessing_for(config: RunConfig) -> Any:
+    """The data preprocessing that a config's protocol and input variant call for."""
+    from thrifty import data
+
+    config = config.resolved()
+    base = (
+        data.DEFAULT_PREPROCESSING if config.protocol == "default" else data.REFERENCE_PREPROCESSING
+    )
+    if config.inputs == "raw":
+        base = dataclasses.replace(base, scale=1 / 255, centre="none", noise=0.0)
+    return base
+
+
+def load_dataset(
+    config: RunConfig,
+    *,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Any:
+    """The :class:`thrifty.data.Dataset` a config trains on, prepared as its protocol says.
+
+    ``dataset="synthetic"`` gives :func:`thrifty.data.synthetic` (no files needed).
+    """
+    from thrifty import data
+
+    config = config.resolved()
+    if config.dataset == "synthetic":
+        return data.synthetic(criterion=float(config.criterion or 0.9))
+    return data.load(
+        config.dataset,
+        preprocessing=preprocessing_for(config),
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        log=log,
+    )
+
+
 def prepare_arrays(config: RunConfig, dataset: Any) -> dict[str, jax.Array]:
     """Device arrays of the augmented training and check sets, in the run's dtype."""
     dtype = jnp.dtype(config.dtype)

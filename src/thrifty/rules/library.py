@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from thrifty.network import Params, Proposal
+from thrifty.ops import sort_by_magnitude
 from thrifty.rules.base import ALL, Context, LayerSelection, Rule, Selection
 from thrifty.rules.registry import RuleError, register
 
@@ -209,7 +210,9 @@ def _uint_of(dtype: Any) -> Any:
     return jnp.int64 if jnp.dtype(dtype).itemsize == 8 else jnp.int32
 
 
-def product_threshold(a: jax.Array, b: jax.Array, k: jax.Array) -> jax.Array:
+def product_threshold(
+    a: jax.Array, b: jax.Array, k: jax.Array, a_sorted: jax.Array | None = None
+) -> jax.Array:
     """Per-column thresholds selecting the ``k`` largest products ``a_i · b_j``.
 
     Parameters
@@ -219,6 +222,8 @@ def product_threshold(a: jax.Array, b: jax.Array, k: jax.Array) -> jax.Array:
     b : Array, shape (m,)
         Non-negative (|pre|).
     k : int Array, shape ()
+    a_sorted : Array, shape (n,), optional
+        ``a`` sorted ascending, if already at hand.
 
     Returns
     -------
@@ -235,7 +240,7 @@ def product_threshold(a: jax.Array, b: jax.Array, k: jax.Array) -> jax.Array:
     """
     dtype = a.dtype
     itype = _uint_of(dtype)
-    a_sorted = jnp.sort(a)
+    a_sorted = a_sorted if a_sorted is not None else jnp.sort(a)
     n = a.shape[0]
     safe_b = jnp.where(b > 0, b, jnp.ones_like(b))
 
@@ -244,7 +249,7 @@ def product_threshold(a: jax.Array, b: jax.Array, k: jax.Array) -> jax.Array:
 
     def count(bits: jax.Array) -> jax.Array:
         tau = jax.lax.bitcast_convert_type(bits, dtype)
-        idx = jnp.searchsorted(a_sorted, thresholds(tau), side="left", method="scan_unrolled")
+        idx = jnp.searchsorted(a_sorted, thresholds(tau), side="left", method="scan")
         return jnp.sum((n - idx).astype(itype))
 
     top = jnp.max(a) * jnp.max(b)
@@ -288,7 +293,8 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
             pre = rank_mask(jnp.abs(lp.pre), k, lp.pre.dtype)
             return (LayerSelection(pre=pre), LayerSelection()), state
         k = count_of(fraction, _available(sel0, lp.delta.shape[0], lp.pre.shape[0]))
-        thr = product_threshold(jnp.abs(lp.delta), jnp.abs(lp.pre), k)
+        a_sorted, _ = sort_by_magnitude(lp.delta)
+        thr = product_threshold(jnp.abs(lp.delta), jnp.abs(lp.pre), k, a_sorted)
         return (LayerSelection(threshold=thr), LayerSelection()), state
 
     return Rule(init, update, "top-k")
