@@ -46,6 +46,9 @@ class StepEnergy(NamedTuple):
         Σ|Δw| (weight units); over Δw > 0 only.
     m_alpha : float Array, shape (n_alpha,)
         Σ|Δw|^α for the extra exponents asked for.
+    transient : float Array, shape ()
+        Part of ``m1`` spent on holding transient weights (synaptic caching);
+        0 for plain synapses.
     """
 
     m0: jax.Array
@@ -53,6 +56,7 @@ class StepEnergy(NamedTuple):
     m1: jax.Array
     m1_potentiation: jax.Array
     m_alpha: jax.Array
+    transient: jax.Array
 
 
 def effective_vectors(
@@ -189,6 +193,7 @@ def price_layer(
         m1=lr * sums[0],
         m1_potentiation=lr * (sums[1] + sums[2]),
         m_alpha=(lr_alpha * sums[3:]) if alphas else jnp.zeros((0,), d.dtype),
+        transient=jnp.zeros((), d.dtype),
     )
 
 
@@ -218,6 +223,8 @@ class LayerEnergy:
     m1, m1_potentiation : float
         Summed |Δw| (float64 sums of per-step values).
     m_alpha : dict of float → float
+    m1_transient : float
+        Part of ``m1`` spent on holding transient weights (synaptic caching).
     """
 
     m0: int = 0
@@ -225,6 +232,7 @@ class LayerEnergy:
     m1: float = 0.0
     m1_potentiation: float = 0.0
     m_alpha: dict[float, float] = field(default_factory=dict)
+    m1_transient: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -233,6 +241,7 @@ class LayerEnergy:
             "m0_potentiation": self.m0_potentiation,
             "m1": self.m1,
             "m1_potentiation": self.m1_potentiation,
+            "m1_transient": self.m1_transient,
         }
         if self.m_alpha:
             out["m_alpha"] = {repr(a): v for a, v in self.m_alpha.items()}
@@ -268,6 +277,7 @@ class Ledger:
             acc.m0_potentiation += int(np.asarray(s.m0_potentiation)[sl].astype(np.int64).sum())
             acc.m1 += float(np.asarray(s.m1)[sl].astype(np.float64).sum())
             acc.m1_potentiation += float(np.asarray(s.m1_potentiation)[sl].astype(np.float64).sum())
+            acc.m1_transient += float(np.asarray(s.transient)[sl].astype(np.float64).sum())
             ma = np.asarray(s.m_alpha)[sl].astype(np.float64)
             for i, a in enumerate(self.alphas):
                 acc.m_alpha[a] += float(ma[:, i].sum())
@@ -292,6 +302,7 @@ class Ledger:
             "m0_potentiation": sum(x.m0_potentiation for x in self.layers),
             "m1": self.m1,
             "m1_potentiation": sum(x.m1_potentiation for x in self.layers),
+            "m1_transient": sum(x.m1_transient for x in self.layers),
         }
         if self.alphas:
             total["m_alpha"] = {

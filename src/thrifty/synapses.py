@@ -2,10 +2,14 @@
 
 A synapse model is a pair of pure functions:
 
-- ``init(params) -> state``
+- ``init(params, key) -> state``
 - ``apply(params, state, proposal, selection, lr) -> (params, state, energies)``
 
-where ``energies`` holds one :class:`~thrifty.energy.StepEnergy` per layer. The
+where ``energies`` holds one :class:`~thrifty.energy.StepEnergy` per layer and
+``params`` are the persistent weights. Optionally ``weights(params, state)``
+gives the weights the network computes with (default: ``params``) and
+``summary(params, state)`` a plain-JSON dict per layer for the run record
+(e.g. what remains in a transient component at the end). The
 plain model writes ``w += Δw`` on the selected synapses and prices the update
 from the factored vectors; the caching model (:mod:`thrifty.caching`) keeps a
 transient and a persistent component per synapse.
@@ -34,13 +38,15 @@ ApplyFn = Callable[
 
 
 class SynapseModel(NamedTuple):
-    """``init(params) -> state`` and ``apply(...)`` (see module docstring)."""
+    """``init(params, key) -> state`` and ``apply(...)`` (see module docstring)."""
 
-    init: Callable[[Params], Any]
+    init: Callable[[Params, jax.Array], Any]
     apply: ApplyFn
     name: str = "plain"
     weights: Callable[[Params, Any], Params] | None = None
     """Effective weights used by the forward pass; None means ``params`` itself."""
+    summary: Callable[[Params, Any], dict[str, Any]] | None = None
+    """Host-side summary of the final state for the record; None for nothing."""
 
 
 @register("plain", registry=SYNAPSE_MODELS)
@@ -51,8 +57,8 @@ def plain(*, alphas: tuple[float, ...] = ()) -> SynapseModel:
     for pricing); the weight update is one fused pass per layer.
     """
 
-    def init(params: Params) -> tuple[()]:
-        del params
+    def init(params: Params, key: jax.Array) -> tuple[()]:
+        del params, key
         return ()
 
     def apply(

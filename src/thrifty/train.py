@@ -142,7 +142,7 @@ def init_state(
     structure: Structure, numbers: dict[str, Any], key: jax.Array, sigma: Any
 ) -> TrainState:
     """Initial weights and rule/synapse states from one key (traceable)."""
-    k_params, k_rule = jax.random.split(key)
+    k_params, k_rule, k_syn = jax.random.split(key, 3)
     params = init_params(
         k_params,
         n_hidden=structure.n_hidden,
@@ -154,7 +154,7 @@ def init_state(
     rule, syn = _specs(structure, numbers)
     return TrainState(
         params=params,
-        synapse_state=syn.init(params),
+        synapse_state=syn.init(params, k_syn),
         rule_state=rule.init(params, k_rule),
         active=jnp.ones((), jnp.dtype(structure.dtype)),
     )
@@ -400,6 +400,13 @@ def run(
     budget = budget_samples(config, n_train)
     criterion = float(config.criterion or 0.95)
 
+    syn_model = build_synapses(config.synapses, alphas=config.alphas)
+
+    def effective(st: TrainState) -> Params:
+        if syn_model.weights is None:
+            return st.params
+        return syn_model.weights(st.params, st.synapse_state)
+
     t0 = time.perf_counter()
     state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, jnp.dtype(config.dtype)))
     initial = [np.asarray(w) for w in state.params]
@@ -424,7 +431,7 @@ def run(
         )
         losses = np.asarray(out.loss)
         bad = ~np.isfinite(losses)
-        if bad.any() or not all(bool(jnp.all(jnp.isfinite(w))) for w in state.params):
+        if bad.any() or not all(bool(jnp.all(jnp.isfinite(w))) for w in effective(state)):
             first = int(np.argmax(bad)) if bad.any() else interval - 1
             ledger.add(out.energy, upto=first)
             diverged_at = samples + first
@@ -434,7 +441,7 @@ def run(
         ledger.add(out.energy)
         samples += interval
         acc = accuracy(
-            state.params, arrays["x_check"], arrays["y_check"], activation=config.activation
+            effective(state), arrays["x_check"], arrays["y_check"], activation=config.activation
         )
         curve.append([samples, acc])
         if progress is not None:
@@ -446,12 +453,17 @@ def run(
     final = [np.asarray(w) for w in state.params]
     finite = status != "diverged"
     test_acc = (
-        accuracy(state.params, arrays["x_test"], arrays["y_test"], activation=config.activation)
+        accuracy(effective(state), arrays["x_test"], arrays["y_test"], activation=config.activation)
         if finite
         else None
     )
     energy = ledger.to_dict()
     minimal = minimal_energy(initial, final) if finite else None
+    summary = (
+        syn_model.summary(state.params, state.synapse_state)
+        if syn_model.summary is not None and finite
+        else None
+    )
     return {
         "config": config.to_dict(),
         "key": config.key(),
@@ -463,6 +475,7 @@ def run(
         "test_accuracy": test_acc,
         "energy": energy,
         "minimal_energy": minimal,
+        "synapse_summary": summary,
         "inefficiency": inefficiency(energy, minimal) if minimal else None,
         "n_synapses": {"hidden": int(initial[0].size), "output": int(initial[1].size)},
         "wall_time_s": wall,
