@@ -206,7 +206,7 @@ def _available(sel: LayerSelection, n_post: int, n_pre: int) -> jax.Array:
     return jnp.asarray(post, jnp.float32) * jnp.asarray(pre, jnp.float32)
 
 
-def _uint_of(dtype: Any) -> Any:
+def _int_type_of(dtype: Any) -> Any:
     return jnp.int64 if jnp.dtype(dtype).itemsize == 8 else jnp.int32
 
 
@@ -229,8 +229,9 @@ def product_threshold(
     -------
     threshold : Array, shape (m,)
         ``threshold[j] = τ / b_j`` (``inf`` where ``b_j = 0``) for the largest τ
-        such that ``#{(i, j): a_i >= threshold[j]} >= k``. Without ties among the
-        products exactly ``k`` pairs pass (all non-zero pairs when fewer exist).
+        such that ``#{(i, j): a_i >= threshold[j]} >= k``. Exactly ``k`` pairs pass
+        (all pairs when fewer exist), unless two values of ``a`` are closer than
+        one rounding step of the threshold; then a few more may pass.
 
     Notes
     -----
@@ -239,7 +240,7 @@ def product_threshold(
     search of ``m`` thresholds in sorted ``a`` — no ``n × m`` product is formed.
     """
     dtype = a.dtype
-    itype = _uint_of(dtype)
+    itype = _int_type_of(dtype)
     a_sorted = a_sorted if a_sorted is not None else jnp.sort(a)
     n = a.shape[0]
     safe_b = jnp.where(b > 0, b, jnp.ones_like(b))
@@ -265,9 +266,15 @@ def product_threshold(
 
     n_bits = 8 * jnp.dtype(dtype).itemsize
     lo, _ = jax.lax.fori_loop(0, n_bits, body, (lo0, hi0))
-    tau = jax.lax.bitcast_convert_type(lo, dtype)
-    # A zero τ would select pairs whose product is 0; they change nothing.
-    return thresholds(tau)
+    # Products within one rounding step of τ pass together; when that lets more
+    # than k pass, raise the thresholds of just enough columns to the next τ.
+    thr = thresholds(jax.lax.bitcast_convert_type(lo, dtype))
+    thr_next = thresholds(jax.lax.bitcast_convert_type(lo + 1, dtype))
+    passing = n - jnp.searchsorted(a_sorted, thr, side="left", method="scan")
+    passing_next = n - jnp.searchsorted(a_sorted, thr_next, side="left", method="scan")
+    excess = jnp.sum(passing.astype(itype)) - k
+    raise_col = jnp.cumsum((passing - passing_next).astype(itype)) <= excess
+    return jnp.where(raise_col & (excess > 0), thr_next, thr)
 
 
 @register("top-k", check=_check_fractions("fraction"), choices={"per": ("layer", "neuron")})

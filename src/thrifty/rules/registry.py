@@ -90,7 +90,7 @@ def register(
                 continue
             kind = "str" if "str" in ann else "int" if ann.startswith("int") else "float"
             params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
-        doc = (factory.__doc__ or "").strip().splitlines()
+        doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
         target = REGISTRY if registry is None else registry
         target[name] = Entry(name, factory, tuple(params), doc[0] if doc else "", check)
         return factory
@@ -175,7 +175,12 @@ def validate(specs: Sequence[str | RuleSpec], n_hidden: int) -> tuple[RuleSpec, 
     for spec in parsed:
         entry = REGISTRY[spec.name]
         if entry.check is not None:
-            entry.check(dict(spec.kwargs), n_hidden)
+            try:
+                entry.check(dict(spec.kwargs), n_hidden)
+            except RuleError as exc:
+                if str(exc).startswith("rule "):
+                    raise
+                raise RuleError(f"rule {spec.name!r}: {exc}") from None
     return parsed
 
 

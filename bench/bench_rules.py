@@ -1,0 +1,41 @@
+"""Rules at N = 10 000: samples/s relative to plain backprop in the same process.
+
+Run: ``python bench/bench_rules.py [N]``. Target: top-k per layer at least half
+of plain backprop's throughput.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import chunk_rate  # noqa: E402
+
+from thrifty.config import RunConfig  # noqa: E402
+
+CASES = {
+    "backprop": (),
+    "top-k per layer 5%": ("top-k:fraction=0.05",),
+    "top-k per neuron 5%": ("top-k:fraction=0.05,per=neuron",),
+    "subnet 100 units": ("subnet:units=100",),
+    "synapse mask 10%/100%": ("synapse-mask:hidden=0.1,output=1",),
+    "neuron select 10%": ("neuron-select:fraction=0.1",),
+    "subnet 100 + top-k 5%": ("subnet:units=100", "top-k:fraction=0.05"),
+    "lazy": ("lazy",),
+}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    print(f"# N = {n}, float32; ratio = samples/s relative to plain backprop (same process)")
+    base = chunk_rate(RunConfig(n_hidden=n))
+    print(f"{'rule':<26} {'samples/s':>10} {'ratio':>7}")
+    for name, rules in CASES.items():
+        rate = base if not rules else chunk_rate(RunConfig(n_hidden=n, rules=rules))
+        print(f"{name:<26} {rate:>10.0f} {rate / base:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

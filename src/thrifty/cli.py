@@ -1,0 +1,329 @@
+"""The ``thrifty`` command line: thin wrappers that parse options into configs.
+
+Commands
+--------
+train       train one network and print its energy
+rules       list the plasticity rules and synapse models with their parameters
+data        fetch and verify a data set
+sweep       run a grid of configs from a TOML/JSON file into a results directory
+reproduce   reproduce the paper's figures and write a report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.config import (
+    ACTIVATIONS,
+    DATASETS,
+    DTYPES,
+    INPUTS,
+    LOSSES,
+    PROTOCOLS,
+    ConfigError,
+    RunConfig,
+)
+
+# Options of `train` that map one-to-one onto RunConfig fields.
+_TRAIN_FIELDS = {
+    "dataset": "dataset",
+    "protocol": "protocol",
+    "hidden": "n_hidden",
+    "lr": "lr",
+    "sigma": "sigma",
+    "seed": "seed",
+    "synapses": "synapses",
+    "activation": "activation",
+    "loss": "loss",
+    "inputs": "inputs",
+    "budget_epochs": "budget_epochs",
+    "check_interval": "check_interval",
+    "criterion": "criterion",
+    "dtype": "dtype",
+    "n_train": "n_train",
+}
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", type=Path, help="TOML or JSON file with a [run] table of config fields"
+    )
+    p.add_argument("--dataset", choices=DATASETS, help="data set (default mnist)")
+    p.add_argument(
+        "--protocol", choices=PROTOCOLS, help="data and training protocol (default 'default')"
+    )
+    p.add_argument("--hidden", type=int, metavar="N", help="hidden units (default 100)")
+    p.add_argument("--lr", type=float, help="learning rate η (default 0.01)")
+    p.add_argument(
+        "--sigma", type=float, help="std of initial weights (default 0.01; 0.03 reference)"
+    )
+    p.add_argument("--seed", type=int, help="seed of weights, sample order and masks (default 0)")
+    p.add_argument(
+        "--rule",
+        action="append",
+        metavar="SPEC",
+        help="plasticity rule, repeatable, e.g. subnet:units=100 or top-k:per=layer,fraction=0.05 "
+        "(see `thrifty rules`)",
+    )
+    p.add_argument(
+        "--synapses", metavar="SPEC", help="synapse model: plain (default) or caching:..."
+    )
+    p.add_argument(
+        "--activation", choices=ACTIVATIONS, help="hidden activation (default leaky_relu)"
+    )
+    p.add_argument("--loss", choices=LOSSES, help="output loss (default mse)")
+    p.add_argument("--inputs", choices=INPUTS, help="centred (default) or raw pixels")
+    p.add_argument("--budget-epochs", type=float, help="sample budget in epochs (default 5)")
+    p.add_argument("--check-interval", type=int, help="samples between accuracy checks")
+    p.add_argument("--criterion", type=float, help="accuracy that ends training (0.95 MNIST)")
+    p.add_argument("--dtype", choices=DTYPES, help="float32 (default) or float64")
+    p.add_argument("--alpha", type=float, action="append", help="extra M_alpha meter, repeatable")
+    p.add_argument("--n-train", type=int, help="use only the first N training images")
+    p.add_argument(
+        "--data-dir", help="directory with the IDX files (else $THRIFTY_DATA, the cache, ...)"
+    )
+
+
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        values.update(_read_run_table(args.config))
+    for opt, field in _TRAIN_FIELDS.items():
+        v = getattr(args, opt, None)
+        if v is not None:
+            values[field] = v
+    if args.rule:
+        values["rules"] = tuple(args.rule)
+    if args.alpha:
+        values["alphas"] = tuple(args.alpha)
+    try:
+        return RunConfig.from_dict(values)
+    except ConfigError as exc:
+        message = str(exc)
+        options = {field: opt for opt, field in _TRAIN_FIELDS.items()}
+        options.update(rules="rule", alphas="alpha")
+        field = message.split(" ", 1)[0]
+        if field in options:
+            raise ConfigError(f"--{options[field].replace('_', '-')}: {message}") from None
+        raise
+
+
+def _read_run_table(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {str(path)!r}")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--config: cannot parse {str(path)!r}: {exc}") from None
+    table = data.get("run", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"--config: {str(path)!r} must hold a [run] table of config fields")
+    return dict(table)
+
+
+def _fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}".replace(",", " ")
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A short human-readable summary of a run record."""
+    cfg = record["config"]
+    lines = [
+        f"run {record['key']}: {cfg['dataset']}, N={cfg['n_hidden']}, lr={cfg['lr']}, "
+        f"seed={cfg['seed']}, rules={' + '.join(cfg['rules']) or 'backprop'}, synapses={cfg['synapses']}",
+        f"status      {record['status']}"
+        + (
+            f" (non-finite at sample {record['diverged_at']})"
+            if record["diverged_at"] is not None
+            else ""
+        ),
+        f"samples     {_fmt_int(record['samples'])}"
+        + (" to criterion" if record["status"] == "converged" else ""),
+    ]
+    if record["accuracy"] is not None:
+        lines.append(
+            f"accuracy    {record['accuracy']:.4f} ({cfg['check_set']}), test {record['test_accuracy']:.4f}"
+        )
+    lines.append(f"{'energy':<12}{'M0 (updates)':>22}{'M1 (Σ|Δw|)':>16}")
+    for layer in ("hidden", "output", "total"):
+        e = record["energy"][layer]
+        lines.append(f"  {layer:<10}{_fmt_int(e['m0']):>22}{e['m1']:>16.6g}")
+    if record.get("minimal_energy"):
+        m = record["minimal_energy"]["total"]
+        ineff = record["inefficiency"]
+        lines.append(
+            f"  {'minimal':<10}{_fmt_int(m['m0']):>22}{m['m1']:>16.6g}"
+            f"   (inefficiency M0 {ineff['m0']:.3g}×, M1 {ineff['m1']:.3g}×)"
+        )
+    lines.append(
+        f"wall time   {record['wall_time_s']:.1f} s, {record['samples_per_s'] or 0:.0f} samples/s"
+    )
+    if record.get("data_source"):
+        lines.append(f"data        {record['data_source']}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``thrifty train``: validate everything, load data, train, print the summary."""
+    from thrifty import train
+
+    config = train.check_config(_config_from_args(args))
+    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    dataset = train.load_dataset(config, data_dir=args.data_dir, log=log)
+
+    def progress(samples: int, acc: float) -> None:
+        if not args.json and not args.quiet:
+            print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
+
+    record = train.run(config, dataset, progress=progress)
+    if args.out is not None:
+        _write_json(args.out, record)
+    print(json.dumps(record, indent=2) if args.json else summary(record))
+    return 0 if record["status"] != "diverged" else 3
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """``thrifty rules``: the registry, with parameters."""
+    from thrifty.rules import describe
+    from thrifty.synapses import SYNAPSE_MODELS
+
+    print("Plasticity rules (--rule NAME:key=value,...; repeat --rule to combine them):\n")
+    print(describe())
+    print("\nSynapse models (--synapses NAME:key=value,...):\n")
+    print(describe(SYNAPSE_MODELS))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``thrifty data``: fetch, verify and cache a data set."""
+    from thrifty import data
+
+    for name in args.dataset or ["mnist"]:
+        raw = data.load_raw(name, data_dir=args.data_dir, log=lambda m: print(m, file=sys.stderr))
+        print(
+            f"{name}: {raw.train_images.shape[0]} training and {raw.test_images.shape[0]} test images "
+            f"from {raw.source}"
+        )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``thrifty sweep FILE --out DIR``: run a grid of configs, resuming where it stopped."""
+    from thrifty.experiments import run_sweep
+    from thrifty.experiments.configfile import configs_from_file
+    from thrifty.train import check_config
+
+    configs = configs_from_file(args.file)
+    for c in configs:
+        check_config(c)
+    result = run_sweep(
+        configs, args.out, workers=args.workers, scheduler=args.scheduler, data_dir=args.data_dir
+    )
+    print(result)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``thrifty reproduce``: runs, figures and the report."""
+    from thrifty.reproduce import reproduce
+
+    report = reproduce(
+        args.scale,
+        out=args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        data_dir=args.data_dir,
+    )
+    print(f"report: {report}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``thrifty`` command."""
+    parser = argparse.ArgumentParser(
+        prog="thrifty",
+        description="Measure the energy that learning spends on synaptic plasticity.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one network and print its energy")
+    _add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print the full record as JSON")
+    p.add_argument("--out", type=Path, help="also write the record to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("rules", help="list rules and synapse models")
+    p.set_defaults(func=cmd_rules)
+
+    p = sub.add_parser("data", help="fetch and verify data sets")
+    p.add_argument("--dataset", action="append", choices=("mnist", "fashion-mnist"))
+    p.add_argument("--data-dir", help="directory with the IDX files")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("sweep", help="run a grid of configs from a TOML/JSON file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="results directory")
+    p.add_argument("--workers", type=_positive_int, default=1)
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("reproduce", help="reproduce the paper's figures and write a report")
+    p.add_argument("--scale", choices=("quick", "full"), default="quick")
+    p.add_argument("--out", type=Path, default=Path("reproduction"), help="output directory")
+    p.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
+    p.add_argument("--data-dir", help="directory with the IDX files")
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``thrifty`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "dtype", None) == "float64" or os.environ.get("JAX_ENABLE_X64"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    from thrifty.data import DataError
+    from thrifty.rules.registry import RuleError
+
+    try:
+        return int(args.func(args))
+    except (ConfigError, RuleError) as exc:
+        parser.exit(2, f"thrifty {args.command}: error: {exc}\n")
+    except DataError as exc:
+        parser.exit(4, f"thrifty {args.command}: data error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "interrupted\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
