@@ -12,17 +12,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import jax  # noqa: E402
-from common import chunk_rate, naive_numpy_rate  # noqa: E402
+import jax
 
-from thrifty.config import RunConfig  # noqa: E402
+from common import chunk_rate, naive_numpy_rate
+from thrifty.config import RunConfig
 
 NAIVE_SAMPLES = {100: 2000, 1000: 300, 10000: 30}
 
 
 def main() -> None:
     print(
-        f"# plain backprop, float32, {jax.devices()[0].device_kind}, {platform.processor() or platform.machine()}"
+        f"# plain backprop, float32, {jax.devices()[0].device_kind}, "
+        f"{platform.processor() or platform.machine()}"
     )
     print(f"{'N':>7} {'thrifty samples/s':>18} {'naive NumPy samples/s':>22} {'ratio':>8}")
     for n, naive_samples in NAIVE_SAMPLES.items():

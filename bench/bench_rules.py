@@ -11,9 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import chunk_rate  # noqa: E402
-
-from thrifty.config import RunConfig  # noqa: E402
+from common import chunk_rate
+from thrifty.config import RunConfig
 
 CASES = {
     "backprop": (),

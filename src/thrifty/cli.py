@@ -139,7 +139,8 @@ def summary(record: dict[str, Any]) -> str:
     cfg = record["config"]
     lines = [
         f"run {record['key']}: {cfg['dataset']}, N={cfg['n_hidden']}, lr={cfg['lr']}, "
-        f"seed={cfg['seed']}, rules={' + '.join(cfg['rules']) or 'backprop'}, synapses={cfg['synapses']}",
+        f"seed={cfg['seed']}, rules={' + '.join(cfg['rules']) or 'backprop'}, "
+        f"synapses={cfg['synapses']}",
         f"status      {record['status']}"
         + (
             f" (non-finite at sample {record['diverged_at']})"
@@ -151,7 +152,8 @@ def summary(record: dict[str, Any]) -> str:
     ]
     if record["accuracy"] is not None:
         lines.append(
-            f"accuracy    {record['accuracy']:.4f} ({cfg['check_set']}), test {record['test_accuracy']:.4f}"
+            f"accuracy    {record['accuracy']:.4f} ({cfg['check_set']}), "
+            f"test {record['test_accuracy']:.4f}"
         )
     lines.append(f"{'energy':<12}{'M0 (updates)':>22}{'M1 (Σ|Δw|)':>16}")
     for layer in ("hidden", "output", "total"):
@@ -216,8 +218,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     for name in args.dataset or ["mnist"]:
         raw = data.load_raw(name, data_dir=args.data_dir, log=lambda m: print(m, file=sys.stderr))
         print(
-            f"{name}: {raw.train_images.shape[0]} training and {raw.test_images.shape[0]} test images "
-            f"from {raw.source}"
+            f"{name}: {raw.train_images.shape[0]} training and "
+            f"{raw.test_images.shape[0]} test images from {raw.source}"
         )
     return 0
 
