@@ -102,6 +102,9 @@ class RunConfig:
         Extra exponents α of the M_α meter.
     n_train : int or None
         Use only the first ``n_train`` training images (tests, quick looks).
+    simpson : bool
+        Record the inverse Simpson index of where updates land, per check
+        interval (costs one extra pass over the weights per sample).
     """
 
     dataset: str = "mnist"
@@ -123,6 +126,7 @@ class RunConfig:
     dtype: str = "float32"
     alphas: tuple[float, ...] = field(default_factory=tuple)
     n_train: int | None = None
+    simpson: bool = False
 
     def __post_init__(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
@@ -174,6 +178,8 @@ class RunConfig:
             not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 1
         ):
             raise ConfigError(f"n_train must be an integer >= 1, got {self.n_train!r}")
+        if not isinstance(self.simpson, bool):
+            raise ConfigError(f"simpson must be true or false, got {self.simpson!r}")
 
     def resolved(self) -> RunConfig:
         """The same config with every ``None`` replaced by its protocol's value."""

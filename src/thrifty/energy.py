@@ -95,6 +95,29 @@ def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> ja
     return mask if extra is None else mask & extra
 
 
+def updated_synapses(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> jax.Array:
+    """Boolean (n_post, n_pre) matrix of the synapses whose update is non-zero."""
+    d, x = effective_vectors(delta, pre, sel)
+    mask = (d != 0)[:, None] & (x != 0)[None, :]
+    extra = selected_mask(d, sel)
+    return mask if extra is None else mask & extra
+
+
+def inverse_simpson(counts: jax.Array) -> jax.Array:
+    """Inverse Simpson index ``D = 1 / Σ π_i²`` of where updates landed.
+
+    ``counts[i]`` is the number of samples of a window on which synapse ``i`` was
+    updated; ``π_i = counts[i] / Σ counts``. A fixed mask gives the number of
+    plastic synapses; updates spread evenly over all synapses give their number.
+    Returns 0 when nothing was updated.
+    """
+    c = counts.astype(jnp.float32 if counts.dtype.itemsize <= 4 else jnp.float64).ravel()
+    total = jnp.sum(c)
+    pi = c / jnp.where(total > 0, total, 1)
+    s2 = jnp.sum(pi * pi)
+    return jnp.where(total > 0, 1.0 / jnp.where(s2 > 0, s2, 1), 0.0)
+
+
 def _pair_sums(
     fd_of: Any, fx: jax.Array, d: jax.Array, sel: LayerSelection, *, integer: bool
 ) -> jax.Array:

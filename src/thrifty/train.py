@@ -36,7 +36,14 @@ import numpy as np
 
 from thrifty import __version__
 from thrifty.config import ConfigError, RunConfig
-from thrifty.energy import Ledger, StepEnergy, inefficiency, minimal_energy
+from thrifty.energy import (
+    Ledger,
+    StepEnergy,
+    inefficiency,
+    inverse_simpson,
+    minimal_energy,
+    updated_synapses,
+)
 from thrifty.network import Params, augment, init_params, predict, propose
 from thrifty.rules import registry as rule_registry
 from thrifty.rules.base import Context
@@ -65,10 +72,16 @@ class TrainState(NamedTuple):
 
 
 class StepOutput(NamedTuple):
-    """Per-step outputs of a chunk (each with a leading step axis)."""
+    """Per-step outputs of a chunk (each with a leading step axis).
+
+    ``updated`` holds, per layer, the boolean matrix of synapses updated at the
+    step when the run tallies them (``simpson``), else is empty; :func:`_chunk`
+    replaces it by the chunk's inverse Simpson index per layer.
+    """
 
     energy: tuple[StepEnergy, ...]
     loss: jax.Array
+    updated: tuple[jax.Array, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +97,7 @@ class Structure:
     synapses: tuple[Any, ...]
     dtype: str
     alphas: tuple[float, ...]
+    simpson: bool = False
 
     @classmethod
     def of(cls, config: RunConfig, n_inputs: int, n_outputs: int) -> Structure:
@@ -98,6 +112,7 @@ class Structure:
             synapses=synapse_structure(config.synapses),
             dtype=config.dtype,
             alphas=config.alphas,
+            simpson=config.simpson,
         )
 
 
@@ -194,7 +209,13 @@ def make_step(
         else:
             loss = -jnp.sum(target * jax.nn.log_softmax(proposal.output))
         new = TrainState(params, syn_state, rule_state, state.active)
-        return new, StepOutput(energy, loss)
+        updated: tuple[jax.Array, ...] = ()
+        if structure.simpson:
+            updated = tuple(
+                updated_synapses(lp.delta, lp.pre, sel) & (state.active != 0)
+                for lp, sel in zip(proposal.layers, selection, strict=True)
+            )
+        return new, StepOutput(energy, loss, updated)
 
     return step
 
@@ -211,7 +232,20 @@ def _chunk(
     structure: Structure,
 ) -> tuple[TrainState, StepOutput]:
     step = make_step(structure, numbers, x_data, y_data, key)
-    return jax.lax.scan(step, state, (indices, steps))
+    if not structure.simpson:
+        return jax.lax.scan(step, state, (indices, steps))
+
+    def tallied(
+        carry: tuple[TrainState, tuple[jax.Array, ...]], inp: tuple[jax.Array, jax.Array]
+    ) -> tuple[tuple[TrainState, tuple[jax.Array, ...]], StepOutput]:
+        st, tally = carry
+        st, out = step(st, inp)
+        tally = tuple(t + u.astype(jnp.int32) for t, u in zip(tally, out.updated, strict=True))
+        return (st, tally), out._replace(updated=())
+
+    zeros = tuple(jnp.zeros(w.shape, jnp.int32) for w in state.params)
+    (state, tally), out = jax.lax.scan(tallied, (state, zeros), (indices, steps))
+    return state, out._replace(updated=tuple(inverse_simpson(t) for t in tally))
 
 
 run_chunk = jax.jit(_chunk, static_argnames=("structure",), donate_argnums=(0,))
@@ -412,6 +446,7 @@ def run(
     initial = [np.asarray(w) for w in state.params]
     ledger = Ledger(2, config.alphas)
     curve: list[list[float]] = []
+    simpson: list[list[float]] = []
     samples = 0
     status = "budget"
     diverged_at: int | None = None
@@ -439,6 +474,8 @@ def run(
             status = "diverged"
             break
         ledger.add(out.energy)
+        if config.simpson:
+            simpson.append([samples, *(float(d) for d in out.updated)])
         samples += interval
         acc = accuracy(
             effective(state), arrays["x_check"], arrays["y_check"], activation=config.activation
@@ -476,6 +513,11 @@ def run(
         "energy": energy,
         "minimal_energy": minimal,
         "synapse_summary": summary,
+        "simpson": (
+            {"window": interval, "columns": ["start", "hidden", "output"], "values": simpson}
+            if config.simpson
+            else None
+        ),
         "inefficiency": inefficiency(energy, minimal) if minimal else None,
         "n_synapses": {"hidden": int(initial[0].size), "output": int(initial[1].size)},
         "wall_time_s": wall,
