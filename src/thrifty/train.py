@@ -25,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -393,6 +394,121 @@ def budget_samples(config: RunConfig, n_train: int) -> int:
     return math.ceil(config.budget_epochs * n_train / interval) * interval
 
 
+class _Tracker:
+    """Host-side bookkeeping of one run: sample order, energy ledger, checks, status."""
+
+    def __init__(self, config: RunConfig, n_train: int, dataset: Any) -> None:
+        self.config = config
+        key, order_seed = seeds(config.seed)
+        self.k_init, self.k_steps = jax.random.split(key)
+        self.sampler = Sampler(n_train, config.sampling or "epoch", order_seed)
+        self.interval = int(config.check_interval or 1000)
+        self.budget = budget_samples(config, n_train)
+        self.criterion = float(config.criterion or 0.95)
+        self.syn_model = build_synapses(config.synapses, alphas=config.alphas)
+        self.ledger = Ledger(2, config.alphas)
+        self.curve: list[list[float]] = []
+        self.simpson: list[list[float]] = []
+        self.samples = 0
+        self.status = "budget"
+        self.diverged_at: int | None = None
+        self.acc = 0.0
+        self.done = False
+        self.source = getattr(dataset, "source", None)
+        self.wall = 0.0
+        self.initial: list[np.ndarray] = []
+
+    def effective(self, st: TrainState) -> Params:
+        """Weights the network computes with."""
+        if self.syn_model.weights is None:
+            return st.params
+        return self.syn_model.weights(st.params, st.synapse_state)
+
+    def take(self) -> np.ndarray:
+        """Sample indices of the next chunk (zeros once the run is done)."""
+        if self.done:
+            return np.zeros(self.interval, np.int32)
+        return self.sampler.take(self.interval)
+
+    def absorb(self, out: StepOutput, finite_weights: bool) -> bool:
+        """Account for one chunk; returns True when the run still needs a check."""
+        losses = np.asarray(out.loss)
+        bad = ~np.isfinite(losses)
+        if bad.any() or not finite_weights:
+            first = int(np.argmax(bad)) if bad.any() else self.interval - 1
+            self.ledger.add(out.energy, upto=first)
+            self.diverged_at = self.samples + first
+            self.samples += first
+            self.status = "diverged"
+            self.done = True
+            return False
+        self.ledger.add(out.energy)
+        if self.config.simpson:
+            self.simpson.append([self.samples, *(float(d) for d in out.updated)])
+        self.samples += self.interval
+        return True
+
+    def checked(self, acc: float) -> None:
+        """Record the accuracy of a check and decide whether the run stops."""
+        self.acc = acc
+        self.curve.append([self.samples, acc])
+        if acc >= self.criterion:
+            self.status = "converged"
+            self.done = True
+        elif self.samples >= self.budget:
+            self.done = True
+
+    def record(self, state: TrainState, test_acc: float | None) -> dict[str, Any]:
+        """The run record (plain JSON types) from the final state."""
+        config = self.config
+        final = [np.asarray(w) for w in state.params]
+        finite = self.status != "diverged"
+        energy = self.ledger.to_dict()
+        minimal = minimal_energy(self.initial, final) if finite else None
+        summary = (
+            self.syn_model.summary(state.params, state.synapse_state)
+            if self.syn_model.summary is not None and finite
+            else None
+        )
+        return {
+            "config": config.to_dict(),
+            "key": config.key(),
+            "status": self.status,
+            "samples": self.samples,
+            "diverged_at": self.diverged_at,
+            "curve": self.curve,
+            "accuracy": self.acc if finite else None,
+            "test_accuracy": test_acc if finite else None,
+            "energy": energy,
+            "minimal_energy": minimal,
+            "synapse_summary": summary,
+            "simpson": (
+                {
+                    "window": self.interval,
+                    "columns": ["start", "hidden", "output"],
+                    "values": self.simpson,
+                }
+                if config.simpson
+                else None
+            ),
+            "inefficiency": inefficiency(energy, minimal) if minimal else None,
+            "n_synapses": {
+                "hidden": int(self.initial[0].size),
+                "output": int(self.initial[1].size),
+            },
+            "wall_time_s": self.wall,
+            "samples_per_s": self.samples / self.wall if self.wall > 0 else None,
+            "versions": versions(),
+            "data_source": self.source,
+        }
+
+
+def _structure_for(config: RunConfig, arrays: dict[str, jax.Array], dataset: Any) -> Structure:
+    n_inputs = int(arrays["x_train"].shape[1]) - 1
+    n_outputs = int(max(int(np.max(np.asarray(dataset.y_train))) + 1, 10))
+    return Structure.of(config, n_inputs, n_outputs)
+
+
 def run(
     config: RunConfig,
     dataset: Any,
@@ -406,7 +522,7 @@ def run(
     ----------
     config : RunConfig
     dataset : thrifty.data.Dataset
-        Its preprocessing must match the config (see :func:`thrifty.experiments.dataset_for`).
+        Its preprocessing must match the config (see :func:`load_dataset`).
     arrays : dict, optional
         Device arrays from :func:`prepare_arrays`, to share them between runs.
     progress : callable ``(samples, accuracy) -> None``, optional
@@ -418,42 +534,23 @@ def run(
         ``config``, ``key``, ``status``, ``samples``, ``diverged_at``,
         ``curve`` (list of ``[samples, accuracy]``), ``accuracy``, ``test_accuracy``,
         ``energy`` (per layer and total), ``minimal_energy``, ``inefficiency``,
-        ``n_synapses``, ``wall_time_s``, ``samples_per_s``, ``versions``, ``data_source``.
+        ``synapse_summary``, ``simpson``, ``n_synapses``, ``wall_time_s``,
+        ``samples_per_s``, ``versions``, ``data_source``.
     """
     config = check_config(config)
     arrays = arrays if arrays is not None else prepare_arrays(config, dataset)
-    n_train = int(arrays["x_train"].shape[0])
-    n_inputs = int(arrays["x_train"].shape[1]) - 1
-    n_outputs = int(max(int(np.max(np.asarray(dataset.y_train))) + 1, 10))
-    structure = Structure.of(config, n_inputs, n_outputs)
+    structure = _structure_for(config, arrays, dataset)
     numbers = _as_arrays(numbers_of(config), jnp.dtype(config.dtype))
-    key, order_seed = seeds(config.seed)
-    k_init, k_steps = jax.random.split(key)
-    sampler = Sampler(n_train, config.sampling or "epoch", order_seed)
-    interval = int(config.check_interval or 1000)
-    budget = budget_samples(config, n_train)
-    criterion = float(config.criterion or 0.95)
-
-    syn_model = build_synapses(config.synapses, alphas=config.alphas)
-
-    def effective(st: TrainState) -> Params:
-        if syn_model.weights is None:
-            return st.params
-        return syn_model.weights(st.params, st.synapse_state)
+    tracker = _Tracker(config, int(arrays["x_train"].shape[0]), dataset)
+    activation = config.activation
 
     t0 = time.perf_counter()
-    state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, jnp.dtype(config.dtype)))
-    initial = [np.asarray(w) for w in state.params]
-    ledger = Ledger(2, config.alphas)
-    curve: list[list[float]] = []
-    simpson: list[list[float]] = []
-    samples = 0
-    status = "budget"
-    diverged_at: int | None = None
-    acc = 0.0
-    while samples < budget:
-        indices = jnp.asarray(sampler.take(interval))
-        steps = jnp.arange(samples, samples + interval, dtype=jnp.int32)
+    sigma = jnp.asarray(config.sigma, jnp.dtype(config.dtype))
+    state = _init(structure, numbers, tracker.k_init, sigma)
+    tracker.initial = [np.asarray(w) for w in state.params]
+    while not tracker.done:
+        indices = jnp.asarray(tracker.take())
+        steps = jnp.arange(tracker.samples, tracker.samples + tracker.interval, dtype=jnp.int32)
         state, out = run_chunk(
             state,
             indices,
@@ -461,67 +558,214 @@ def run(
             arrays["x_train"],
             arrays["y_train"],
             numbers,
-            k_steps,
+            tracker.k_steps,
             structure=structure,
         )
-        losses = np.asarray(out.loss)
-        bad = ~np.isfinite(losses)
-        if bad.any() or not all(bool(jnp.all(jnp.isfinite(w))) for w in effective(state)):
-            first = int(np.argmax(bad)) if bad.any() else interval - 1
-            ledger.add(out.energy, upto=first)
-            diverged_at = samples + first
-            samples += first
-            status = "diverged"
-            break
-        ledger.add(out.energy)
-        if config.simpson:
-            simpson.append([samples, *(float(d) for d in out.updated)])
-        samples += interval
-        acc = accuracy(
-            effective(state), arrays["x_check"], arrays["y_check"], activation=config.activation
-        )
-        curve.append([samples, acc])
-        if progress is not None:
-            progress(samples, acc)
-        if acc >= criterion:
-            status = "converged"
-            break
-    wall = time.perf_counter() - t0
-    final = [np.asarray(w) for w in state.params]
-    finite = status != "diverged"
-    test_acc = (
-        accuracy(effective(state), arrays["x_test"], arrays["y_test"], activation=config.activation)
-        if finite
-        else None
-    )
-    energy = ledger.to_dict()
-    minimal = minimal_energy(initial, final) if finite else None
-    summary = (
-        syn_model.summary(state.params, state.synapse_state)
-        if syn_model.summary is not None and finite
-        else None
-    )
-    return {
-        "config": config.to_dict(),
-        "key": config.key(),
-        "status": status,
-        "samples": samples,
-        "diverged_at": diverged_at,
-        "curve": curve,
-        "accuracy": acc if finite else None,
-        "test_accuracy": test_acc,
-        "energy": energy,
-        "minimal_energy": minimal,
-        "synapse_summary": summary,
-        "simpson": (
-            {"window": interval, "columns": ["start", "hidden", "output"], "values": simpson}
-            if config.simpson
-            else None
-        ),
-        "inefficiency": inefficiency(energy, minimal) if minimal else None,
-        "n_synapses": {"hidden": int(initial[0].size), "output": int(initial[1].size)},
-        "wall_time_s": wall,
-        "samples_per_s": samples / wall if wall > 0 else None,
-        "versions": versions(),
-        "data_source": getattr(dataset, "source", None),
+        weights = tracker.effective(state)
+        finite = all(bool(jnp.all(jnp.isfinite(w))) for w in weights)
+        if tracker.absorb(out, finite):
+            tracker.checked(
+                accuracy(weights, arrays["x_check"], arrays["y_check"], activation=activation)
+            )
+            if progress is not None:
+                progress(tracker.samples, tracker.acc)
+    tracker.wall = time.perf_counter() - t0
+    test_acc = None
+    if tracker.status != "diverged":
+        weights = tracker.effective(state)
+        test_acc = accuracy(weights, arrays["x_test"], arrays["y_test"], activation=activation)
+    return tracker.record(state, test_acc)
+
+
+def batch_mode() -> str:
+    """How :func:`run_many` batches runs on the default device.
+
+    ``"vmap"`` (accelerators): all runs advance together, one sample at a time, as
+    one vectorised computation. ``"map"`` (CPU): one compiled call advances each
+    run through its whole chunk in turn, so that run's weights stay in cache; on
+    a CPU a single small run is limited by memory traffic, not by dispatch, and
+    interleaving runs sample by sample only evicts them from cache.
+    Override with the environment variable ``THRIFTY_BATCH=vmap|map``.
+    """
+    mode = os.environ.get("THRIFTY_BATCH")
+    if mode in ("vmap", "map"):
+        return mode
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+@functools.lru_cache(maxsize=32)
+def _batched(
+    structure: Structure, mode: str = "vmap"
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Compiled init and chunk over a leading run axis for runs of one structure.
+
+    ``mode`` is ``"vmap"`` or ``"map"`` (see :func:`batch_mode`); both give the
+    same results as separate runs.
+    """
+    init = jax.jit(jax.vmap(functools.partial(init_state, structure)))
+    single = functools.partial(_chunk, structure=structure)
+    if mode == "vmap":
+        batched = jax.vmap(single, in_axes=(0, 0, None, None, None, 0, 0))
+    else:
+
+        def batched(
+            state: TrainState,
+            indices: jax.Array,
+            steps: jax.Array,
+            x: jax.Array,
+            y: jax.Array,
+            numbers: dict[str, Any],
+            keys: jax.Array,
+        ) -> tuple[TrainState, StepOutput]:
+            return jax.lax.map(
+                lambda a: single(a[0], a[1], steps, x, y, a[2], a[3]),
+                (state, indices, numbers, keys),
+            )
+
+    return init, jax.jit(batched, donate_argnums=(0,))
+
+
+@functools.partial(jax.jit, static_argnames=("activation",))
+def _correct_many(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> jax.Array:
+    return jax.lax.map(lambda p: _correct(p, x_aug, y, activation=activation), params)
+
+
+def _group_key(config: RunConfig, structure: Structure) -> tuple[Any, ...]:
+    return (structure, config.check_interval)
+
+
+def run_many(
+    configs: Sequence[RunConfig],
+    dataset: Any,
+    *,
+    arrays: dict[str, jax.Array] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train many networks that differ only in numbers as one vmapped computation.
+
+    Runs may differ in seed, learning rate, σ, the rules' numeric parameters,
+    the synapse model's numbers, criterion and budget; runs that differ in
+    structure (rule names, sizes, dtype, check interval) are grouped and each
+    group runs as one batch. A finished run is frozen: it keeps stepping with
+    zero updates and spends no energy. Records are those of :func:`run`.
+
+    Parameters
+    ----------
+    configs : sequence of RunConfig
+        All must use the same data (dataset, protocol, inputs, dtype, n_train, check set).
+    dataset : thrifty.data.Dataset
+    progress : callable ``(finished, total) -> None``, optional
+
+    Returns
+    -------
+    list of dict
+        One record per config, in the order given.
+    """
+    configs = [check_config(c) for c in configs]
+    if not configs:
+        return []
+    data_keys = {
+        (c.dataset, c.protocol, c.inputs, c.dtype, c.n_train, c.check_set) for c in configs
     }
+    if len(data_keys) > 1:
+        raise ConfigError(
+            "run_many needs configs that share dataset, protocol, inputs, dtype, n_train and "
+            f"check_set; got {sorted(map(str, data_keys))}"
+        )
+    arrays = arrays if arrays is not None else prepare_arrays(configs[0], dataset)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(_group_key(c, _structure_for(c, arrays, dataset)), []).append(i)
+    records: list[dict[str, Any] | None] = [None] * len(configs)
+    finished = 0
+    for (structure, _), members in groups.items():
+        for i, rec in zip(
+            members,
+            _run_group([configs[i] for i in members], structure, dataset, arrays),
+            strict=True,
+        ):
+            records[i] = rec
+            finished += 1
+        if progress is not None:
+            progress(finished, len(configs))
+    return [r for r in records if r is not None]
+
+
+def _run_group(
+    configs: list[RunConfig], structure: Structure, dataset: Any, arrays: dict[str, jax.Array]
+) -> list[dict[str, Any]]:
+    dtype = jnp.dtype(configs[0].dtype)
+    n_train = int(arrays["x_train"].shape[0])
+    trackers = [_Tracker(c, n_train, dataset) for c in configs]
+    numbers = jax.tree.map(
+        lambda *xs: jnp.stack(xs), *[_as_arrays(numbers_of(c), dtype) for c in configs]
+    )
+    init, chunk = _batched(structure, batch_mode())
+    interval = trackers[0].interval
+    activation = configs[0].activation
+    t0 = time.perf_counter()
+    state = init(
+        numbers,
+        jnp.stack([t.k_init for t in trackers]),
+        jnp.asarray([c.sigma for c in configs], dtype),
+    )
+    for i, t in enumerate(trackers):
+        t.initial = [np.asarray(w[i]) for w in state.params]
+    key_steps = jnp.stack([t.k_steps for t in trackers])
+    samples = 0
+    while not all(t.done for t in trackers):
+        active = jnp.asarray([0.0 if t.done else 1.0 for t in trackers], dtype)
+        state = state._replace(active=active)
+        indices = jnp.asarray(np.stack([t.take() for t in trackers]))
+        steps = jnp.arange(samples, samples + interval, dtype=jnp.int32)
+        state, out = chunk(
+            state, indices, steps, arrays["x_train"], arrays["y_train"], numbers, key_steps
+        )
+        samples += interval
+        eff = _effective_batch(trackers[0], state)
+        finite = np.asarray(
+            jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(w), axis=tuple(range(1, w.ndim))) for w in eff]),
+                axis=0,
+            )
+        )
+        needs_check = []
+        for i, t in enumerate(trackers):
+            if t.done:
+                continue
+            out_i = jax.tree.map(lambda a, i=i: a[i], out)
+            if t.absorb(out_i, bool(finite[i])):
+                needs_check.append(i)
+        if needs_check:
+            correct = np.asarray(
+                _correct_many(eff, arrays["x_check"], arrays["y_check"], activation=activation)
+            )
+            n_check = int(arrays["y_check"].shape[0])
+            for i in needs_check:
+                trackers[i].checked(int(correct[i]) / n_check)
+                if trackers[i].done:
+                    trackers[i].wall = time.perf_counter() - t0
+    for t in trackers:
+        if t.wall == 0.0:
+            t.wall = time.perf_counter() - t0
+    correct_test = np.asarray(
+        _correct_many(
+            _effective_batch(trackers[0], state),
+            arrays["x_test"],
+            arrays["y_test"],
+            activation=activation,
+        )
+    )
+    n_test = int(arrays["y_test"].shape[0])
+    records = []
+    for i, t in enumerate(trackers):
+        st_i = jax.tree.map(lambda a, i=i: a[i], state)
+        records.append(t.record(st_i, int(correct_test[i]) / n_test))
+    return records
+
+
+def _effective_batch(tracker: _Tracker, state: TrainState) -> Params:
+    """Effective weights of a batched state (leading run axis)."""
+    if tracker.syn_model.weights is None:
+        return state.params
+    return jax.vmap(tracker.syn_model.weights)(state.params, state.synapse_state)

@@ -1,0 +1,120 @@
+"""Training runs: statuses, exact counts, determinism, run_many against run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from thrifty import data
+from thrifty.config import ConfigError, RunConfig
+from thrifty.train import check_config, load_dataset, run, run_many
+
+SMALL = dict(dataset="synthetic", n_hidden=16, check_interval=100)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> data.Dataset:
+    return load_dataset(RunConfig(dataset="synthetic"))
+
+
+def test_plain_backprop_m0_is_samples_times_synapses(synthetic: data.Dataset) -> None:
+    record = run(RunConfig(**SMALL), synthetic)
+    assert record["status"] == "converged"
+    n_syn = 16 * 785 + 10 * 17
+    assert record["n_synapses"] == {"hidden": 16 * 785, "output": 10 * 17}
+    assert record["energy"]["total"]["m0"] == record["samples"] * n_syn
+    assert record["energy"]["hidden"]["m0"] == record["samples"] * 16 * 785
+    assert isinstance(record["energy"]["total"]["m0"], int)
+    # the check where the criterion was met is the last point of the curve
+    assert record["curve"][-1] == [record["samples"], record["accuracy"]]
+    assert record["accuracy"] >= 0.9
+    assert 0 < record["minimal_energy"]["total"]["m0"] <= n_syn
+    assert record["inefficiency"]["m0"] >= 1
+
+
+def test_budget_ends_runs_that_never_converge(synthetic: data.Dataset) -> None:
+    cfg = RunConfig(**SMALL, criterion=1.0, budget_epochs=0.1)
+    record = run(cfg, synthetic)
+    assert record["status"] == "budget"
+    assert record["samples"] == 200  # 0.1 epoch of 2000 samples, a whole number of checks
+    assert len(record["curve"]) == 2
+
+
+def test_divergence_is_reported_with_its_sample(synthetic: data.Dataset) -> None:
+    record = run(RunConfig(**SMALL, lr=1e4), synthetic)
+    assert record["status"] == "diverged"
+    assert record["diverged_at"] is not None and 0 <= record["diverged_at"] < 100
+    assert record["samples"] == record["diverged_at"]
+    assert np.isfinite(record["energy"]["total"]["m1"])
+    assert record["accuracy"] is None
+
+
+def test_same_seed_same_record_other_seed_differs(synthetic: data.Dataset) -> None:
+    a = run(RunConfig(**SMALL, seed=3), synthetic)
+    b = run(RunConfig(**SMALL, seed=3), synthetic)
+    c = run(RunConfig(**SMALL, seed=4), synthetic)
+    assert a["energy"] == b["energy"] and a["curve"] == b["curve"]
+    assert a["energy"] != c["energy"]
+
+
+def test_invalid_config_fails_before_work() -> None:
+    with pytest.raises(ConfigError, match="n_hidden"):
+        RunConfig(n_hidden=0)
+    with pytest.raises(ConfigError, match="lr"):
+        RunConfig(lr=-0.1)
+    with pytest.raises(ConfigError, match="dataset"):
+        RunConfig(dataset="cifar")
+    with pytest.raises(ConfigError, match="unknown config field"):
+        RunConfig.from_dict({"n_hiden": 3})
+
+
+def test_float64_needs_x64_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jax
+
+    monkeypatch.setattr(jax.config, "read", lambda name: False)
+    with pytest.raises(ConfigError, match="64-bit"):
+        check_config(RunConfig(dtype="float64"))
+
+
+def test_run_many_equals_separate_runs(synthetic: data.Dataset) -> None:
+    """Runs differing in seed, learning rate and fraction, batched, give the records of
+    separate runs: same status, samples, counts and curve; M1 within float64 rounding."""
+    configs = [
+        RunConfig(**SMALL, dtype="float64", seed=s, lr=lr, rules=(f"top-k:fraction={f}",))
+        for s, lr, f in [(0, 0.01, 0.1), (1, 0.03, 0.3), (2, 0.01, 1.0)]
+    ]
+    configs.append(dataclasses.replace(configs[0], lr=1e4))  # diverges inside the batch
+    many = run_many(configs, synthetic)
+    for got, cfg in zip(many, configs, strict=True):
+        want = run(cfg, synthetic)
+        assert got["key"] == want["key"]
+        assert (got["status"], got["samples"], got["diverged_at"]) == (
+            want["status"],
+            want["samples"],
+            want["diverged_at"],
+        )
+        assert got["energy"]["total"]["m0"] == want["energy"]["total"]["m0"]
+        assert got["energy"]["hidden"]["m0"] == want["energy"]["hidden"]["m0"]
+        assert got["energy"]["total"]["m1"] == pytest.approx(
+            want["energy"]["total"]["m1"], rel=1e-12
+        )
+        assert got["curve"] == want["curve"]
+    assert [r["status"] for r in many][-1] == "diverged"
+
+
+def test_run_many_groups_structures(synthetic: data.Dataset) -> None:
+    configs = [RunConfig(**SMALL), RunConfig(**SMALL, rules=("subnet:units=4",))]
+    records = run_many(configs, synthetic)
+    assert [r["config"]["rules"] for r in records] == [[], ["subnet:units=4"]]
+    assert records[1]["energy"]["hidden"]["m0"] == records[1]["samples"] * 4 * 785
+
+
+def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:
+    record = run(RunConfig(**SMALL, rules=("subnet:units=4",), simpson=True), synthetic)
+    values = record["simpson"]["values"]
+    assert len(values) == len(record["curve"])
+    for _start, hidden, output in values:
+        assert hidden == pytest.approx(4 * 785, rel=1e-5)
+        assert output == pytest.approx(10 * 5, rel=1e-5)
