@@ -118,3 +118,24 @@ def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:
     for _start, hidden, output in values:
         assert hidden == pytest.approx(4 * 785, rel=1e-5)
         assert output == pytest.approx(10 * 5, rel=1e-5)
+
+
+def test_cached_checks_equal_full_checks() -> None:
+    """CheckSet recomputes only changed hidden units and gives the full pass's accuracy."""
+    import jax
+    import jax.numpy as jnp
+
+    from thrifty.network import Params, augment, init_params
+    from thrifty.train import CheckSet, accuracy
+
+    rng = np.random.default_rng(0)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (500, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 500), jnp.int32)
+    p0 = init_params(jax.random.key(0), n_hidden=64, sigma=0.1)
+    checks = CheckSet(x, y, activation="leaky_relu")
+    assert checks.accuracy(p0) == accuracy(p0, x, y, activation="leaky_relu")
+    w = np.asarray(p0.hidden).copy()
+    for n_changed in (1, 5, 13, 40):  # the last exceeds a quarter: full recompute
+        w[rng.choice(64, n_changed, replace=False)] += rng.normal(0, 0.2, (n_changed, 785))
+        params = Params(jnp.asarray(w), p0.output + 0.01 * n_changed)
+        assert checks.accuracy(params) == accuracy(params, x, y, activation="leaky_relu")

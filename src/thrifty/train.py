@@ -45,7 +45,7 @@ from thrifty.energy import (
     minimal_energy,
     updated_synapses,
 )
-from thrifty.network import Params, augment, init_params, predict, propose
+from thrifty.network import Params, activate, augment, init_params, predict, propose
 from thrifty.rules import registry as rule_registry
 from thrifty.rules.base import Context
 from thrifty.synapses import build_synapses, synapse_numbers, synapse_structure
@@ -263,6 +263,89 @@ def _correct(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str)
 def accuracy(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> float:
     """Fraction of rows of ``x_aug`` (n, d+1) classified as ``y`` (n,)."""
     return float(_correct(params, x_aug, y, activation=activation)) / int(y.shape[0])
+
+
+HIDDEN_CACHE_BYTES = 1 << 30
+"""Largest hidden-activity cache (bytes) that :class:`CheckSet` keeps for a check set."""
+
+
+@functools.partial(jax.jit, static_argnames=("activation",))
+def _hidden_rows(w_hidden: jax.Array, x_aug: jax.Array, *, activation: str) -> jax.Array:
+    return activate(x_aug @ w_hidden.T, activation)
+
+
+@jax.jit
+def _changed_rows(w: jax.Array, w_ref: jax.Array) -> jax.Array:
+    return jnp.any(w != w_ref, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("activation",))
+def _correct_from(
+    hidden: jax.Array,
+    rows: jax.Array,
+    w_rows: jax.Array,
+    w_output: jax.Array,
+    x_aug: jax.Array,
+    y: jax.Array,
+    *,
+    activation: str,
+) -> jax.Array:
+    """Correct count with the hidden activity of units ``rows`` recomputed."""
+    fresh = activate(x_aug @ w_rows.T, activation)
+    h = hidden.at[:, rows].set(fresh)
+    out = h @ w_output[:, :-1].T + w_output[:, -1]
+    return jnp.sum(jnp.argmax(out, -1) == y)
+
+
+class CheckSet:
+    """Accuracy checks on a fixed set that recompute only the hidden units that changed.
+
+    Restrictions that freeze part of the input layer (subnet, neuron mask, frozen
+    input layer, small top-k fractions early on) leave most hidden units'
+    incoming weights at their initial values; their activity on the check set is
+    computed once and reused. Units whose incoming weights changed are recomputed
+    at every check. When more than a quarter changed, or the cache would exceed
+    :data:`HIDDEN_CACHE_BYTES`, the whole set is computed as usual.
+
+    Parameters
+    ----------
+    x_aug : Array, shape (n, n_inputs + 1)
+    y : Array, shape (n,)
+    activation : str
+    """
+
+    def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
+        self.x, self.y, self.activation = x_aug, y, activation
+        self.hidden: jax.Array | None = None
+        self.w_ref: jax.Array | None = None
+
+    def accuracy(self, params: Params) -> float:
+        """Fraction of the set classified correctly by ``params``."""
+        n, n_hidden = int(self.y.shape[0]), int(params.hidden.shape[0])
+        too_big = n * n_hidden * params.hidden.dtype.itemsize > HIDDEN_CACHE_BYTES
+        if too_big:
+            return accuracy(params, self.x, self.y, activation=self.activation)
+        if self.hidden is None:
+            self.w_ref = params.hidden
+            self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
+        changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
+        if changed.size > n_hidden // 4:
+            self.w_ref = params.hidden
+            self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
+            changed = changed[:0]
+        # pad to a power of two (repeating a row) so few shapes get compiled
+        size = 1 << max(int(changed.size - 1).bit_length(), 0) if changed.size else 1
+        rows = np.resize(changed if changed.size else np.zeros(1, np.int64), size).astype(np.int32)
+        correct = _correct_from(
+            self.hidden,
+            jnp.asarray(rows),
+            params.hidden[rows],
+            params.output,
+            self.x,
+            self.y,
+            activation=self.activation,
+        )
+        return float(correct) / n
 
 
 class Sampler:
@@ -544,6 +627,7 @@ def run(
     tracker = _Tracker(config, int(arrays["x_train"].shape[0]), dataset)
     activation = config.activation
 
+    checks = CheckSet(arrays["x_check"], arrays["y_check"], activation=activation)
     t0 = time.perf_counter()
     sigma = jnp.asarray(config.sigma, jnp.dtype(config.dtype))
     state = _init(structure, numbers, tracker.k_init, sigma)
@@ -564,9 +648,7 @@ def run(
         weights = tracker.effective(state)
         finite = all(bool(jnp.all(jnp.isfinite(w))) for w in weights)
         if tracker.absorb(out, finite):
-            tracker.checked(
-                accuracy(weights, arrays["x_check"], arrays["y_check"], activation=activation)
-            )
+            tracker.checked(checks.accuracy(weights))
             if progress is not None:
                 progress(tracker.samples, tracker.acc)
     tracker.wall = time.perf_counter() - t0

@@ -1,0 +1,46 @@
+"""Accuracy checks: the cached check set against a full pass, at N = 10 000.
+
+A check on 10 000 validation images costs 2·10 000·785·N flops in full (157 GFLOP
+at N = 10 000). :class:`thrifty.train.CheckSet` recomputes only hidden units whose
+incoming weights changed. Run: ``python bench/bench_validation.py [N]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from common import best_of
+from thrifty.network import Params, augment, init_params
+from thrifty.train import CheckSet, accuracy
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    rng = np.random.default_rng(0)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (10_000, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 10_000), jnp.int32)
+    p0 = init_params(jax.random.key(0), n_hidden=n)
+    print(f"# N = {n}, 10 000 check images; seconds per check (best of 3), ratio to full")
+    full = best_of(lambda: accuracy(p0, x, y, activation="leaky_relu"), 3)
+    print(f"{'full pass':<34} {full:>8.3f} {1.0:>7.2f}")
+    for changed in (100, 1000, n // 5, n // 2):
+        rows = rng.choice(n, changed, replace=False)
+        w = np.asarray(p0.hidden).copy()
+        w[rows] += 0.01
+        params = Params(jnp.asarray(w), p0.output)
+        checks = CheckSet(x, y, activation="leaky_relu")
+        checks.accuracy(p0)  # fills the cache with the initial weights
+        assert checks.accuracy(params) == accuracy(params, x, y, activation="leaky_relu")
+        t = best_of(lambda params=params, checks=checks: checks.accuracy(params), 3)
+        print(f"{f'cached, {changed} units changed':<34} {t:>8.3f} {t / full:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
