@@ -326,11 +326,11 @@ class CheckSet:
         if too_big:
             return accuracy(params, self.x, self.y, activation=self.activation)
         if self.hidden is None:
-            self.w_ref = params.hidden
+            self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
         changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
         if changed.size > n_hidden // 4:
-            self.w_ref = params.hidden
+            self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
             changed = changed[:0]
         # pad to a power of two (repeating a row) so few shapes get compiled
