@@ -1,0 +1,85 @@
+"""Single-run speed against the memory floor and a naive NumPy loop (issue: speed).
+
+For N = 100, 1000, 10 000 and 30 000 and each case (plain backprop, top-k per layer,
+subnet, synaptic caching) prints samples/s, the ratio to plain backprop, the ratio to
+the memory floor, and (for plain) the ratio to a naive per-sample NumPy loop.
+
+The memory floor of one step is the time to read and write the input-layer weights
+once, 2·N·785·4 bytes, at the copy bandwidth measured in this process by a
+STREAM-like copy of an array of that size (``y = x + 1`` compiled by XLA, so it
+uses the same threads as training). Run: ``python bench/bench_speed.py [N ...]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from common import best_of, chunk_rate, naive_numpy_rate
+from thrifty.config import RunConfig
+from thrifty.synapses import SYNAPSE_MODELS
+
+CASES: dict[str, dict[str, object]] = {
+    "backprop": {},
+    "top-k 5%": {"rules": ("top-k:fraction=0.05",)},
+    "subnet 100": {"rules": ("subnet:units=100",)},
+    "caching": {"synapses": "caching:threshold=0.1"},
+}
+
+
+def copy_bandwidth(n_bytes: int) -> float:
+    """Bytes/s moved (read + write) by an XLA elementwise copy of ``n_bytes``."""
+    x = jnp.ones(n_bytes // 4, jnp.float32)
+    f = jax.jit(lambda a: a + 1.0)
+    jax.block_until_ready(f(x))
+    t = best_of(lambda: jax.block_until_ready(f(x)), 5)
+    return 2 * n_bytes / t
+
+
+def numpy_copy_bandwidth(n_bytes: int) -> float:
+    """Bytes/s of ``numpy.copyto`` (one thread) for ``n_bytes``."""
+    a = np.ones(n_bytes // 4, np.float32)
+    b = np.empty_like(a)
+    t = best_of(lambda: np.copyto(b, a), 5)
+    return 2 * n_bytes / t
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 10_000, 30_000]
+    print(f"# device: {jax.devices()[0].device_kind}; float32; chunks of 1000 samples")
+    header = (
+        f"{'N':>6} {'case':<12} {'samples/s':>10} {'vs plain':>9} {'floor/s':>9} {'of floor':>9}"
+    )
+    print(header + f" {'vs naive':>9}")
+    for n in sizes:
+        weights = 2 * n * 785 * 4
+        bw = copy_bandwidth(weights)
+        floor = bw / weights
+        print(
+            f"# N={n}: weights {weights / 2e6:.1f} MB, XLA copy {bw / 1e9:.1f} GB/s, "
+            f"NumPy copy {numpy_copy_bandwidth(weights) / 1e9:.1f} GB/s"
+        )
+        base = None
+        for name, fields in CASES.items():
+            if "synapses" in fields and "caching" not in SYNAPSE_MODELS:
+                continue
+            rate = chunk_rate(RunConfig(n_hidden=n, **fields))  # type: ignore[arg-type]
+            base = base or rate
+            extra = ""
+            if name == "backprop":
+                naive = naive_numpy_rate(n, max(10, min(2000, 3_000_000 // n)))
+                extra = f" {rate / naive:>9.1f}"
+            print(
+                f"{n:>6} {name:<12} {rate:>10.0f} {rate / base:>9.2f} {floor:>9.0f} "
+                f"{rate / floor:>9.2f}{extra}"
+            )
+
+
+if __name__ == "__main__":
+    main()
