@@ -50,11 +50,28 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and what is allowed."""
 
 
-def _positive(name: str, value: float) -> None:
+SCHEMA = 1
+"""Version of the record schema; part of every run key."""
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float, or a ConfigError naming ``name``."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ConfigError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError(f"{name} must be a finite number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _positive(name: str, value: Any) -> float:
+    number = _number(name, value)
+    if number <= 0:
         raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -137,21 +154,25 @@ class RunConfig:
             or self.n_hidden < 1
         ):
             raise ConfigError(f"n_hidden must be an integer >= 1, got {self.n_hidden!r}")
-        _positive("lr", self.lr)
+        object.__setattr__(self, "lr", _positive("lr", self.lr))
         if self.sigma is not None:
-            _positive("sigma", self.sigma)
+            object.__setattr__(self, "sigma", _positive("sigma", self.sigma))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if isinstance(self.rules, str) or not all(isinstance(r, str) for r in self.rules):
+        if not isinstance(self.rules, list | tuple) or not all(
+            isinstance(r, str) for r in self.rules
+        ):
             raise ConfigError(f"rules must be a list of rule strings, got {self.rules!r}")
         object.__setattr__(self, "rules", tuple(self.rules))
-        object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+        if not isinstance(self.alphas, list | tuple):
+            raise ConfigError(f"alphas must be a list of numbers > 0, got {self.alphas!r}")
+        object.__setattr__(self, "alphas", tuple(_positive("alphas", a) for a in self.alphas))
         if not isinstance(self.synapses, str):
             raise ConfigError(f"synapses must be a string such as 'plain', got {self.synapses!r}")
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
         _choice("inputs", self.inputs, INPUTS)
-        _positive("budget_epochs", self.budget_epochs)
+        object.__setattr__(self, "budget_epochs", _positive("budget_epochs", self.budget_epochs))
         if self.check_interval is not None and (
             not isinstance(self.check_interval, int)
             or isinstance(self.check_interval, bool)
@@ -165,15 +186,12 @@ class RunConfig:
         if self.check_set is not None:
             _choice("check_set", self.check_set, ("validation", "test"))
         if self.criterion is not None:
-            _positive("criterion", self.criterion)
+            object.__setattr__(self, "criterion", _positive("criterion", self.criterion))
             if self.criterion > 1:
                 raise ConfigError(
                     f"criterion must be an accuracy in (0, 1], got {self.criterion!r}"
                 )
         _choice("dtype", self.dtype, DTYPES)
-        for a in self.alphas:
-            if not math.isfinite(a) or a <= 0:
-                raise ConfigError(f"alphas must be finite numbers > 0, got {self.alphas!r}")
         if self.n_train is not None and (
             not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 1
         ):
@@ -203,7 +221,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from a mapping; unknown fields are an error naming them."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a table of fields, got {type(data).__name__}")
+        unknown = sorted(map(str, set(data) - names))
         if unknown:
             raise ConfigError(
                 f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
@@ -215,6 +235,15 @@ class RunConfig:
         return cls(**data)
 
     def key(self) -> str:
-        """Stable 16-hex-digit name of this run: SHA-256 of the resolved config."""
-        text = json.dumps(self.resolved().to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable 16-hex-digit name of this run.
+
+        SHA-256 of the schema version and the fields of the resolved config that
+        differ from their defaults, so a field added later (with a default that
+        keeps the old behaviour) does not rename existing records. Numbers are
+        normalised (``lr=1`` and ``lr=1.0`` name the same run).
+        """
+        resolved = self.resolved().to_dict()
+        defaults = RunConfig().to_dict()
+        fields = {k: v for k, v in resolved.items() if v != defaults[k]}
+        text = json.dumps({"schema": SCHEMA, **fields}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -111,8 +111,8 @@ class RuleSpec:
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.kwargs)
 
 
-def _convert(entry: Entry, param: Param, raw: Any) -> Any:
-    where = f"rule {entry.name!r}, parameter {param.name!r}"
+def _convert(entry: Entry, param: Param, raw: Any, kind: str = "rule") -> Any:
+    where = f"{kind} {entry.name!r}, parameter {param.name!r}"
     if param.kind == "str":
         value = str(raw)
         if param.choices is not None and value not in param.choices:
@@ -139,7 +139,7 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
         parameter (the message lists the rule's parameters), bad value.
     """
     registry = REGISTRY if registry is None else registry
-    kind = "rule" if registry is REGISTRY else "model"
+    kind = "rule" if registry is REGISTRY else "synapse model"
     if isinstance(text, RuleSpec):
         return text
     if not isinstance(text, str) or not text.strip():
@@ -157,14 +157,14 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq:
-            raise RuleError(f"rule {name!r}: expected key=value, got {item!r}")
+            raise RuleError(f"{kind} {name!r}: expected key=value, got {item!r}")
         if key not in by_name:
             allowed = ", ".join(by_name) or "none"
-            raise RuleError(f"rule {name!r} has no parameter {key!r}; its parameters: {allowed}")
-        given[key] = _convert(entry, by_name[key], value.strip())
+            raise RuleError(f"{kind} {name!r} has no parameter {key!r}; its parameters: {allowed}")
+        given[key] = _convert(entry, by_name[key], value.strip(), kind)
     for p in entry.params:
         if p.required and p.name not in given:
-            raise RuleError(f"rule {name!r} needs parameter {p.name!r}")
+            raise RuleError(f"{kind} {name!r} needs parameter {p.name!r}")
     ordered = tuple((p.name, given[p.name]) for p in entry.params if p.name in given)
     return RuleSpec(name, ordered)
 

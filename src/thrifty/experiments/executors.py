@@ -1,0 +1,322 @@
+"""Where the runs of a sweep execute: this process, a local process pool, or a Dask cluster.
+
+The sweep needs only the :mod:`concurrent.futures` interface: ``submit(fn, *args,
+**kwargs)`` returning a future with ``result()`` and ``add_done_callback()``. So any
+executor works; this module provides the usual ones and the glue:
+
+- :class:`InlineExecutor`: runs each task in this process, one at a time (``workers=1``);
+- :class:`LocalPool`: a :class:`~concurrent.futures.ProcessPoolExecutor` with the *spawn*
+  start method (JAX must never be forked) that replaces itself when a worker process
+  dies, so the runs it lost can be submitted again;
+- :class:`DaskExecutor`: a ``dask.distributed.Client`` (given, or made from a scheduler
+  address such as ``"tcp://10.0.0.1:8786"``).
+
+Example
+-------
+>>> with open_executor(workers=4) as ex:  # doctest: +SKIP
+...     future = ex.submit(pow, 2, 10)
+...     future.result()
+1024
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "DaskExecutor",
+    "ExecutorLike",
+    "InlineExecutor",
+    "LocalPool",
+    "OpenExecutor",
+    "as_concurrent_future",
+    "is_worker_loss",
+    "open_executor",
+]
+
+
+class ExecutorLike(Protocol):
+    """Anything with the ``submit`` method of :class:`concurrent.futures.Executor`."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class InlineExecutor:
+    """Runs every task in this process when it is submitted; the future is already done.
+
+    Exceptions (not ``KeyboardInterrupt`` or ``SystemExit``) go into the future.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Run ``fn(*args, **kwargs)`` now; return a finished future."""
+        future: cf.Future[Any] = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to release."""
+
+
+def worker_init(x64: bool, parent_pid: int, gpu_share: bool) -> None:
+    """Initialise a worker process of :class:`LocalPool`.
+
+    Sets JAX's 64-bit mode as in the driver, lets several processes share one GPU (no
+    preallocation of most of its memory by each), and starts a watchdog thread that ends
+    the worker once its driver is gone (a driver killed with SIGKILL leaves no orphans
+    computing runs nobody will record).
+    """
+    if gpu_share:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(70)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="thrifty-parent-watchdog", daemon=True).start()
+
+
+class LocalPool:
+    """A spawn-based process pool that starts afresh after a worker process died.
+
+    When a worker dies (killed, out of memory), :class:`ProcessPoolExecutor` fails every
+    pending future with :class:`~concurrent.futures.process.BrokenProcessPool` and refuses
+    new tasks. This wrapper then shuts the broken pool down and starts a new one on the
+    next :meth:`submit`, so the sweep can submit the lost runs again.
+
+    Parameters
+    ----------
+    workers : int
+        Number of worker processes, >= 1.
+    x64 : bool
+        JAX 64-bit mode of the workers (the driver's, so results do not depend on where
+        a run executes).
+    """
+
+    def __init__(self, workers: int, *, x64: bool = False) -> None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
+        self.x64 = x64
+        self.restarts = 0
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=worker_init,
+            initargs=(self.x64, os.getpid(), self.workers > 1),
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Submit to the pool, replacing it first if a worker died."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = self._new_pool()
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except cf.BrokenExecutor:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self.restarts += 1
+                self._pool = self._new_pool()
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def pids(self) -> list[int]:
+        """Process ids of the current pool's workers (for monitoring)."""
+        pool = self._pool
+        procs = getattr(pool, "_processes", None) or {}
+        return sorted(int(p) for p in procs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the pool down (see :meth:`concurrent.futures.Executor.shutdown`)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+                self._pool = None
+
+    def terminate(self) -> None:
+        """Stop at once: cancel what waits and end the worker processes (runs are lost)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(5)
+
+
+class DaskExecutor:
+    """Submit to a ``dask.distributed`` cluster through a client.
+
+    Every task gets a unique key (``pure=False``): two sweeps never share a task. A worker
+    that dies while running a task is handled by the scheduler, which runs the task on
+    another worker, up to ``distributed.scheduler.allowed-failures`` times (default 3);
+    after that the future raises ``KilledWorker`` and the sweep records the run as failed.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``client.submit(fn, *args, pure=False, **kwargs)``."""
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing: the client's owner closes it."""
+
+
+def is_dask_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (without importing Dask)."""
+    return any(
+        c.__module__.startswith("distributed") and c.__name__ == "Client" for c in type(obj).__mro__
+    )
+
+
+def is_worker_loss(exc: BaseException) -> bool:
+    """Whether a future failed because its worker process died, not because the run raised.
+
+    True for :class:`concurrent.futures.BrokenExecutor` (a process pool whose worker died).
+    Dask's ``KilledWorker`` is *not* a loss to retry: the scheduler already retried the
+    task on other workers before raising it.
+    """
+    return isinstance(exc, cf.BrokenExecutor)
+
+
+def as_concurrent_future(future: Any) -> cf.Future[Any]:
+    """A :class:`concurrent.futures.Future` that follows ``future`` (any future type).
+
+    ``future`` needs ``add_done_callback(fn)`` and ``result()`` (Dask futures have both),
+    so :func:`concurrent.futures.wait` can wait on futures of every executor.
+    """
+    if isinstance(future, cf.Future):
+        return future
+    out: cf.Future[Any] = cf.Future()
+    out.set_running_or_notify_cancel()
+
+    def copy(done: Any) -> None:
+        try:
+            result = done.result()
+        except BaseException as exc:  # the run's error, or its cancellation
+            out.set_exception(exc)
+        else:
+            out.set_result(result)
+
+    future.add_done_callback(copy)
+    return out
+
+
+@dataclass
+class OpenExecutor:
+    """An executor with what the sweep needs to know about it.
+
+    Attributes
+    ----------
+    executor : ExecutorLike
+    description : str
+        For progress output, e.g. ``"2 local processes"``.
+    max_in_flight : int or None
+        How many runs to submit ahead; ``None``: all at once (the cluster queues them).
+    """
+
+    executor: ExecutorLike
+    description: str
+    max_in_flight: int | None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Submit to the executor."""
+        return self.executor.submit(fn, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def open_executor(
+    *,
+    workers: int = 1,
+    client: Any = None,
+    scheduler: str | None = None,
+    x64: bool = False,
+) -> Iterator[OpenExecutor]:
+    """The executor a sweep runs on, released on exit.
+
+    Parameters
+    ----------
+    workers : int
+        Local worker processes when neither ``client`` nor ``scheduler`` is given; 1 runs
+        in this process.
+    client : distributed.Client or concurrent.futures.Executor-like, optional
+        Used as it is, never closed here.
+    scheduler : str, optional
+        Address of a Dask scheduler, ``"tcp://HOST:PORT"``; a client is opened on it and
+        closed on exit. Needs ``dask[distributed]``.
+    x64 : bool
+        JAX 64-bit mode for local worker processes.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` < 1, or both ``client`` and ``scheduler`` given.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if client is not None and scheduler is not None:
+        raise ValueError("give either client or scheduler, not both")
+    if scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "scheduler= needs Dask: pip install 'thrifty[dask]' (dask[distributed])"
+            ) from exc
+        own = Client(scheduler, timeout="30s")
+        try:
+            yield OpenExecutor(DaskExecutor(own), f"Dask scheduler {scheduler}", None)
+        finally:
+            own.close()
+        return
+    if client is not None:
+        if is_dask_client(client):
+            yield OpenExecutor(DaskExecutor(client), f"Dask {client.scheduler.address}", None)
+        else:
+            if not callable(getattr(client, "submit", None)):
+                raise TypeError(
+                    f"client must be a dask Client or have a submit() method, got {client!r}"
+                )
+            yield OpenExecutor(client, type(client).__name__, None)
+        return
+    if workers == 1:
+        yield OpenExecutor(InlineExecutor(), "this process", 1)
+        return
+    pool = LocalPool(workers, x64=x64)
+    try:
+        yield OpenExecutor(pool, f"{workers} local processes", 2 * workers)
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.shutdown(wait=True)

@@ -1,0 +1,571 @@
+"""The results store: one JSON record per run, written atomically, loaded as a table.
+
+A store is a directory; the record of the run whose config has key ``K``
+(:meth:`thrifty.config.RunConfig.key`) is ``<root>/records/K.json``. A record is the
+plain-JSON dict that :func:`thrifty.train.run` returns, or, for a run that raised or
+whose worker died, a *failed* record (``status="failed"`` and the error text) made by
+:func:`failed_record`.
+
+Example
+-------
+>>> store = ResultStore("results")  # doctest: +SKIP
+>>> store.write(record)  # doctest: +SKIP
+>>> store.has(record["key"]), store.keys()  # doctest: +SKIP
+(True, ['3f2a...'])
+>>> df = load("results")  # doctest: +SKIP
+>>> df[["n_hidden", "lr", "status", "m0", "m1"]]  # doctest: +SKIP
+
+Notes
+-----
+Writes go to a temporary file in the same directory, are flushed to disk with
+``fsync`` and then renamed over the final name (``os.replace``), so a reader or a
+process killed at any instant sees either no record or a whole one, never a partial
+one. A temporary file left by a killed writer is never mistaken for a record; it is
+removed by :meth:`ResultStore.remove_stale_temporaries` (which :func:`run_sweep`
+calls when it starts).
+
+Records are written with Python's JSON conventions: a non-finite float (an
+inefficiency of ``inf`` when the minimal energy is 0) is written as ``Infinity``,
+which :func:`json.loads` reads back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+import traceback
+import typing
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from thrifty.config import RunConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FINAL_STATUSES",
+    "STATUSES",
+    "RecordError",
+    "ResultStore",
+    "StoreError",
+    "failed_record",
+    "flatten",
+    "load",
+    "to_parquet",
+]
+
+STATUSES = ("converged", "budget", "diverged", "failed")
+"""Every status a record may have."""
+
+FINAL_STATUSES = ("converged", "budget", "diverged")
+"""Statuses of a finished run; a sweep never runs these again. ``failed`` is re-run."""
+
+_KEY = re.compile(r"^[0-9a-f]{16}$")
+_TEMP_SUFFIX = ".tmp"
+# Keys every record has, and the ones a record of a finished (not failed) run adds.
+_REQUIRED: dict[str, type] = {"key": str, "config": dict, "status": str}
+_REQUIRED_FINISHED: dict[str, type] = {"samples": int, "curve": list, "energy": dict}
+
+# Top-level scalar columns, in this order, before the config fields.
+BASE_COLUMNS = (
+    "key",
+    "status",
+    "samples",
+    "diverged_at",
+    "accuracy",
+    "test_accuracy",
+    "wall_time_s",
+    "samples_per_s",
+    "error",
+)
+
+
+class StoreError(OSError):
+    """A record could not be written or the store could not be used; names the path."""
+
+
+class RecordError(ValueError):
+    """A stored record is unreadable or malformed.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The offending file.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"bad record {str(path)!r}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
+    """Check that ``record`` has the fields every record needs; return it.
+
+    Parameters
+    ----------
+    record : Any
+        A decoded record.
+    path : pathlib.Path, optional
+        Where it was read from, for the message; its stem must equal the record's key.
+
+    Raises
+    ------
+    RecordError
+        Naming the path and the missing or mistyped field.
+    """
+    where = path if path is not None else Path("<record>")
+    if not isinstance(record, dict):
+        raise RecordError(where, f"a record must be a JSON object, got {type(record).__name__}")
+    required = dict(_REQUIRED)
+    if record.get("status") != "failed":
+        required.update(_REQUIRED_FINISHED)
+    for name, kind in required.items():
+        if name not in record:
+            raise RecordError(where, f"missing field {name!r}")
+        if not isinstance(record[name], kind) or isinstance(record[name], bool):
+            raise RecordError(
+                where,
+                f"field {name!r} must be {kind.__name__}, got {type(record[name]).__name__}",
+            )
+    if not _KEY.match(record["key"]):
+        raise RecordError(where, f"key must be 16 hex digits, got {record['key']!r}")
+    if record["status"] not in STATUSES:
+        raise RecordError(
+            where, f"status must be one of {', '.join(STATUSES)}; got {record['status']!r}"
+        )
+    if "total" not in record.get("energy", {"total": None}):
+        raise RecordError(where, "field 'energy' has no 'total'")
+    if path is not None and path.stem != record["key"]:
+        raise RecordError(where, f"file name does not match its key {record['key']!r}")
+    return record
+
+
+def failed_record(config: RunConfig, error: BaseException, *, attempts: int = 1) -> dict[str, Any]:
+    """The record of a run that raised, or whose worker died.
+
+    Parameters
+    ----------
+    config : RunConfig
+    error : BaseException
+        What the run raised (its traceback, remote parts included, goes into the record).
+    attempts : int
+        How many times the run was tried.
+
+    Returns
+    -------
+    dict
+        ``key``, ``config`` (resolved), ``status="failed"``, ``error`` (one line),
+        ``traceback``, ``attempts``, ``failed_at`` (Unix time) and empty result fields.
+    """
+    resolved = config.resolved()
+    return {
+        "config": resolved.to_dict(),
+        "key": config.key(),
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(error)),
+        "attempts": attempts,
+        "failed_at": time.time(),
+        "samples": None,
+        "diverged_at": None,
+        "curve": [],
+        "accuracy": None,
+        "test_accuracy": None,
+        "wall_time_s": None,
+        "samples_per_s": None,
+    }
+
+
+class ResultStore:
+    """A directory of run records, ``<root>/records/<key>.json``.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The store's directory; created on the first write.
+
+    Examples
+    --------
+    >>> store = ResultStore("results")  # doctest: +SKIP
+    >>> store.write(record); store.read(record["key"])["status"]  # doctest: +SKIP
+    'converged'
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "records"
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        """Path of the record of ``key`` (which need not exist)."""
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise KeyError(f"not a run key (16 hex digits): {key!r}")
+        return self.dir / f"{key}.json"
+
+    def has(self, key: str) -> bool:
+        """Whether a record of ``key`` exists (of any status, failed included)."""
+        return self.path(key).is_file()
+
+    def is_final(self, key: str) -> bool:
+        """Whether ``key`` has a readable record of a finished run (not ``failed``).
+
+        A corrupted record counts as missing, so a sweep runs it again.
+        """
+        if not self.has(key):
+            return False
+        try:
+            return self.read(key)["status"] in FINAL_STATUSES
+        except RecordError:
+            return False
+
+    def keys(self) -> list[str]:
+        """Keys of every stored record, sorted (temporary files are not records)."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(
+            p.stem for p in self.dir.iterdir() if p.suffix == ".json" and _KEY.match(p.stem)
+        )
+
+    def read(self, key: str) -> dict[str, Any]:
+        """The record of ``key``.
+
+        Raises
+        ------
+        KeyError
+            No record of ``key``.
+        RecordError
+            The file is not valid JSON or lacks a required field; names the path.
+        """
+        path = self.path(key)
+        if not path.is_file():
+            raise KeyError(f"no record {key!r} in {str(self.dir)!r}")
+        return read_record(path)
+
+    def records(self, *, errors: Literal["raise", "skip"] = "raise") -> list[dict[str, Any]]:
+        """Every record, in key order.
+
+        Parameters
+        ----------
+        errors : {"raise", "skip"}
+            ``"raise"``: a bad record raises :class:`RecordError`; ``"skip"``: bad records
+            are left out with a warning that names them (see :meth:`scan`).
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be one of raise, skip; got {errors!r}")
+        good, bad = self.scan()
+        if bad and errors == "raise":
+            raise bad[0]
+        if bad:
+            warnings.warn(
+                f"skipped {len(bad)} bad record(s): " + "; ".join(str(e) for e in bad),
+                stacklevel=2,
+            )
+        return good
+
+    def scan(self) -> tuple[list[dict[str, Any]], list[RecordError]]:
+        """Read every record: the good ones and the errors of the bad ones (with paths)."""
+        good: list[dict[str, Any]] = []
+        bad: list[RecordError] = []
+        for key in self.keys():
+            try:
+                good.append(read_record(self.dir / f"{key}.json"))
+            except RecordError as exc:
+                bad.append(exc)
+        return good, bad
+
+    def write(self, record: dict[str, Any]) -> Path:
+        """Write ``record`` atomically as ``records/<record["key"]>.json``; return its path.
+
+        An existing record of the same key is replaced (a failed run that succeeds on a
+        later sweep).
+
+        Raises
+        ------
+        RecordError
+            ``record`` lacks a required field (nothing is written).
+        StoreError
+            The file could not be written (read-only directory, disk full, ...); no
+            partial or temporary file is left behind.
+        """
+        validate_record(record)
+        path = self.path(record["key"])
+        try:
+            data = json.dumps(record, indent=1, sort_keys=True).encode()
+        except (TypeError, ValueError) as exc:
+            raise RecordError(path, f"not JSON-serialisable: {exc}") from None
+        tmp: str | None = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                dir=self.dir, prefix=f".{path.stem}.{_writer_tag()}.", suffix=_TEMP_SUFFIX
+            )
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            tmp = None
+            _fsync_dir(self.dir)
+        except OSError as exc:
+            raise StoreError(f"cannot write record {str(path)!r}: {exc}") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return path
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files of unfinished writes in the records directory."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(
+            p for p in self.dir.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+        )
+
+    def remove_stale_temporaries(self, *, max_age_s: float = 86400.0) -> list[Path]:
+        """Remove temporary files left by writers that died; return them.
+
+        A temporary file is stale when the process that made it (its name holds host and
+        process id) no longer runs on this host, or when it is older than ``max_age_s``
+        (writers on other hosts of a shared file system).
+        """
+        removed = []
+        host = socket.gethostname()
+        now = time.time()
+        for p in self.temporaries():
+            parts = p.name.split(".")
+            # ".<key>.<host>_<pid>.<random>.tmp" -> ["", key, "host_pid", random, "tmp"]
+            writer = parts[2] if len(parts) >= 5 else ""
+            w_host, _, w_pid = writer.rpartition("_")
+            try:
+                mine = w_host == _safe(host) and w_pid.isdigit() and not _alive(int(w_pid))
+                old = now - p.stat().st_mtime > max_age_s
+                if mine or old:
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Read and validate one record file; :class:`RecordError` names the path."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(path, f"cannot read: {exc}") from None
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise RecordError(path, f"not valid JSON: {exc}") from None
+    return validate_record(record, path=path)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", text)
+
+
+def _writer_tag() -> str:
+    return f"{_safe(socket.gethostname())}_{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@functools.cache
+def _float_fields() -> frozenset[str]:
+    """RunConfig fields typed ``float`` (an integer there, e.g. ``lr = 1``, is a float)."""
+    hints = typing.get_type_hints(RunConfig)
+    return frozenset(
+        name for name, hint in hints.items() if hint is float or float in typing.get_args(hint)
+    )
+
+
+def _config_columns(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    floats = _float_fields()
+    for f in dataclasses.fields(RunConfig):
+        value = config.get(f.name)
+        if f.name == "rules":
+            value = " + ".join(value or ())
+        elif f.name == "alphas":
+            value = ",".join(repr(float(a)) for a in value or ())
+        elif f.name in floats and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[f.name] = value
+    return out
+
+
+def _flatten_layers(block: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+    """``{"hidden": {...}, "output": {...}, "total": {...}}`` -> ``m0``, ``m0_hidden``, ..."""
+    out: dict[str, Any] = {}
+    for layer, values in block.items():
+        if not isinstance(values, dict):
+            continue
+        tail = "" if layer == "total" else f"_{layer}"
+        for name, value in _leaves(values):
+            out[f"{name}{suffix}{tail}"] = value
+    return out
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in values.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{name}_")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """One table row of a record.
+
+    Columns: :data:`BASE_COLUMNS`; every :class:`~thrifty.config.RunConfig` field
+    (``rules`` joined by ``" + "``, ``alphas`` by ``","``, ``""`` for none); the energy
+    (``m0``, ``m1``, ``m0_potentiation``, ... in total, the same with ``_hidden`` and
+    ``_output`` per layer, ``m_alpha_<α>`` for extra meters); the minimal energy
+    (``m0_min``, ``m1_min``, per layer ``m0_min_hidden``, ...); the inefficiency
+    (``ineff_m0``, ``ineff_m1``); the synapse summary per layer
+    (``remaining_m1_hidden``, ...); ``n_synapses`` (total and per layer); ``curve``
+    (list of ``[samples, accuracy]``); ``version_<package>``; ``data_source``.
+    """
+    row: dict[str, Any] = {name: record.get(name) for name in BASE_COLUMNS}
+    row.update(_config_columns(record.get("config") or {}))
+    if record.get("energy"):
+        row.update(_flatten_layers(record["energy"]))
+    if record.get("minimal_energy"):
+        row.update(_flatten_layers(record["minimal_energy"], suffix="_min"))
+    for name, value in (record.get("inefficiency") or {}).items():
+        row[f"ineff_{name}"] = value
+    summary = record.get("synapse_summary") or {}
+    for layer, values in summary.items():
+        if isinstance(values, dict):
+            for name, value in _leaves(values):
+                row[f"{name}_{layer}"] = value
+        else:
+            row[layer] = values
+    n_syn = record.get("n_synapses") or {}
+    if n_syn:
+        row["n_synapses"] = sum(int(v) for v in n_syn.values())
+        for layer, value in n_syn.items():
+            row[f"n_synapses_{layer}"] = value
+    row["curve"] = [[float(s), float(a)] for s, a in record.get("curve") or []]
+    simpson = record.get("simpson")
+    if isinstance(simpson, dict) and simpson.get("values"):
+        values = [[float(v) for v in r] for r in simpson["values"]]
+        names = list(simpson.get("columns") or ["start", "hidden", "output"])[1:]
+        row["simpson_curve"] = values
+        for i, layer in enumerate(names, start=1):
+            row[f"simpson_start_{layer}"] = values[0][i]
+            row[f"simpson_end_{layer}"] = values[-1][i]
+        if "hidden" in names:
+            row["simpson_start"] = row["simpson_start_hidden"]
+            row["simpson_end"] = row["simpson_end_hidden"]
+    for name, value in (record.get("versions") or {}).items():
+        row[f"version_{name}"] = value
+    row["data_source"] = record.get("data_source")
+    return row
+
+
+def load(
+    root: str | os.PathLike[str] | ResultStore, *, errors: Literal["raise", "skip"] = "raise"
+) -> pd.DataFrame:
+    """The records of a store as a :class:`pandas.DataFrame`, one row per run.
+
+    Parameters
+    ----------
+    root : str, os.PathLike or ResultStore
+        The store.
+    errors : {"raise", "skip"}
+        What to do with a corrupted record: raise :class:`RecordError` naming its path,
+        or leave it out with a warning; the skipped paths are in
+        ``df.attrs["skipped"]`` either way (empty when none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as :func:`flatten` describes; integer columns with missing values
+        (failed runs) use pandas' nullable ``Int64`` so counts stay exact.
+
+    Examples
+    --------
+    >>> df = load("results")  # doctest: +SKIP
+    >>> df.groupby("n_hidden")["m0"].median()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    store = root if isinstance(root, ResultStore) else ResultStore(root)
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be one of raise, skip; got {errors!r}")
+    good, bad = store.scan()
+    if bad and errors == "raise":
+        raise bad[0]
+    if bad:
+        warnings.warn(
+            f"skipped {len(bad)} bad record(s): " + "; ".join(str(e) for e in bad), stacklevel=2
+        )
+    rows = [flatten(r) for r in good]
+    columns = list(BASE_COLUMNS) + [f.name for f in dataclasses.fields(RunConfig)]
+    for row in rows:
+        columns.extend(name for name in row if name not in columns)
+    data: dict[str, Any] = {}
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            data[name] = pd.array(values, dtype="Int64")
+        else:
+            data[name] = pd.Series(values, dtype=object if not present else None)
+    df = pd.DataFrame(data, columns=columns)
+    df.attrs["skipped"] = [str(e.path) for e in bad]
+    df.attrs["store"] = str(store.root)
+    return df
+
+
+def to_parquet(
+    root: str | os.PathLike[str] | ResultStore,
+    path: str | os.PathLike[str],
+    *,
+    errors: Literal["raise", "skip"] = "raise",
+) -> Path:
+    """Write the table of :func:`load` to a Parquet file (needs ``pyarrow``); return its path."""
+    df = load(root, errors=errors)
+    out = Path(path)
+    df.to_parquet(out, index=False)
+    return out

@@ -1,0 +1,466 @@
+"""Tests of thrifty.experiments: the results store, config files, sweeps, progress."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import errno
+import io
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from thrifty.config import ConfigError, RunConfig
+from thrifty.experiments import (
+    RecordError,
+    ResultStore,
+    StoreError,
+    configs_from_file,
+    configs_from_mapping,
+    failed_record,
+    flatten,
+    load,
+    run_one,
+    run_sweep,
+    to_parquet,
+)
+from thrifty.experiments.store import FINAL_STATUSES, _safe
+
+
+def small(**changes: Any) -> RunConfig:
+    """A run of a second or less once compiled: synthetic data, 12 hidden units."""
+    fields: dict[str, Any] = {
+        "dataset": "synthetic",
+        "n_hidden": 12,
+        "budget_epochs": 1.0,
+        "check_interval": 500,
+    }
+    fields.update(changes)
+    return RunConfig(**fields)
+
+
+@pytest.fixture(scope="module")
+def record() -> dict[str, Any]:
+    """One real record (run in this process; compiles the step once for the module)."""
+    return run_one(small().to_dict())
+
+
+def fake(key: str = "0123456789abcdef", **changes: Any) -> dict[str, Any]:
+    """A minimal, valid record of a finished run (no training)."""
+    rec: dict[str, Any] = {
+        "key": key,
+        "config": small().resolved().to_dict(),
+        "status": "converged",
+        "samples": 500,
+        "curve": [[500, 0.93]],
+        "energy": {"hidden": {"m0": 5, "m1": 0.5}, "output": {"m0": 1, "m1": 0.1}},
+    }
+    rec["energy"]["total"] = {"m0": 6, "m1": 0.6}
+    rec.update(changes)
+    return rec
+
+
+# ------------------------------------------------------------------------------- store
+
+
+def test_store_round_trip(tmp_path: Path, record: dict[str, Any]) -> None:
+    store = ResultStore(tmp_path / "results")
+    assert store.keys() == [] and not store.has(record["key"])
+    path = store.write(record)
+    assert path == tmp_path / "results" / "records" / f"{record['key']}.json"
+    assert store.has(record["key"]) and store.is_final(record["key"])
+    assert store.keys() == [record["key"]]
+    assert store.read(record["key"]) == json.loads(json.dumps(record))
+    assert store.records() == [store.read(record["key"])]
+    assert store.temporaries() == []
+    with pytest.raises(KeyError, match="no record"):
+        store.read("ffffffffffffffff")
+
+
+def test_write_replaces_a_record_atomically(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    store.write(fake(status="failed", error="boom"))
+    assert not store.is_final("0123456789abcdef")
+    store.write(fake())
+    assert store.read("0123456789abcdef")["status"] == "converged"
+    assert sorted(p.name for p in store.dir.iterdir()) == ["0123456789abcdef.json"]
+
+
+def test_write_failure_is_store_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ResultStore(tmp_path)
+    store.write(fake())
+    before = store.path("0123456789abcdef").read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(StoreError, match="No space left") as info:
+        store.write(fake(samples=1000))
+    assert "0123456789abcdef.json" in str(info.value)
+    monkeypatch.undo()
+    # The old record is untouched, and no temporary file is left.
+    assert store.path("0123456789abcdef").read_bytes() == before
+    assert sorted(p.name for p in store.dir.iterdir()) == ["0123456789abcdef.json"]
+
+
+def test_read_only_directory_is_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ResultStore(tmp_path)
+    store.dir.mkdir(parents=True)
+    store.dir.chmod(0o500)
+    try:
+        probe = store.dir / "probe"
+        try:
+            probe.write_text("")  # root ignores permissions: simulate the refusal instead
+            probe.unlink()
+
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise PermissionError(errno.EACCES, "Permission denied")
+
+            monkeypatch.setattr(tempfile, "mkstemp", refuse)
+        except PermissionError:
+            pass
+        with pytest.raises(StoreError, match="Permission denied"):
+            store.write(fake())
+        monkeypatch.undo()
+    finally:
+        store.dir.chmod(0o700)
+    assert list(store.dir.iterdir()) == []
+
+
+def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    with pytest.raises(RecordError, match="missing field 'energy'"):
+        store.write({k: v for k, v in fake().items() if k != "energy"})
+    with pytest.raises(RecordError, match="key must be 16 hex digits"):
+        store.write(fake(key="../escape"))
+    with pytest.raises(RecordError, match="status must be one of"):
+        store.write(fake(status="done"))
+    assert store.keys() == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    ids=["json", "not-object", "missing", "type", "misnamed"],
+    argvalues=[
+        ('{"key": "0123456789abcdef", "status": "conv', "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({k: v for k, v in fake().items() if k != "curve"}), "missing field 'curve'"),
+        (json.dumps(fake(samples="many")), "field 'samples' must be int"),
+        (json.dumps(fake(key="fedcba9876543210")), "does not match its key"),
+    ],
+)
+def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: str) -> None:
+    store = ResultStore(tmp_path)
+    store.write(fake(key="aaaaaaaaaaaaaaaa"))
+    bad = store.path("0123456789abcdef")
+    bad.write_text(content)
+    with pytest.raises(RecordError, match=reason) as info:
+        store.read("0123456789abcdef")
+    assert info.value.path == bad and str(bad) in str(info.value)
+    with pytest.raises(RecordError, match=reason):
+        load(tmp_path)
+    with pytest.warns(UserWarning, match=str(bad)):
+        df = load(tmp_path, errors="skip")
+    assert list(df["key"]) == ["aaaaaaaaaaaaaaaa"]
+    assert df.attrs["skipped"] == [str(bad)]
+    assert not store.is_final("0123456789abcdef")
+
+
+def test_stale_temporaries_are_removed_and_never_records(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    store.write(fake())
+    dead = store.dir / ".0123456789abcdef.somehost_1.x.tmp"
+    dead.write_text('{"partial": ')
+    mine_dead = store.dir / f".fedcba9876543210.{_safe(socket.gethostname())}_999999999.y.tmp"
+    mine_dead.write_text("{")
+    alive = store.dir / f".fedcba9876543210.{_safe(socket.gethostname())}_{os.getpid()}.z.tmp"
+    alive.write_text("{")
+    assert store.keys() == ["0123456789abcdef"]
+    removed = store.remove_stale_temporaries()
+    # Another host's file is kept until it is old; a dead local writer's file goes.
+    assert removed == [mine_dead]
+    os.utime(dead, (0, 0))
+    assert store.remove_stale_temporaries() == [dead]
+    assert store.temporaries() == [alive]
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def test_flatten_columns(record: dict[str, Any]) -> None:
+    rec = copy.deepcopy(record)
+    rec["config"]["rules"] = ["subnet:units=5", "top-k:fraction=0.1"]
+    rec["config"]["alphas"] = [0.5, 2.0]
+    rec["synapse_summary"] = {
+        "hidden": {"remaining_m0": 3, "remaining_m1": 0.25},
+        "output": {"remaining_m0": 1, "remaining_m1": 0.5},
+    }
+    rec["energy"]["total"]["m_alpha"] = {"0.5": 1.5}
+    rec["simpson"] = {
+        "window": 500,
+        "columns": ["start", "hidden", "output"],
+        "values": [[0, 900.0, 120.0], [500, 40.0, 130.0]],
+    }
+    row = flatten(rec)
+    assert row["simpson_start"] == row["simpson_start_hidden"] == 900.0
+    assert row["simpson_end"] == 40.0 and row["simpson_end_output"] == 130.0
+    assert row["simpson_curve"] == rec["simpson"]["values"]
+    assert row["rules"] == "subnet:units=5 + top-k:fraction=0.1"
+    assert row["alphas"] == "0.5,2.0"
+    for name in ("m0", "m1", "m0_potentiation", "m1_potentiation", "m1_transient"):
+        assert row[name] == record["energy"]["total"][name]
+        assert row[f"{name}_hidden"] == record["energy"]["hidden"][name]
+        assert row[f"{name}_output"] == record["energy"]["output"][name]
+    assert row["m_alpha_0.5"] == 1.5
+    assert row["m0_min"] == record["minimal_energy"]["total"]["m0"]
+    assert row["m1_min_hidden"] == record["minimal_energy"]["hidden"]["m1"]
+    assert row["ineff_m0"] == record["inefficiency"]["m0"]
+    assert row["ineff_m1"] == record["inefficiency"]["m1"]
+    assert row["remaining_m1_hidden"] == 0.25 and row["remaining_m0_output"] == 1
+    assert row["n_synapses"] == 12 * 785 + 10 * 13
+    assert row["curve"] == [[float(s), float(a)] for s, a in record["curve"]]
+    assert row["version_jax"] == record["versions"]["jax"]
+    for name in ("key", "status", "samples", "diverged_at", "accuracy", "test_accuracy"):
+        assert row[name] == record[name]
+    assert flatten(fake())["rules"] == "" and flatten(fake())["alphas"] == ""
+
+
+def test_load_and_parquet(tmp_path: Path, record: dict[str, Any]) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    store = ResultStore(tmp_path / "r")
+    store.write(record)
+    store.write(failed_record(small(seed=9), RuntimeError("out of memory")))
+    df = load(tmp_path / "r")
+    assert len(df) == 2 and set(df["status"]) == {record["status"], "failed"}
+    failed = df[df["status"] == "failed"].iloc[0]
+    assert failed["error"] == "RuntimeError: out of memory"
+    assert pd.isna(failed["m0"]) and failed["seed"] == 9
+    ok = df[df["status"] != "failed"].iloc[0]
+    assert ok["m0"] == record["energy"]["total"]["m0"]
+    assert str(df["m0"].dtype) == "Int64" and str(df["lr"].dtype) == "float64"
+    for field in RunConfig.__dataclass_fields__:
+        assert field in df.columns
+    out = to_parquet(tmp_path / "r", tmp_path / "runs.parquet")
+    back = pd.read_parquet(out)
+    assert list(back.columns) == list(df.columns)
+    assert back["m0"].tolist() == df["m0"].tolist()
+    assert [list(map(list, c)) for c in back["curve"]] == df["curve"].tolist()
+    empty = load(tmp_path / "nothing")
+    assert len(empty) == 0 and "m0" not in empty.columns and "lr" in empty.columns
+
+
+# ------------------------------------------------------------------------------- config files
+
+
+def test_sweep_file_toml(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        "seeds = [0, 1]\n"
+        "[run]\n"
+        'dataset = "synthetic"\nbudget_epochs = 1.0\n'
+        "[grid]\n"
+        "n_hidden = [10, 20]\n"
+        'rules = ["", "subnet:units=5", ["subnet:units=5", "top-k:fraction=0.1"]]\n'
+    )
+    configs = configs_from_file(path)
+    assert len(configs) == 2 * 3 * 2
+    assert configs[0] == RunConfig(dataset="synthetic", budget_epochs=1.0, n_hidden=10, seed=0)
+    assert configs[1].seed == 1 and configs[2].rules == ("subnet:units=5",)
+    assert configs[4].rules == ("subnet:units=5", "top-k:fraction=0.1")
+    assert configs[-1].n_hidden == 20
+    assert len({c.key() for c in configs}) == len(configs)
+
+
+def test_run_file_json_and_flat(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"run": {"dataset": "synthetic", "lr": 0.1}}))
+    assert configs_from_file(path) == [RunConfig(dataset="synthetic", lr=0.1)]
+    path.write_text(json.dumps({"dataset": "synthetic", "n_hidden": 7}))
+    assert configs_from_file(path) == [RunConfig(dataset="synthetic", n_hidden=7)]
+    runs = {
+        "run": {"dataset": "synthetic"},
+        "runs": [{"n_hidden": 5}, {"n_hidden": 6, "lr": 0.1}],
+        "seeds": [3],
+    }
+    assert [(c.n_hidden, c.lr, c.seed) for c in configs_from_mapping(runs)] == [
+        (5, 0.01, 3),
+        (6, 0.1, 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (
+            "[run]\nn_hiden = 3\n",
+            r"\[run\]: unknown config field\(s\) 'n_hiden'; allowed: .*n_hidden",
+        ),
+        ("[runn]\nx = 1\n", r"unknown table\(s\) 'runn'; allowed top-level keys: grid, run, runs"),
+        ("[grid]\nlr = 0.1\n", r"\[grid\]: lr must be a non-empty list"),
+        ("[grid]\nlr = []\n", r"\[grid\]: lr must be a non-empty list"),
+        ("[grid]\nbogus = [1]\n", r"\[grid\]: unknown config field\(s\) 'bogus'"),
+        ("seeds = [-1]\n[run]\n", r"seeds must be a non-empty list of integers >= 0"),
+        ("seeds = [1]\n[grid]\nseed = [2]\n", "either as seeds or as grid.seed"),
+        ("[grid]\nlr = [0.1, -1.0]\n", r"lr=-1.0\): lr must be a finite number > 0"),
+        ("[run]\nrules = 'subnet:units=3'\n", "rules must be a list"),
+        ("[run]\nalphas = ['x']\n", "alphas must be a list of numbers"),
+        ("[run\n", "is not valid TOML"),
+        ("", "empty"),
+        ("run = 3\n", "run must be a table"),
+    ],
+)
+def test_config_file_errors_name_the_field(tmp_path: Path, content: str, match: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=match) as info:
+        configs_from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_config_file_missing_or_huge(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        configs_from_file(tmp_path / "nope.toml")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        configs_from_file(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="must hold a table"):
+        configs_from_file(tmp_path / "list.json")
+    grid = {"grid": {"lr": [0.1] * 1000, "n_hidden": list(range(1, 1001)), "seed": [0, 1]}}
+    with pytest.raises(ConfigError, match="expands to 2000000 configs"):
+        configs_from_mapping(grid)
+
+
+# ------------------------------------------------------------------------------- sweeps
+
+
+def test_sweep_resumes_and_deduplicates(tmp_path: Path) -> None:
+    configs = [small(seed=s) for s in range(3)]
+    seen: list[tuple[str, int, int]] = []
+
+    def progress(rec: dict[str, Any], finished: int, total: int) -> None:
+        seen.append((rec["key"], finished, total))
+
+    # An equal config (explicit protocol default) and a repeated one run once.
+    same = small(seed=0, sigma=0.01, check_set="validation")
+    result = run_sweep([*configs, same, configs[1]], tmp_path, progress=progress)
+    assert (result.total, result.done, result.skipped, result.failed) == (3, 3, 0, 0)
+    assert result.duplicates == 2 and result.ok
+    assert [f for _, f, _ in seen] == [1, 2, 3] and {t for _, _, t in seen} == {3}
+    store = ResultStore(tmp_path)
+    keys = [c.key() for c in configs]
+    assert store.keys() == sorted(keys) and list(result.keys) == keys
+    first = {k: store.read(k) for k in keys}
+
+    store.path(keys[1]).unlink()
+    seen.clear()
+    again = run_sweep(configs, tmp_path, progress=progress)
+    assert (again.done, again.skipped, again.failed) == (1, 2, 0)
+    assert [k for k, _, _ in seen] == [keys[1]]
+    # Untouched records are byte-for-byte the same; the re-run gives the same results.
+    for k in (keys[0], keys[2]):
+        assert store.read(k) == first[k]
+    rerun = store.read(keys[1])
+    for field in ("status", "samples", "curve", "energy", "minimal_energy"):
+        assert rerun[field] == first[keys[1]][field]
+    assert str(again).startswith("3 runs: 1 done")
+
+
+class FailingExecutor:
+    """An executor whose every task raises, as a crashing run would."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        future.set_exception(MemoryError("simulated: cannot allocate"))
+        return future
+
+
+def test_failed_runs_are_recorded_and_run_again(tmp_path: Path) -> None:
+    configs = [small(seed=s) for s in (0, 1)]
+    out = io.StringIO()
+    result = run_sweep(configs, tmp_path, client=FailingExecutor(), stream=out)
+    assert (result.done, result.failed, result.ok) == (0, 2, False)
+    assert set(result.failed_keys) == {c.key() for c in configs}
+    store = ResultStore(tmp_path)
+    rec = store.read(configs[0].key())
+    assert rec["status"] == "failed" and rec["error"] == "MemoryError: simulated: cannot allocate"
+    assert "MemoryError" in rec["traceback"] and rec["config"]["seed"] == 0
+    assert "failed    MemoryError: simulated" in out.getvalue()
+    # Failed records are not final: the next sweep runs them.
+    again = run_sweep(configs, tmp_path, progress=False)
+    assert (again.done, again.skipped, again.failed) == (2, 0, 0)
+    assert all(store.read(c.key())["status"] in FINAL_STATUSES for c in configs)
+
+
+def test_a_failure_never_replaces_a_finished_record(tmp_path: Path) -> None:
+    config = small(seed=3)
+    store = ResultStore(tmp_path)
+
+    class OtherSweepFinishesFirst(FailingExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+            store.write(fake(key=config.key()))  # a second driver on the same store
+            return super().submit(fn, *args, **kwargs)
+
+    result = run_sweep([config], store, client=OtherSweepFinishesFirst(), progress=False)
+    assert (result.done, result.failed, result.skipped) == (0, 0, 1)
+    assert store.read(config.key())["status"] == "converged"
+
+
+def test_plain_progress_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    out = io.StringIO()
+    run_sweep([small(seed=5), small(seed=5, lr=1e3)], tmp_path, stream=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("sweep: 2 runs, 0 stored already, 2 to run on this process")
+    assert lines[1].startswith("[1/2] ") and lines[2].startswith("[2/2] ")
+    assert any(" diverged " in line for line in lines[1:3])
+    assert len(lines) == 3
+
+
+def test_invalid_configs_fail_before_anything_runs(tmp_path: Path) -> None:
+    from thrifty.rules.registry import RuleError
+
+    with pytest.raises(RuleError, match=r"config 1 \(.*\): .*nosuchrule"):
+        run_sweep([small(), small(rules=("nosuchrule:x=1",))], tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="config 0: n_hidden must be"):
+        run_sweep([{"dataset": "synthetic", "n_hidden": 0}], tmp_path, progress=False)
+    assert ResultStore(tmp_path).keys() == []
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        run_sweep([small()], tmp_path, workers=0, progress=False)
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    out = Terminal()
+    result = run_sweep([small(seed=11), small(seed=12)], tmp_path, stream=out)
+    text = out.getvalue()
+    assert result.done == 2
+    assert "sweep: 2 runs" in text and "2/2" in text
+    assert "[1/2]" not in text  # a bar, not lines
+
+
+def test_a_write_failure_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(self: ResultStore, record: dict[str, Any]) -> Path:
+        raise StoreError(f"cannot write record {str(self.path(record['key']))!r}: disk full")
+
+    monkeypatch.setattr(ResultStore, "write", disk_full)
+    with pytest.raises(StoreError, match="disk full"):
+        run_sweep([small(seed=1), small(seed=2)], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="either client or scheduler"):
+        run_sweep([small()], tmp_path, client=FailingExecutor(), scheduler="tcp://127.0.0.1:1")
