@@ -293,7 +293,7 @@ class Ledger:
         Only the first ``upto`` steps count (all when None): a run that stops in
         the middle of a chunk is charged for the steps it took.
         """
-        layers = steps if isinstance(steps, tuple) else (steps,)
+        layers = (steps,) if isinstance(steps, StepEnergy) else tuple(steps)
         for acc, s in zip(self.layers, layers, strict=True):
             sl = slice(None) if upto is None else slice(0, upto)
             acc.m0 += int(np.asarray(s.m0)[sl].astype(np.int64).sum())

@@ -42,8 +42,13 @@ ReferenceRule = Callable[[StepInput, list[np.ndarray]], list[np.ndarray]]
 
 
 def count_of(fraction: float, size: int) -> int:
-    """``round(fraction · size)`` with halves rounded up, at least 1."""
-    return max(int(np.floor(fraction * size + 0.5)), 1)
+    """``round(fraction · size)`` with halves rounded up, at least 1.
+
+    A product within a few rounding steps below a half counts as the half
+    (0.145 · 100 → 15), as decimal fractions are meant.
+    """
+    x = float(fraction) * size
+    return max(int(np.floor(x + 0.5 + 8 * np.finfo(np.float64).eps * x)), 1)
 
 
 def _all(step: StepInput) -> list[np.ndarray]:

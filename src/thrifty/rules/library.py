@@ -27,10 +27,14 @@ def _n_hidden(params: Params) -> int:
 def count_of(fraction: Any, size: Any) -> jax.Array:
     """``round(fraction · size)`` (halves up), at least 1, as int32.
 
-    ``size`` may be traced. In float32 the product is exact while
-    ``size < 2**24``; above that ``k`` may be off by a few synapses in millions.
+    ``size`` may be traced. A product a few rounding steps below a half (0.145 ·
+    100 is 14.499999999999998 in float64) counts as the half, so float32 and
+    float64 runs agree on decimal fractions. In float32 the product is exact
+    while ``size < 2**24``; above that ``k`` may be off by a few in millions.
     """
-    return jnp.maximum(jnp.floor(fraction * size + 0.5), 1).astype(jnp.int32)
+    x = jnp.asarray(fraction * size)
+    eps = jnp.finfo(x.dtype).eps if jnp.issubdtype(x.dtype, jnp.floating) else 0.0
+    return jnp.maximum(jnp.floor(x + 0.5 + 8 * eps * x), 1).astype(jnp.int32)
 
 
 def rank_mask(scores: jax.Array, k: Any, dtype: Any) -> jax.Array:

@@ -161,6 +161,8 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
         if key not in by_name:
             allowed = ", ".join(by_name) or "none"
             raise RuleError(f"{kind} {name!r} has no parameter {key!r}; its parameters: {allowed}")
+        if key in given:
+            raise RuleError(f"{kind} {name!r}: parameter {key!r} is given twice")
         given[key] = _convert(entry, by_name[key], value.strip(), kind)
     for p in entry.params:
         if p.required and p.name not in given:

@@ -1,0 +1,235 @@
+"""Properties of selections and their prices over random vectors (hypothesis).
+
+Vectors come from a pool that includes zeros and repeated values, so ties and empty
+rows and columns are common. Shapes are fixed so each function compiles once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from test_conformance import LABEL, PARAMS, PARAMS_LIST, PROPOSAL, Case
+from thrifty.energy import dense_selection, price_layer
+from thrifty.network import LayerProposal
+from thrifty.rules import build, intersect
+from thrifty.rules.base import Context, LayerSelection
+from thrifty.rules.library import product_threshold
+
+N, M = 6, 5
+LR = 0.25
+SETTINGS = settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
+
+POOL = [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -0.5, -1.0, -2.0]
+# magnitudes ≥ 1e-3: products never underflow, so "non-zero update" means d_i·x_j ≠ 0
+_values = st.one_of(st.sampled_from(POOL), st.floats(1e-3, 4), st.floats(-4, -1e-3))
+
+
+def _vector(n: int, values: Any = _values) -> Any:
+    return st.lists(values, min_size=n, max_size=n).map(np.asarray)
+
+
+_threshold = jax.jit(product_threshold)
+
+
+def _selected(a: np.ndarray, b: np.ndarray, k: int, dtype: str) -> np.ndarray:
+    a32, b32 = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    thr = np.asarray(_threshold(a32, b32, jnp.asarray(k)))
+    return np.asarray(a32)[:, None] >= thr[None, :]
+
+
+def _products(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
+    a, b = np.asarray(a, dtype).astype(float), np.asarray(b, dtype).astype(float)
+    return np.outer(a, b)
+
+
+_magnitude = st.one_of(st.just(0.0), st.floats(0.01, 100, allow_nan=False))
+
+
+@SETTINGS
+@given(
+    a=_vector(N, _magnitude),
+    b=_vector(M, _magnitude),
+    k=st.integers(1, N * M),
+    dtype=st.sampled_from(["float64", "float32"]),
+)
+def test_product_threshold_selects_exactly_k_without_ties(
+    a: np.ndarray, b: np.ndarray, k: int, dtype: str
+) -> None:
+    """Distinct non-zero products (relative gaps well above rounding): exactly the k
+    largest pass; when k exceeds the non-zero products, all of them pass."""
+    p = _products(a, b, dtype)
+    nonzero = np.sort(p[p > 0])
+    assume(nonzero.size == 0 or np.all(np.diff(nonzero) > 1e-4 * nonzero[1:]))
+    chosen = _selected(a, b, k, dtype)
+    if k <= nonzero.size:
+        assert chosen.sum() == k
+        assert np.all(p[chosen] >= nonzero[-k])
+    else:
+        assert np.all(chosen[p > 0])
+
+
+@SETTINGS
+@given(a=_vector(N), b=_vector(M), k=st.integers(1, N * M + 5))
+def test_product_threshold_never_selects_fewer_than_k(a: np.ndarray, b: np.ndarray, k: int) -> None:
+    """With ties and zeros: at least min(k, #non-zero products) non-zero pairs pass, and
+    every passing product is at least as large as every one that does not."""
+    a, b = np.abs(a), np.abs(b)
+    p = _products(a, b, "float64")
+    chosen = _selected(a, b, k, "float64")
+    n_nonzero = int((p > 0).sum())
+    assert (chosen & (p > 0)).sum() >= min(k, n_nonzero)
+    if k >= n_nonzero:
+        assert np.all(chosen[p > 0])
+    if chosen.any() and (~chosen).any():
+        assert p[chosen].min() >= p[~chosen].max() * (1 - 1e-12)
+
+
+# ------------------------------------------------------------ prices of selections
+
+_price = jax.jit(price_layer, static_argnames=("alphas",))
+
+
+@st.composite
+def _selection(draw: Any, delta: np.ndarray) -> LayerSelection:
+    """Every field present (one compiled shape) or none; threshold values taken from
+    |delta| (ties with the >= boundary), 0 and inf."""
+    if draw(st.booleans()):
+        return LayerSelection()
+    bits = st.lists(st.booleans(), min_size=N * M, max_size=N * M)
+    cut = st.sampled_from([0.0, np.inf, *np.abs(delta).tolist()])
+    return LayerSelection(
+        post=jnp.asarray(draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=N, max_size=N))),
+        pre=jnp.asarray(draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=M, max_size=M))),
+        synapses=jnp.asarray(np.reshape(draw(bits), (N, M))),
+        threshold=jnp.asarray(draw(st.lists(cut, min_size=M, max_size=M))),
+    )
+
+
+@SETTINGS
+@given(data=st.data(), delta=_vector(N), pre=_vector(M))
+def test_price_counts_only_selected_non_zero_updates(
+    data: Any, delta: np.ndarray, pre: np.ndarray
+) -> None:
+    """M0 = selected entries with a non-zero update (selected zeros cost nothing);
+    M1 = Σ|Δw| over the selection; M ≥ 0; potentiation parts ≤ totals."""
+    sel = data.draw(_selection(delta))
+    e = _price(jnp.asarray(delta), jnp.asarray(pre), sel, LR, (0.5, 2.0))
+    chosen = np.asarray(dense_selection(jnp.asarray(delta), jnp.asarray(pre), sel))
+    dw = np.where(chosen, -LR * np.outer(delta, pre), 0.0)
+    assert int(e.m0) == int(np.count_nonzero(dw))
+    assert int(e.m0_potentiation) == int(np.count_nonzero(dw > 0))
+    assert float(e.m1) == pytest.approx(np.abs(dw).sum(), rel=1e-12, abs=1e-300)
+    assert 0 <= int(e.m0_potentiation) <= int(e.m0)
+    assert 0 <= float(e.m1_potentiation) <= float(e.m1) * (1 + 1e-12)
+    assert np.all(np.asarray(e.m_alpha) >= 0)
+
+
+@jax.jit
+def _top_k(delta: jax.Array, pre: jax.Array, fraction: jax.Array) -> LayerSelection:
+    lp = LayerProposal(delta, pre)
+    proposal = PROPOSAL._replace(layers=(lp, PROPOSAL.layers[1]))
+    rule = build(["top-k:fraction=0.1"], {"0.fraction": fraction})
+    ctx = Context(step=jnp.asarray(0), label=jnp.asarray(0), key=jax.random.key(0))
+    (sel, _), _ = rule.update(proposal, (), PARAMS, ctx)
+    return sel
+
+
+@SETTINGS
+@given(delta=_vector(N), x=_vector(M - 1), fraction=st.floats(0.01, 1.0))
+def test_top_k_selection_costs_only_non_zero_updates(
+    delta: np.ndarray, x: np.ndarray, fraction: float
+) -> None:
+    """Top-k may select entries whose update is 0 (when k exceeds the non-zero
+    products): they cost nothing, and at least min(k, #non-zero) updates are paid."""
+    pre = np.append(x, 1.0)
+    sel = _top_k(jnp.asarray(delta), jnp.asarray(pre), jnp.asarray(fraction))
+    e = _price(jnp.asarray(delta), jnp.asarray(pre), sel, LR, ())
+    nonzero = np.outer(delta != 0, pre != 0)
+    chosen = np.asarray(dense_selection(jnp.asarray(delta), jnp.asarray(pre), sel))
+    assert int(e.m0) == int((chosen & nonzero).sum())
+    k = max(int(np.floor(fraction * N * M + 0.5)), 1)
+    assert int(e.m0) >= min(k, int(nonzero.sum()))
+    assert 0 <= int(e.m0_potentiation) <= int(e.m0)
+    assert 0 <= float(e.m1_potentiation) <= float(e.m1) * (1 + 1e-12)
+
+
+# ----------------------------------------------------------------- zero proposals
+
+
+@jax.jit
+def _zero_energy(selection: Any, proposal: Any) -> list[jax.Array]:
+    out = []
+    for lp, sel in zip(proposal.layers, selection, strict=True):
+        e = price_layer(lp.delta, lp.pre, sel, 0.01, (0.5,))
+        out += [e.m0, e.m0_potentiation, e.m1, e.m1_potentiation, e.m_alpha[0]]
+    return out
+
+
+@pytest.mark.parametrize("zero", ["delta", "pre"])
+@pytest.mark.parametrize(("name", "case"), PARAMS_LIST)
+def test_zero_proposal_costs_nothing(name: str, case: Case | None, zero: str) -> None:
+    """Every rule: when backprop proposes Δw = 0 (all errors 0, or all activities 0),
+    nothing is paid, whatever the rule selects."""
+    if case is None:
+        pytest.fail(f"registered rule {name!r} has no entry in test_conformance.CASES")
+    layers = tuple(
+        lp._replace(**{zero: jnp.zeros_like(getattr(lp, zero))}) for lp in PROPOSAL.layers
+    )
+    proposal = PROPOSAL._replace(layers=layers)
+    rule = build([case.spec])
+    key = jax.random.key(4)
+    state = rule.init(PARAMS, key)
+    # a misclassified sample, so that lazy learning selects everything
+    ctx = Context(step=jnp.asarray(1), label=jnp.asarray(LABEL), key=key)
+    sel, _ = rule.update(proposal, state, PARAMS, ctx)
+    assert [float(v) for v in _zero_energy(sel, proposal)] == [0.0] * 10
+
+
+# ----------------------------------------------------------------------- intersect
+
+
+@st.composite
+def _any_selection(draw: Any) -> LayerSelection:
+    """Each field present or absent at random."""
+
+    def maybe(strategy: Any) -> Any:
+        return draw(st.one_of(st.none(), strategy))
+
+    floats01 = st.sampled_from([0.0, 1.0])
+    return LayerSelection(
+        post=maybe(_vector(N, floats01).map(jnp.asarray)),
+        pre=maybe(_vector(M, floats01).map(jnp.asarray)),
+        synapses=maybe(_vector(N * M, st.booleans()).map(lambda v: jnp.asarray(v.reshape(N, M)))),
+        threshold=maybe(_vector(M, st.sampled_from([0.0, 0.5, 1.0, 2.0, np.inf])).map(jnp.asarray)),
+    )
+
+
+def _dense(delta: np.ndarray, pre: np.ndarray, sel: LayerSelection) -> np.ndarray:
+    return np.asarray(dense_selection(jnp.asarray(delta), jnp.asarray(pre), sel))
+
+
+@SETTINGS
+@given(a=_any_selection(), b=_any_selection(), delta=_vector(N), pre=_vector(M))
+def test_intersect_is_commutative_and_idempotent(
+    a: LayerSelection, b: LayerSelection, delta: np.ndarray, pre: np.ndarray
+) -> None:
+    ab = intersect((a, a), (b, b))
+    ba = intersect((b, b), (a, a))
+    for x, y in zip(jax.tree.leaves(ab), jax.tree.leaves(ba), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert jax.tree.structure(ab) == jax.tree.structure(ba)
+    both = _dense(delta, pre, a) & _dense(delta, pre, b)
+    np.testing.assert_array_equal(_dense(delta, pre, ab[0]), both)
+    np.testing.assert_array_equal(_dense(delta, pre, ba[1]), both)
+    aa = intersect((a,), (a,))[0]
+    np.testing.assert_array_equal(_dense(delta, pre, aa), _dense(delta, pre, a))
+    assert jax.tree.structure(aa) == jax.tree.structure(a)

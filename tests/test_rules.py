@@ -1,0 +1,596 @@
+"""Every rule on a tiny network, worked by hand: which synapses it selects and what the
+selected update costs; then the rule-string syntax and its errors.
+
+The network has 3 inputs, 4 hidden units and 3 outputs (biases as the last column).
+One proposal serves most cases (lr = 0.5, Δw = −0.5 · delta ⊗ pre):
+
+    hidden layer: delta = ( 1, -2,  3, -5)      pre = (7, -11, 13, 1)   (x, then bias)
+    output layer: delta = ( 1, -0.5, 0.25)      pre = (0.5, -4, 0.25, 2, 1)
+    output y = (0.2, 0.9, 0.1): the network predicts class 1.
+
+Hidden: Σ|delta| = 11, Σ|pre| = 32; positive pre sum 21 (3 entries), negative 11 (1).
+Output: Σ|delta| = 1.75, Σ|pre| = 7.75; positive pre sum 3.75 (4), negative 4 (1).
+Δw > 0 (potentiation) exactly where delta_i · pre_j < 0.
+
+Plain backprop then costs
+    hidden: M0 = 16, M1 = 0.5·11·32 = 176,
+            M0⁺ = 2·1 (delta>0, pre<0) + 2·3 (delta<0, pre>0) = 8,
+            M1⁺ = 0.5·(4·11 + 7·21) = 95.5;
+    output: M0 = 15, M1 = 0.5·1.75·7.75 = 6.78125,
+            M0⁺ = 2·1 + 1·4 = 6, M1⁺ = 0.5·(1.25·4 + 0.5·3.75) = 3.4375.
+
+The hidden products |delta_i|·|pre_j| are all distinct (no ties for top-k):
+
+    unit 0 (|d| = 1):  7  11  13   1
+    unit 1 (|d| = 2): 14  22  26   2
+    unit 2 (|d| = 3): 21  33  39   3
+    unit 3 (|d| = 5): 35  55  65   5
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from thrifty.config import RunConfig
+from thrifty.energy import dense_selection, price_layer
+from thrifty.network import LayerProposal, Params, Proposal, init_params
+from thrifty.rules import (
+    REGISTRY,
+    Context,
+    RuleError,
+    RuleSpec,
+    build,
+    optimal_mask_fractions,
+    parse,
+    validate,
+)
+from thrifty.rules.library import SynapseMaskState, UnitMaskState, count_of
+from thrifty.rules.registry import spec_numbers, spec_structure
+from thrifty.train import check_config, run
+
+LR = 0.5
+PARAMS = Params(jnp.zeros((4, 4)), jnp.zeros((3, 5)))
+
+
+def _proposal(
+    delta_h: tuple[float, ...] = (1.0, -2.0, 3.0, -5.0),
+    x: tuple[float, ...] = (7.0, -11.0, 13.0),
+    delta_o: tuple[float, ...] = (1.0, -0.5, 0.25),
+    h: tuple[float, ...] = (0.5, -4.0, 0.25, 2.0),
+    y: tuple[float, ...] = (0.2, 0.9, 0.1),
+) -> Proposal:
+    return Proposal(
+        layers=(
+            LayerProposal(jnp.asarray(delta_h), jnp.asarray([*x, 1.0])),
+            LayerProposal(jnp.asarray(delta_o), jnp.asarray([*h, 1.0])),
+        ),
+        hidden_input=jnp.zeros(len(delta_h)),
+        output=jnp.asarray(y),
+    )
+
+
+P = _proposal()
+FULL_HIDDEN = (16, 176.0, 8, 95.5)
+FULL_OUTPUT = (15, 6.78125, 6, 3.4375)
+NOTHING = (0, 0.0, 0, 0.0)
+
+# ----------------------------------------------------------------- compiled selections
+
+_COMPILED: dict[Any, Any] = {}
+
+
+def _ctx(label: int = 0, key: int = 0, step: int = 0) -> Context:
+    return Context(step=jnp.asarray(step), label=jnp.asarray(label), key=jax.random.key(key))
+
+
+def _select(
+    specs: list[str],
+    state: Any = None,
+    *,
+    proposal: Proposal = P,
+    params: Params = PARAMS,
+    label: int = 0,
+    key: int = 0,
+) -> tuple[Any, Any]:
+    """Selection and new state of the chained rules; ``state`` None means ``init(key)``.
+
+    Compiled once per rule structure; the numbers travel as traced values.
+    """
+    numbers = {k: jnp.asarray(v) for k, v in spec_numbers(specs).items()}
+    cache_key = (spec_structure(specs), tuple(sorted(numbers)), state is None)
+    if cache_key not in _COMPILED:
+        parsed = [parse(s) for s in specs]
+
+        def f(numbers: Any, state: Any, proposal: Proposal, params: Params, ctx: Context) -> Any:
+            rule = build(parsed, numbers)
+            if state is None:
+                state = rule.init(params, ctx.key)
+            return rule.update(proposal, state, params, ctx)
+
+        _COMPILED[cache_key] = jax.jit(f)
+    return _COMPILED[cache_key](numbers, state, proposal, params, _ctx(label, key))
+
+
+_price = jax.jit(price_layer)
+
+
+def _selected(selection: Any, proposal: Proposal = P) -> list[np.ndarray]:
+    return [
+        np.asarray(dense_selection(lp.delta, lp.pre, sel))
+        for lp, sel in zip(proposal.layers, selection, strict=True)
+    ]
+
+
+def _energies(selection: Any, proposal: Proposal = P) -> list[tuple[int, float, int, float]]:
+    out = []
+    for lp, sel in zip(proposal.layers, selection, strict=True):
+        e = _price(lp.delta, lp.pre, sel, LR)
+        out.append((int(e.m0), float(e.m1), int(e.m0_potentiation), float(e.m1_potentiation)))
+    return out
+
+
+def _check(selection: Any, hidden: Any, output: Any, proposal: Proposal = P) -> None:
+    """Energies per layer: (M0, M1, M0⁺, M1⁺)."""
+    got = _energies(selection, proposal)
+    for layer, want in enumerate((hidden, output)):
+        assert got[layer][0] == want[0] and got[layer][2] == want[2], (layer, got[layer], want)
+        assert got[layer][1] == pytest.approx(want[1], rel=1e-12), (layer, got[layer], want)
+        assert got[layer][3] == pytest.approx(want[3], rel=1e-12), (layer, got[layer], want)
+
+
+def _rows(*rows: int, n: int = 4, m: int = 4) -> np.ndarray:
+    out = np.zeros((n, m), bool)
+    out[list(rows), :] = True
+    return out
+
+
+def _cells(cells: list[tuple[int, int]], n: int = 4, m: int = 4) -> np.ndarray:
+    out = np.zeros((n, m), bool)
+    for i, j in cells:
+        out[i, j] = True
+    return out
+
+
+ALL_OUT = np.ones((3, 5), bool)
+
+# ------------------------------------------------------------------------------ rules
+
+
+def test_backprop_selects_everything() -> None:
+    sel, _ = _select(["backprop"])
+    hidden, output = _selected(sel)
+    assert hidden.all() and output.all()
+    _check(sel, FULL_HIDDEN, FULL_OUTPUT)
+
+
+def test_synapse_mask_by_hand() -> None:
+    """Hidden mask (0,0) (0,3) (1,1) (2,2) (3,0); |Δw| = 0.5·(7, 1, 22, 39, 35), sum 52;
+    only (3,0) has delta·pre = -5·7 < 0: M0⁺ = 1, M1⁺ = 17.5.
+    Output mask (0,1) (0,4) (2,0) (2,3); |Δw| = 0.5·(4, 1, 0.125, 0.5) = 2.8125;
+    only (0,1) has delta·pre = 1·(-4) < 0: M0⁺ = 1, M1⁺ = 2."""
+    hidden_mask = _cells([(0, 0), (0, 3), (1, 1), (2, 2), (3, 0)])
+    output_mask = _cells([(0, 1), (0, 4), (2, 0), (2, 3)], 3, 5)
+    state = SynapseMaskState(jnp.asarray(hidden_mask), jnp.asarray(output_mask))
+    sel, new = _select(["synapse-mask:hidden=0.3,output=0.5"], state)
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, hidden_mask)
+    np.testing.assert_array_equal(output, output_mask)
+    np.testing.assert_array_equal(np.asarray(new.hidden), hidden_mask)
+    _check(sel, (5, 52.0, 1, 17.5), (4, 2.8125, 1, 2.0))
+
+
+def test_synapse_mask_init_draws_exactly_round_p_size() -> None:
+    """Hidden 16 synapses, p1 = 0.3 → 4.8 → 5; output 15, p2 = 0.5 → 7.5 → 8 (halves up);
+    p = 0.01 → 0.16 → at least 1."""
+    for key in range(3):
+        _, state = _select(["synapse-mask:hidden=0.3,output=0.5"], key=key)
+        assert int(np.sum(state.hidden)) == 5 and int(np.sum(state.output)) == 8
+        assert state.hidden.shape == (4, 4) and state.output.shape == (3, 5)
+    _, state = _select(["synapse-mask:hidden=0.01,output=1"])
+    assert int(np.sum(state.hidden)) == 1 and bool(np.all(state.output))
+    _, a = _select(["synapse-mask:hidden=0.3,output=0.5"], key=1)
+    _, b = _select(["synapse-mask:hidden=0.3,output=0.5"], key=1)
+    np.testing.assert_array_equal(np.asarray(a.hidden), np.asarray(b.hidden))
+
+
+def test_neuron_mask_by_hand() -> None:
+    """Units 0 and 2 (delta 1 and 3, both > 0): hidden M0 = 2·4 = 8, M1 = 0.5·4·32 = 64,
+    potentiation only with pre < 0: M0⁺ = 2, M1⁺ = 0.5·4·11 = 22. Output all plastic."""
+    state = UnitMaskState(jnp.asarray([1.0, 0.0, 1.0, 0.0]))
+    sel, _ = _select(["neuron-mask:fraction=0.5"], state)
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, _rows(0, 2))
+    np.testing.assert_array_equal(output, ALL_OUT)
+    _check(sel, (8, 64.0, 2, 22.0), FULL_OUTPUT)
+
+
+@pytest.mark.parametrize(("fraction", "k"), [(0.5, 2), (0.375, 2), (0.1, 1), (0.8, 3), (1.0, 4)])
+def test_neuron_mask_init_count(fraction: float, k: int) -> None:
+    """round(p·4) with halves up (0.375·4 = 1.5 → 2), at least 1 (0.1·4 → 1)."""
+    _, state = _select([f"neuron-mask:fraction={fraction}"])
+    assert np.asarray(state.units).sum() == k
+    assert set(np.unique(np.asarray(state.units))) <= {0.0, 1.0}
+
+
+def test_subnet_by_hand() -> None:
+    """Units 1 and 3 (delta -2, -5): hidden M0 = 8, M1 = 0.5·7·32 = 112,
+    M0⁺ = 2·3 (pre > 0), M1⁺ = 0.5·7·21 = 73.5.
+    Output: columns 1, 3 and the bias (pre -4, 2, 1) for all 3 outputs: M0 = 9,
+    M1 = 0.5·1.75·7 = 6.125, M0⁺ = 2·1 + 1·2 = 4, M1⁺ = 0.5·(1.25·4 + 0.5·3) = 3.25."""
+    state = UnitMaskState(jnp.asarray([0.0, 1.0, 0.0, 1.0]))
+    sel, _ = _select(["subnet:units=2"], state)
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, _rows(1, 3))
+    cols = np.zeros((3, 5), bool)
+    cols[:, [1, 3, 4]] = True  # the output biases (column 4) stay plastic
+    np.testing.assert_array_equal(output, cols)
+    _check(sel, (8, 112.0, 6, 73.5), (9, 6.125, 4, 3.25))
+
+
+def test_subnet_init_draws_exactly_units() -> None:
+    for units in (1, 2, 4):
+        for key in range(2):
+            _, state = _select([f"subnet:units={units}"], key=key)
+            assert np.asarray(state.units).sum() == units
+
+
+def test_top_k_per_layer_by_hand() -> None:
+    """k = round(0.25·16) = 4: the products 65 (3,2), 55 (3,1), 39 (2,2), 35 (3,0).
+    M1 = 0.5·194 = 97; delta·pre < 0 at (3,2) and (3,0): M0⁺ = 2, M1⁺ = 0.5·100 = 50.
+    The output layer is always fully plastic."""
+    sel, _ = _select(["top-k:fraction=0.25"])
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, _cells([(3, 2), (3, 1), (2, 2), (3, 0)]))
+    np.testing.assert_array_equal(output, ALL_OUT)
+    _check(sel, (4, 97.0, 2, 50.0), FULL_OUTPUT)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "cells"),
+    [
+        (0.15625, [(3, 2), (3, 1), (2, 2)]),  # 0.15625·16 = 2.5 → 3 (halves up)
+        (0.01, [(3, 2)]),  # 0.16 → 0 → at least 1
+        (0.125, [(3, 2), (3, 1)]),  # 2
+        (0.5, [(3, 2), (3, 1), (2, 2), (3, 0), (2, 1), (1, 2), (1, 1), (2, 0)]),
+    ],
+)
+def test_top_k_per_layer_count(fraction: float, cells: list[tuple[int, int]]) -> None:
+    sel, _ = _select([f"top-k:fraction={fraction}"])
+    np.testing.assert_array_equal(_selected(sel)[0], _cells(cells))
+    assert _energies(sel)[0][0] == len(cells)
+
+
+def test_top_k_fraction_one_selects_everything() -> None:
+    sel, _ = _select(["top-k:fraction=1"])
+    assert _selected(sel)[0].all()
+    _check(sel, FULL_HIDDEN, FULL_OUTPUT)
+
+
+def test_top_k_per_neuron_by_hand() -> None:
+    """k = round(0.5·4) = 2 inputs with the largest |pre|: 13 (col 2), 11 (col 1), for
+    every unit. M0 = 8, M1 = 0.5·11·24 = 132; potentiation: delta > 0 (sum 4) with
+    pre = -11, delta < 0 (sum 7) with pre = 13: M0⁺ = 4, M1⁺ = 0.5·(44 + 91) = 67.5."""
+    sel, _ = _select(["top-k:fraction=0.5,per=neuron"])
+    hidden, output = _selected(sel)
+    cols = np.zeros((4, 4), bool)
+    cols[:, [1, 2]] = True
+    np.testing.assert_array_equal(hidden, cols)
+    np.testing.assert_array_equal(output, ALL_OUT)
+    _check(sel, (8, 132.0, 4, 67.5), FULL_OUTPUT)
+
+
+@pytest.mark.parametrize(("fraction", "columns"), [(0.25, [3]), (0.5, [2, 3]), (0.75, [0, 2, 3])])
+def test_top_k_per_neuron_includes_the_bias_input(fraction: float, columns: list[int]) -> None:
+    """With small inputs (0.5, -0.25, 0.75) the bias input (1) has the largest |pre|."""
+    proposal = _proposal(x=(0.5, -0.25, 0.75))
+    sel, _ = _select([f"top-k:fraction={fraction},per=neuron"], proposal=proposal)
+    want = np.zeros((4, 4), bool)
+    want[:, columns] = True
+    np.testing.assert_array_equal(_selected(sel, proposal)[0], want)
+
+
+def test_top_k_after_subnet_counts_within_the_subnet() -> None:
+    """Subnet units 0 and 2: 2·4 = 8 synapses, k = round(0.25·8) = 2 (not 4). Their
+    products 7 11 13 1 / 21 33 39 3 → 39 (2,2) and 33 (2,1); the layer's largest, 65 and
+    55 of unit 3, are outside. M1 = 0.5·72 = 36; (2,1) has 3·(-11) < 0: M0⁺ = 1,
+    M1⁺ = 16.5. Output: columns 0, 2 and bias (pre 0.5, 0.25, 1, all > 0): M0 = 9,
+    M1 = 0.5·1.75·1.75 = 1.53125; potentiation with delta < 0 (0.5): M0⁺ = 3,
+    M1⁺ = 0.5·0.5·1.75 = 0.4375."""
+    state = (UnitMaskState(jnp.asarray([1.0, 0.0, 1.0, 0.0])), ())
+    sel, _ = _select(["subnet:units=2", "top-k:fraction=0.25"], state)
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, _cells([(2, 2), (2, 1)]))
+    cols = np.zeros((3, 5), bool)
+    cols[:, [0, 2, 4]] = True
+    np.testing.assert_array_equal(output, cols)
+    _check(sel, (2, 36.0, 1, 16.5), (9, 1.53125, 3, 0.4375))
+
+
+def test_neuron_select_by_error_by_hand() -> None:
+    """k = round(0.5·4) = 2 units with the largest |delta|: 3 (5) and 2 (3).
+    M0 = 8, M1 = 0.5·8·32 = 128; M0⁺ = 1·1 + 1·3 = 4, M1⁺ = 0.5·(3·11 + 5·21) = 69."""
+    sel, _ = _select(["neuron-select:fraction=0.5,by=error"])
+    hidden, output = _selected(sel)
+    np.testing.assert_array_equal(hidden, _rows(2, 3))
+    np.testing.assert_array_equal(output, ALL_OUT)
+    _check(sel, (8, 128.0, 4, 69.0), FULL_OUTPUT)
+    sel, _ = _select(["neuron-select:fraction=0.25,by=error"])
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(3))
+
+
+def test_neuron_select_by_activity_by_hand() -> None:
+    """|hidden activity| = (0.5, 4, 0.25, 2): units 1 and 3 (delta -2, -5):
+    M0 = 8, M1 = 0.5·7·32 = 112, M0⁺ = 2·3 = 6, M1⁺ = 0.5·7·21 = 73.5."""
+    sel, _ = _select(["neuron-select:fraction=0.5,by=activity"])
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(1, 3))
+    _check(sel, (8, 112.0, 6, 73.5), FULL_OUTPUT)
+
+
+def test_neuron_select_after_subnet_ranks_the_subnet() -> None:
+    """Subnet units 0, 1, 2: k = round(0.5·3) = 2 (halves up) by |delta| among them → 1, 2
+    (unit 3 has the largest error but is outside). Rows 1 (-2) and 2 (3): M0 = 8,
+    M1 = 0.5·5·32 = 80, M0⁺ = 1·1 + 1·3 = 4, M1⁺ = 0.5·(3·11 + 2·21) = 37.5.
+    Output: columns 0, 1, 2 and bias (pre 0.5, -4, 0.25, 1; Σ|pre| = 5.75, positive
+    1.75 in 3, negative 4 in 1): M0 = 12, M1 = 0.5·1.75·5.75 = 5.03125,
+    M0⁺ = 2·1 + 1·3 = 5, M1⁺ = 0.5·(1.25·4 + 0.5·1.75) = 2.9375."""
+    state = (UnitMaskState(jnp.asarray([1.0, 1.0, 1.0, 0.0])), ())
+    sel, _ = _select(["subnet:units=3", "neuron-select:fraction=0.5"], state)
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(1, 2))
+    _check(sel, (8, 80.0, 4, 37.5), (12, 5.03125, 5, 2.9375))
+
+
+def test_class_neuron_mask_by_hand() -> None:
+    """Masks per class: 0 → unit 0, 1 → units 1, 2, 2 → unit 3; the label picks.
+    Label 0: row 0 (delta 1): M0 = 4, M1 = 0.5·32 = 16, M0⁺ = 1, M1⁺ = 0.5·11 = 5.5.
+    Label 1: rows 1, 2: M0 = 8, M1 = 80, M0⁺ = 4, M1⁺ = 37.5."""
+    units = jnp.asarray([[1.0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]])
+    state = UnitMaskState(units)
+    sel, new = _select(["class-neuron-mask:fraction=0.5"], state, label=0)
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(0))
+    np.testing.assert_array_equal(_selected(sel)[1], ALL_OUT)
+    _check(sel, (4, 16.0, 1, 5.5), FULL_OUTPUT)
+    np.testing.assert_array_equal(np.asarray(new.units), np.asarray(units))
+    sel, _ = _select(["class-neuron-mask:fraction=0.5"], state, label=1)
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(1, 2))
+    _check(sel, (8, 80.0, 4, 37.5), FULL_OUTPUT)
+    sel, _ = _select(["class-neuron-mask:fraction=0.5"], state, label=2)
+    np.testing.assert_array_equal(_selected(sel)[0], _rows(3))
+
+
+def test_class_neuron_mask_init() -> None:
+    """One mask per class, each with exactly round(p·N) units, not all the same."""
+    params = init_params(jax.random.key(0), n_hidden=20, n_inputs=3, n_outputs=10)
+    numbers = {"0.fraction": jnp.asarray(0.25)}
+    state = jax.jit(lambda p, k: build(["class-neuron-mask:fraction=0.25"], numbers).init(p, k))(
+        params, jax.random.key(1)
+    )
+    units = np.asarray(state.units)
+    assert units.shape == (10, 20)
+    np.testing.assert_array_equal(units.sum(axis=1), np.full(10, 5))
+    assert len({tuple(row) for row in units}) > 1
+
+
+def test_frozen_input_by_hand() -> None:
+    sel, _ = _select(["frozen-input"])
+    hidden, output = _selected(sel)
+    assert not hidden.any()
+    np.testing.assert_array_equal(output, ALL_OUT)
+    _check(sel, NOTHING, FULL_OUTPUT)
+
+
+def test_lazy_by_hand() -> None:
+    """The network predicts class 1: label 1 → nothing changes, any other → everything."""
+    sel, _ = _select(["lazy"], label=1)
+    assert not any(m.any() for m in _selected(sel))
+    _check(sel, NOTHING, NOTHING)
+    sel, _ = _select(["lazy"], label=2)
+    assert all(m.all() for m in _selected(sel))
+    _check(sel, FULL_HIDDEN, FULL_OUTPUT)
+
+
+def test_lazy_composes_with_top_k() -> None:
+    """Correct → nothing (top-k's at-least-one does not leak through); wrong → top-k."""
+    sel, _ = _select(["lazy", "top-k:fraction=0.25"], ((), ()), label=1)
+    _check(sel, NOTHING, NOTHING)
+    sel, _ = _select(["lazy", "top-k:fraction=0.25"], ((), ()), label=0)
+    _check(sel, (4, 97.0, 2, 50.0), FULL_OUTPUT)
+
+
+def test_random_neuron_mask_each_step() -> None:
+    """Exactly k = round(0.25·20) = 5 units on every step, a different set on different
+    steps, the same set for the same step key."""
+    params = init_params(jax.random.key(0), n_hidden=20, n_inputs=3, n_outputs=3)
+    rule = build(["random-neuron-mask:fraction=0.25"], {"0.fraction": jnp.asarray(0.25)})
+    proposal = _proposal(delta_h=(1.0,) * 20, h=(1.0,) * 20)
+
+    @jax.jit
+    def units(key: jax.Array) -> jax.Array:
+        ctx = Context(step=jnp.asarray(0), label=jnp.asarray(0), key=key)
+        sel, _ = rule.update(proposal, (), params, ctx)
+        return sel[0].post
+
+    base = jax.random.key(7)
+    masks = np.stack([np.asarray(units(jax.random.fold_in(base, t))) for t in range(8)])
+    np.testing.assert_array_equal(masks.sum(axis=1), np.full(8, 5))
+    assert len({tuple(m) for m in masks}) == 8
+    np.testing.assert_array_equal(masks[3], np.asarray(units(jax.random.fold_in(base, 3))))
+
+
+def test_count_of_rounds_halves_up_with_at_least_one() -> None:
+    cases = [(0.5, 5, 3), (0.25, 6, 2), (0.05, 30, 2), (0.1, 25, 3), (0.01, 10, 1), (1.0, 7, 7)]
+    for fraction, size, k in cases:
+        assert int(count_of(fraction, size)) == k, (fraction, size)
+        assert int(count_of(jnp.float32(fraction), size)) == k, (fraction, size)
+
+
+@pytest.mark.parametrize(("fraction", "size", "k"), [(0.145, 100, 15), (0.285, 100, 29)])
+def test_count_of_rounds_decimal_halves_up_in_every_dtype(
+    fraction: float, size: int, k: int
+) -> None:
+    """SPEC §4.4: k = round(p·size), halves up. A fraction written as a decimal whose
+    product with the size is a half must give the same k in float64 and float32 runs."""
+    assert int(count_of(jnp.float32(fraction), size)) == k
+    assert int(count_of(fraction, size)) == k
+
+
+# ------------------------------------------------------------ synapse-mask-optimal
+
+
+def test_optimal_mask_fractions_three_regimes() -> None:
+    """N_min = 10 (784 inputs, 10 outputs, ratio 78.4):
+    N = 5, 10 (≤ N_min): p1 = p2 = 1;
+    N = 100, 784 (≤ 78.4·N_min): p2 = 1, p1 = N_min / N = 0.1, 1/78.4;
+    N = 10 000: p1 = √(10·10 / (784·10 000)) = 10/2800, p2 = 78.4·p1 = 0.28."""
+    cases = [
+        (5, 1.0, 1.0),
+        (10, 1.0, 1.0),
+        (100, 0.1, 1.0),
+        (784, 1 / 78.4, 1.0),
+        (10_000, 10 / 2800, 0.28),
+    ]
+    for n, p1, p2 in cases:
+        got = optimal_mask_fractions(n, 10)
+        assert (float(got[0]), float(got[1])) == pytest.approx((p1, p2), rel=1e-6), n
+        if n >= 10:  # the mean number of plastic paths is exactly N_min
+            assert float(got[0]) * float(got[1]) * n == pytest.approx(10, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [7, 50, 700, 3000, 40_000])
+def test_optimal_mask_fractions_minimise_plastic_synapses(n: int) -> None:
+    """Brute force over p1: among masks with p1·p2·N = N_min (p ≤ 1), none has fewer
+    plastic synapses N·(784·p1 + 10·p2) than the counting argument's choice."""
+    n_min = 10
+    p1, p2 = (float(v) for v in optimal_mask_fractions(n, n_min))
+    cost = n * (784 * p1 + 10 * p2)
+    grid = np.geomspace(1e-5, 1, 200_001)
+    p2_grid = n_min / (n * grid)
+    ok = p2_grid <= 1
+    if n <= n_min:
+        assert (p1, p2) == (1.0, 1.0)
+        return
+    best = np.min(n * (784 * grid[ok] + 10 * p2_grid[ok]))
+    assert cost <= best * (1 + 1e-6)
+    assert cost == pytest.approx(best, rel=1e-3)
+    assert p1 * p2 * n == pytest.approx(n_min, rel=1e-6)
+
+
+def test_synapse_mask_optimal_draws_those_fractions() -> None:
+    """784 inputs, 10 outputs, N = 20: 15 700 input and 210 output synapses.
+    N_min = 2 (second regime): p1 = 0.1 → 1570, p2 = 1 → 210.
+    N_min = 0.1 (third regime, 20 ≥ 7.84): p1 = √(0.1·10/(784·20)) = 0.0079859 → 125
+    (125.4), p2 = 78.4·p1 = 0.62610 → 131 (131.48)."""
+    p1 = math.sqrt(0.1 * 10 / (784 * 20))
+    assert (round(p1 * 15_700), round(78.4 * p1 * 210)) == (125, 131)
+    params = Params(jnp.zeros((20, 785)), jnp.zeros((10, 21)))
+    for n_min, want in ((2, (1570, 210)), (0.1, (125, 131))):
+        state = build([f"synapse-mask-optimal:n_min={n_min}"]).init(params, jax.random.key(1))
+        assert (int(np.sum(state.hidden)), int(np.sum(state.output))) == want
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def test_parse_rule_string() -> None:
+    spec = parse("top-k:per=layer,fraction=0.05")
+    assert spec == RuleSpec("top-k", (("fraction", 0.05), ("per", "layer")))
+    assert str(spec) == "top-k:fraction=0.05,per=layer"
+    assert parse(" subnet : units = 100 ") == RuleSpec("subnet", (("units", 100),))
+    assert parse("lazy") == RuleSpec("lazy", ())
+    assert parse(spec) is spec
+    assert parse(str(spec)) == spec
+    assert isinstance(parse("subnet:units=100").kwargs[0][1], int)
+
+
+def test_unknown_rule_lists_the_known_rules() -> None:
+    with pytest.raises(RuleError, match="unknown rule 'topk'") as err:
+        parse("topk:fraction=0.1")
+    for name in REGISTRY:
+        assert name in str(err.value)
+
+
+def test_unknown_parameter_lists_the_rules_parameters() -> None:
+    with pytest.raises(RuleError, match="'frac'") as err:
+        parse("top-k:frac=0.1")
+    assert "fraction" in str(err.value) and "per" in str(err.value)
+    with pytest.raises(RuleError, match="its parameters: none"):
+        parse("lazy:fraction=0.1")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("subnet", "needs parameter 'units'"),
+        ("top-k:fraction=abc", "'fraction' must be a number"),
+        ("subnet:units=2.5", "'units' must be an integer"),
+        ("top-k:fraction=0.1,per=diagonal", "'per' must be one of layer, neuron"),
+        ("neuron-select:fraction=0.1,by=size", "'by' must be one of error, activity"),
+        ("top-k:fraction", "expected key=value"),
+        ("", "non-empty"),
+    ],
+)
+def test_malformed_rule_strings(text: str, match: str) -> None:
+    with pytest.raises(RuleError, match=match):
+        parse(text)
+
+
+FRACTION_RULES = [
+    (name, p.name)
+    for name, entry in sorted(REGISTRY.items())
+    for p in entry.params
+    if p.kind == "float" and name != "synapse-mask-optimal"
+]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "nan", "inf"])
+@pytest.mark.parametrize(("rule", "param"), FRACTION_RULES)
+def test_bad_fraction_names_the_parameter(rule: str, param: str, value: str) -> None:
+    entry = REGISTRY[rule]
+    others = ",".join(
+        f"{p.name}=0.5" for p in entry.params if p.required and p.name != param and p.kind != "str"
+    )
+    text = f"{rule}:{param}={value}" + (f",{others}" if others else "")
+    with pytest.raises(RuleError, match=f"'{param}'"):
+        validate([text], 10)
+    validate([f"{rule}:{param}=1" + (f",{others}" if others else "")], 10)  # 1 is fine
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan"])
+def test_bad_n_min(value: str) -> None:
+    with pytest.raises(RuleError, match="n_min"):
+        validate([f"synapse-mask-optimal:n_min={value}"], 10)
+
+
+def test_subnet_size_is_checked_against_the_network() -> None:
+    assert validate(["subnet:units=10"], 10) == (RuleSpec("subnet", (("units", 10),)),)
+    for units in (11, 0, -1):
+        with pytest.raises(RuleError, match="units"):
+            validate([f"subnet:units={units}"], 10)
+    with pytest.raises(RuleError, match="n_hidden=10"):
+        validate(["lazy", "subnet:units=11", "top-k:fraction=0.1"], 10)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        ("subnet:units=11",),
+        ("top-k:fraction=0",),
+        ("top-k:fraction=nan",),
+        ("neuron-mask:fraction=1.5",),
+        ("lazy", "top-k:fraction=-0.1"),
+        ("topk:fraction=0.1",),
+        ("subnet:size=3",),
+    ],
+)
+def test_check_config_rejects_bad_rules_before_any_work(rules: tuple[str, ...]) -> None:
+    config = RunConfig(dataset="synthetic", n_hidden=10, rules=rules)
+    with pytest.raises(RuleError):
+        check_config(config)
+    with pytest.raises(RuleError):  # no data is touched: the data set here is None
+        run(config, None)
+    check_config(RunConfig(dataset="synthetic", n_hidden=11, rules=("subnet:units=11",)))
