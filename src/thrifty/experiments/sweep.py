@@ -44,8 +44,11 @@ from thrifty.experiments.store import (
 __all__ = [
     "Progress",
     "SweepResult",
+    "batch_key",
     "clear_cache",
     "dataset_for",
+    "default_batch",
+    "run_batch",
     "run_one",
     "run_sweep",
 ]
@@ -160,6 +163,75 @@ def run_one(
     dataset = dataset_for(cfg, data_dir=data_dir)
     arrays = _arrays_for(cfg, dataset, data_dir)
     return train.run(cfg, dataset, arrays=arrays)
+
+
+def run_batch(
+    configs: list[Mapping[str, Any]], data_dir: str | None = None, *, x64: bool | None = None
+) -> list[dict[str, Any]]:
+    """Run configs that differ only in numbers as one batch (:func:`thrifty.train.run_many`).
+
+    The configs must share data and structure (see :func:`batch_key`); records are
+    those of separate runs, in the order given.
+    """
+    import jax
+
+    from thrifty import train
+
+    if x64 is not None and bool(jax.config.read("jax_enable_x64")) != x64:
+        jax.config.update("jax_enable_x64", x64)
+    cfgs = [RunConfig.from_dict(dict(c)).resolved() for c in configs]
+    dataset = dataset_for(cfgs[0], data_dir=data_dir)
+    arrays = _arrays_for(cfgs[0], dataset, data_dir)
+    return train.run_many(cfgs, dataset, arrays=arrays)
+
+
+def batch_key(config: RunConfig) -> tuple[Any, ...]:
+    """Configs with equal batch keys share data and compiled structure: they differ only
+    in numbers (seed, learning rate, σ, fractions, thresholds, criterion, budget)."""
+    from thrifty.rules import registry
+    from thrifty.synapses import synapse_structure
+
+    c = config.resolved()
+    return (
+        c.dataset,
+        c.protocol,
+        c.inputs,
+        c.dtype,
+        c.n_train,
+        c.check_set,
+        c.check_interval,
+        c.n_hidden,
+        c.activation,
+        c.loss,
+        c.alphas,
+        c.simpson,
+        registry.spec_structure(c.rules),
+        synapse_structure(c.synapses),
+    )
+
+
+def default_batch() -> int:
+    """Runs per task when ``batch`` is not given: 1 on a CPU, 32 on an accelerator.
+
+    On a CPU a batch runs at about the speed of its runs one after another (see
+    ``bench/bench_many.py``); on an accelerator many small runs at once fill the device.
+    """
+    import jax
+
+    return 1 if jax.default_backend() == "cpu" else 32
+
+
+def _tasks(todo: list[str], unique: dict[str, RunConfig], batch: int) -> list[tuple[str, ...]]:
+    """Group run keys into tasks of at most ``batch`` runs that share a batch key."""
+    if batch <= 1:
+        return [(k,) for k in todo]
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for key in todo:
+        groups.setdefault(batch_key(unique[key]), []).append(key)
+    tasks = []
+    for keys in groups.values():
+        tasks += [tuple(keys[i : i + batch]) for i in range(0, len(keys), batch)]
+    return tasks
 
 
 # ----------------------------------------------------------------------------- driver side
@@ -305,6 +377,7 @@ def run_sweep(
     progress: Progress | bool | None = None,
     retries: int = 2,
     stream: TextIO | None = None,
+    batch: int | None = None,
 ) -> SweepResult:
     """Run every config that has no finished record yet; write each record when it ends.
 
@@ -334,6 +407,10 @@ def run_sweep(
         :class:`~thrifty.experiments.executors.DaskExecutor`.)
     stream : text stream, optional
         Where progress goes (default ``sys.stderr``).
+    batch : int, optional
+        Up to this many runs that differ only in numbers go to a worker as one task and
+        run as one compiled batch (:func:`thrifty.train.run_many`); default
+        :func:`default_batch`. Records are those of separate runs.
 
     Returns
     -------
@@ -357,6 +434,10 @@ def run_sweep(
 
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    if batch is None:
+        batch = default_batch()
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     store = root if isinstance(root, ResultStore) else ResultStore(root)
     stream = stream if stream is not None else sys.stderr
 
@@ -375,20 +456,24 @@ def run_sweep(
             f"on {ex.description}; records in {store.dir}"
         )
         reporter = _Reporter(progress, stream, len(todo), header)
-        attempts: collections.Counter[str] = collections.Counter()
-        pending: dict[cf.Future[Any], tuple[str, Any]] = {}
-        queue = collections.deque(todo)
+        attempts: collections.Counter[tuple[str, ...]] = collections.Counter()
+        pending: dict[cf.Future[Any], tuple[tuple[str, ...], Any]] = {}
+        queue = collections.deque(_tasks(todo, unique, batch))
 
-        def submit(key: str) -> None:
-            attempts[key] += 1
+        def submit(task: tuple[str, ...]) -> None:
+            attempts[task] += 1
             try:
-                raw = ex.submit(run_one, unique[key].to_dict(), data_dir, x64=x64)
+                if len(task) == 1:
+                    raw = ex.submit(run_one, unique[task[0]].to_dict(), data_dir, x64=x64)
+                else:
+                    dicts = [unique[k].to_dict() for k in task]
+                    raw = ex.submit(run_batch, dicts, data_dir, x64=x64)
             except cf.BrokenExecutor as exc:
                 # A user-given pool that broke: nothing more can run on it.
                 broken: cf.Future[Any] = cf.Future()
                 broken.set_exception(exc)
                 raw = broken
-            pending[executors.as_concurrent_future(raw)] = (key, raw)
+            pending[executors.as_concurrent_future(raw)] = (task, raw)
 
         limit = ex.max_in_flight
         try:
@@ -397,29 +482,43 @@ def run_sweep(
                     submit(queue.popleft())
                 finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
                 for future in finished:
-                    key, _raw = pending.pop(future)
+                    task, _raw = pending.pop(future)
                     exc = future.exception()
-                    if exc is not None:
-                        if executors.is_worker_loss(exc) and attempts[key] <= retries:
-                            retried += 1
-                            reporter.note(
-                                f"{key}: worker process died ({type(exc).__name__}); "
-                                f"submitting again (attempt {attempts[key] + 1})"
-                            )
-                            queue.appendleft(key)
-                            continue
-                        record = failed_record(unique[key], exc, attempts=attempts[key])
-                    else:
-                        record = _checked(future.result(), unique[key], attempts[key])
-                    if record["status"] == "failed" and store.is_final(key):
-                        # Another sweep on the same store finished this run meanwhile.
-                        skipped += 1
+                    if (
+                        exc is not None
+                        and executors.is_worker_loss(exc)
+                        and attempts[task] <= retries
+                    ):
+                        retried += 1
+                        reporter.note(
+                            f"{', '.join(task)}: worker process died ({type(exc).__name__}); "
+                            f"submitting again (attempt {attempts[task] + 1})"
+                        )
+                        queue.appendleft(task)
                         continue
-                    store.write(record)
-                    statuses[record["status"]] += 1
-                    if record["status"] == "failed":
-                        failed_keys.append(key)
-                    reporter.update(record, sum(statuses.values()))
+                    if exc is not None:
+                        records = [
+                            failed_record(unique[k], exc, attempts=attempts[task]) for k in task
+                        ]
+                    else:
+                        result = future.result()
+                        results = [result] if len(task) == 1 else list(result)
+                        if len(results) != len(task):
+                            results = [None] * len(task)
+                        records = [
+                            _checked(r, unique[k], attempts[task])
+                            for k, r in zip(task, results, strict=True)
+                        ]
+                    for key, record in zip(task, records, strict=True):
+                        if record["status"] == "failed" and store.is_final(key):
+                            # Another sweep on the same store finished this run meanwhile.
+                            skipped += 1
+                            continue
+                        store.write(record)
+                        statuses[record["status"]] += 1
+                        if record["status"] == "failed":
+                            failed_keys.append(key)
+                        reporter.update(record, sum(statuses.values()))
         except BaseException:
             for _future, (_key, raw) in pending.items():
                 _cancel(raw)

@@ -1,0 +1,37 @@
+"""A sweep that batches runs differing only in numbers gives the records of single runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thrifty.config import RunConfig
+from thrifty.experiments import ResultStore, run_sweep
+from thrifty.experiments.sweep import _tasks, batch_key
+
+
+def _configs() -> list[RunConfig]:
+    base = dict(dataset="synthetic", n_hidden=12, check_interval=200)
+    configs = [RunConfig(**base, seed=s, lr=lr) for s in (0, 1) for lr in (0.01, 0.02)]
+    configs.append(RunConfig(**base, seed=0, rules=("subnet:units=6",)))  # other structure
+    return configs
+
+
+def test_tasks_group_by_structure() -> None:
+    configs = {c.key(): c for c in _configs()}
+    tasks = _tasks(list(configs), configs, batch=3)
+    assert sorted(len(t) for t in tasks) == [1, 1, 3]
+    for task in tasks:
+        assert len({batch_key(configs[k]) for k in task}) == 1
+
+
+def test_batched_sweep_equals_single_runs(tmp_path: Path) -> None:
+    configs = _configs()
+    a = run_sweep(configs, tmp_path / "single", batch=1, progress=False)
+    b = run_sweep(configs, tmp_path / "batched", batch=4, progress=False)
+    assert a.failed == b.failed == 0 and a.done == b.done == len(configs)
+    single, batched = ResultStore(tmp_path / "single"), ResultStore(tmp_path / "batched")
+    for c in configs:
+        x, y = single.read(c.key()), batched.read(c.key())
+        assert (x["status"], x["samples"]) == (y["status"], y["samples"])
+        assert x["energy"]["total"]["m0"] == y["energy"]["total"]["m0"]
+        assert x["curve"] == y["curve"]
