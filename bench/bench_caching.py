@@ -23,13 +23,17 @@ from thrifty.config import RunConfig
 from thrifty.network import augment
 from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
 
-MODELS = (
-    ("plain", "plain"),
-    ("caching per synapse", "caching:threshold=0.01"),
-    ("caching per neuron", "caching:threshold=0.01,per=neuron"),
-    ("caching per layer", "caching:threshold=0.01,per=layer"),
-    ("caching, 100-unit consolidation", "caching:threshold=0.01,consolidate_units=100"),
+SUBNET = ("subnet:units=100",)
+MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("plain", "plain", ()),
+    ("caching per synapse", "caching:threshold=0.01", ()),
+    ("caching per neuron", "caching:threshold=0.01,per=neuron", ()),
+    ("caching per layer", "caching:threshold=0.01,per=layer", ()),
+    ("caching, 100-unit consolidation", "caching:threshold=0.01,consolidate_units=100", ()),
+    ("plain, subnet 100", "plain", SUBNET),
+    ("caching, subnet 100", "caching:threshold=0.01", SUBNET),
 )
+"""(label, synapse model, rules); ratios are to the plain model with the same rules."""
 
 
 class Timer:
@@ -41,12 +45,18 @@ class Timer:
         Synapse-model string, e.g. ``"caching:threshold=0.01"``.
     n_hidden : int
         Hidden units N.
+    rules : tuple of str
+        Plasticity rules, e.g. ``("subnet:units=100",)``.
     interval : int
         Samples per chunk.
     """
 
-    def __init__(self, synapses: str, n_hidden: int, interval: int = 1000) -> None:
-        config = RunConfig(dataset="synthetic", n_hidden=n_hidden, synapses=synapses).resolved()
+    def __init__(
+        self, synapses: str, n_hidden: int, rules: tuple[str, ...] = (), interval: int = 1000
+    ) -> None:
+        config = RunConfig(
+            dataset="synthetic", n_hidden=n_hidden, synapses=synapses, rules=rules
+        ).resolved()
         dtype = jnp.dtype(config.dtype)
         self.rng = np.random.default_rng(0)
         self.x = augment(jnp.asarray(self.rng.normal(0.0, 1.0, (5000, 784)), dtype))
@@ -97,21 +107,29 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000], help="hidden units")
     parser.add_argument("--chunks", type=int, default=3, help="timed chunks of 1000 per model")
     parser.add_argument("--models", nargs="+", default=None, help="synapse strings to time")
+    parser.add_argument("--only", default="", help="time only the labels containing this text")
     args = parser.parse_args()
-    models = MODELS if args.models is None else (("plain", "plain"), *((m, m) for m in args.models))
+    models = tuple(m for m in MODELS if args.only in m[0] or m[0] == "plain")
+    if args.models is not None:
+        models = (("plain", "plain", ()), *((m, m, ()) for m in args.models))
     print(
         f"device: {jax.devices()[0].device_kind}, float32, chunks of 1000 samples, best of "
         f"{args.chunks}"
     )
     for n in args.n:
-        timers = [(label, Timer(spec, n)) for label, spec in models]
+        timers = [(label, rules, Timer(spec, n, rules)) for label, spec, rules in models]
         for _ in range(args.chunks):
-            for _, timer in timers:
+            for _, _, timer in timers:
                 timer.chunk()
-        plain = timers[0][1].samples_per_s
-        for label, timer in timers:
+        plain = {
+            rules: timer.samples_per_s
+            for label, rules, timer in timers
+            if label.startswith("plain")
+        }
+        for label, rules, timer in timers:
             rate = timer.samples_per_s
-            print(f"N={n:>6}  {label:<34} {rate:9.0f} samples/s  ratio {rate / plain:.2f}")
+            base = plain.get(rules, plain[()])
+            print(f"N={n:>6}  {label:<34} {rate:9.0f} samples/s  ratio {rate / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ CASES: dict[str, dict[str, object]] = {
     "backprop": {},
     "top-k 5%": {"rules": ("top-k:fraction=0.05",)},
     "subnet 100": {"rules": ("subnet:units=100",)},
-    "caching": {"synapses": "caching:threshold=0.1"},
+    "caching": {"synapses": "caching:threshold=0.001"},
 }
 
 

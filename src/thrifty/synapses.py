@@ -84,13 +84,22 @@ def build_synapses(
     """Build the synapse model named by ``spec`` (e.g. ``"plain"``,
     ``"caching:threshold=0.1"``); ``numbers`` may replace numeric parameters
     (keys ``"<param>"``) with traced values."""
+    entry = SYNAPSE_MODELS.get(spec.partition(":")[0].strip())
+    supplied: dict[str, Any] = {}
+    if entry is not None and numbers is not None:
+        numeric = {p.name for p in entry.params if p.kind != "str"}
+        supplied = {k: v for k, v in numbers.items() if k in numeric}
+        # A required number supplied in ``numbers`` (the spec may carry only the
+        # structure) counts as given; its placeholder below is replaced at once.
+        fill = [p.name for p in entry.params if p.required and p.name in supplied]
+        if fill:
+            spec += ("," if ":" in spec else ":") + ",".join(f"{k}=1" for k in fill)
     parsed = parse(spec, SYNAPSE_MODELS)
     entry = SYNAPSE_MODELS[parsed.name]
     kwargs = dict(parsed.kwargs)
+    kwargs.update(supplied)
     if n_hidden is not None and entry.check is not None:
         entry.check(kwargs, n_hidden)
-    if numbers is not None:
-        kwargs.update({k: v for k, v in numbers.items() if k in kwargs})
     if "alphas" in inspect.signature(entry.factory).parameters:
         kwargs["alphas"] = alphas
     elif alphas:
@@ -110,3 +119,7 @@ def synapse_structure(spec: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
     parsed = parse(spec, SYNAPSE_MODELS)
     kinds = {p.name: p.kind for p in SYNAPSE_MODELS[parsed.name].params}
     return parsed.name, tuple((k, v) for k, v in parsed.kwargs if kinds[k] == "str")
+
+
+# Registers the "caching" model; imported last because thrifty.caching builds on the above.
+from thrifty import caching as _caching  # noqa: E402, F401

@@ -187,6 +187,7 @@ def make_step(
     rule, syn = _specs(structure, numbers)
     lr = numbers["lr"]
     weights = syn.weights or (lambda params, s: params)
+    stateless = structure.synapses[0] == "plain"
 
     def step(state: TrainState, inp: tuple[jax.Array, jax.Array]) -> tuple[TrainState, StepOutput]:
         index, t = inp
@@ -197,14 +198,23 @@ def make_step(
         proposal = propose(w, x, target, activation=structure.activation, loss=structure.loss)
         ctx = Context(step=t, label=label, key=jax.random.fold_in(key, t))
         selection, rule_state = rule.update(proposal, state.rule_state, w, ctx)
-        # A frozen run (active = 0) proposes nothing and so spends nothing.
-        selection = tuple(
-            s._replace(post=state.active if s.post is None else s.post * state.active)
-            for s in selection
-        )
-        params, syn_state, energy = syn.apply(
-            state.params, state.synapse_state, proposal, selection, lr
-        )
+        # A frozen run (active = 0) changes nothing and so spends nothing.
+        if stateless:
+            params, syn_state, energy = syn.apply(
+                state.params, state.synapse_state, proposal, selection, lr * state.active
+            )
+            energy = jax.tree.map(lambda e: e * state.active.astype(e.dtype), energy)
+        else:  # e.g. caching: transient weights must not decay once the run is frozen
+
+            def learn(st: TrainState) -> tuple[Params, Any, tuple[StepEnergy, ...]]:
+                return syn.apply(st.params, st.synapse_state, proposal, selection, lr)
+
+            def keep(st: TrainState) -> tuple[Params, Any, tuple[StepEnergy, ...]]:
+                shapes = jax.eval_shape(learn, st)[2]
+                zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+                return st.params, st.synapse_state, zeros
+
+            params, syn_state, energy = jax.lax.cond(state.active > 0, learn, keep, state)
         if structure.loss == "mse":
             loss = 0.5 * jnp.sum((proposal.output - target) ** 2)
         else:

@@ -6,6 +6,7 @@ JAX. Tests feed it the same initial weights, sample order and masks as the fast
 path and compare trajectories, selections and energies.
 """
 
+from thrifty.reference.caching import CachingStepRecord, train_caching
 from thrifty.reference.network import (
     Activations,
     backward,
@@ -29,6 +30,7 @@ from thrifty.reference.train import StepRecord, energy_of, train
 
 __all__ = [
     "Activations",
+    "CachingStepRecord",
     "ReferenceRule",
     "StepRecord",
     "backward",
@@ -46,4 +48,5 @@ __all__ = [
     "synapse_mask",
     "top_k",
     "train",
+    "train_caching",
 ]

@@ -1,0 +1,659 @@
+"""Synaptic caching (Li & van Rossum 2020): a transient and a persistent weight per synapse.
+
+Every synapse has a persistent component ``l`` and a transient component ``s``; the
+network computes with ``w = l + s``. Learning writes into ``s``; ``s`` decays; when it
+grows large it is *consolidated* into ``l``. Only consolidations change the persistent
+weights, so they are what the meters M0, M1 and M_α count; holding a transient weight
+also costs energy, ``c · Σ|s|`` per sample.
+
+One step of one layer, in this order (the NumPy reference does the same):
+
+1. **update** ``s ← s − η · delta ⊗ pre`` on the synapses the rules selected;
+2. **decay** ``s ← s · exp(−1/τ)`` on every synapse (τ in samples);
+3. **consolidate** where ``|s| ≥ θ`` (and the synapse may consolidate at all):
+   ``l ← l + s``, ``s ← 0``;
+4. **price** the step: M0 = number of synapses consolidated with ``s ≠ 0``,
+   M1 = Σ|consolidated s| + ``c · Σ|s|`` of what remains after step 3.
+
+The network computes with ``l + s``, which the state keeps. On the CPU a step touches
+only the units that receive an update or hold transient weight when there are few of
+them (a subnet), so caching in a subnet costs about what the subnet costs.
+
+The model is registered as ``"caching"`` in :data:`thrifty.synapses.SYNAPSE_MODELS`::
+
+    --synapses caching:threshold=0.1,tau=1000,cost=0.001,per=synapse
+
+Example
+-------
+>>> import jax
+>>> from thrifty.network import init_params
+>>> model = caching(threshold=0.05)
+>>> params = init_params(jax.random.key(0), n_hidden=20)
+>>> state = model.init(params, jax.random.key(1))
+>>> state.transient.hidden.shape
+(20, 785)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from thrifty.energy import LAYER_NAMES, StepEnergy, effective_vectors, selected_mask
+from thrifty.network import Params, Proposal
+from thrifty.rules.base import LayerSelection, Selection
+from thrifty.rules.library import random_mask
+from thrifty.rules.registry import RuleError, register
+from thrifty.synapses import SYNAPSE_MODELS, SynapseModel
+
+PER = ("synapse", "neuron", "layer")
+"""Granularity of consolidation: each synapse on its own, a unit's incoming synapses
+together, or a whole layer together."""
+
+
+class CachingState(NamedTuple):
+    """State of the caching synapse model.
+
+    Attributes
+    ----------
+    transient : Params
+        The transient components ``s``, shapes like the weights:
+        hidden (N, n_inputs + 1), output (n_outputs, N + 1); weight units.
+    effective : Params
+        ``l + s``, the weights the network computes with, kept up to date by
+        ``apply`` (only rows that change are rewritten; equal to ``l + s`` up to
+        the last bit, as XLA may fuse the decay and the sum). Replacing the
+        persistent weights from outside the model needs a new state from ``init``.
+    live : tuple of bool Arrays, shapes (N,) and (n_outputs,)
+        Per layer, the units whose incoming transient weights may be non-zero
+        (False only where they are known to be all zero); lets a step skip units
+        that hold nothing and receive no update.
+    consolidating : Array of shape (N,) or None
+        0/1 mask of the hidden units whose incoming and outgoing synapses may
+        consolidate (``consolidate_units > 0``); None when every synapse may.
+        The output biases may always consolidate.
+    """
+
+    transient: Params
+    effective: Params
+    live: tuple[jax.Array, ...]
+    consolidating: jax.Array | None = None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def check_caching(params: dict[str, Any], n_hidden: int | None) -> None:
+    """Reject bad parameters of ``caching`` before any work.
+
+    Parameters
+    ----------
+    params : dict
+        Parameters given in the model string (absent ones take their defaults;
+        traced values are skipped).
+    n_hidden : int or None
+        Hidden units N, to bound ``consolidate_units``; None skips that check.
+
+    Raises
+    ------
+    RuleError
+        Naming the parameter and the allowed values.
+    """
+
+    def bad(name: str, allowed: str) -> RuleError:
+        return RuleError(f"synapse model 'caching': {name} must be {allowed}, got {params[name]!r}")
+
+    def concrete(name: str) -> bool:
+        return name in params and _is_number(params[name])
+
+    for name in ("threshold", "tau"):
+        if concrete(name) and not (math.isfinite(params[name]) and params[name] > 0):
+            raise bad(name, "a finite number > 0")
+    if concrete("cost") and not (math.isfinite(params["cost"]) and params["cost"] >= 0):
+        raise bad("cost", "a finite number >= 0")
+    if "per" in params and params["per"] not in PER:
+        raise bad("per", f"one of {', '.join(PER)}")
+    if concrete("consolidate_units"):
+        units = params["consolidate_units"]
+        upper = "" if n_hidden is None else f", at most n_hidden={n_hidden}"
+        if units != int(units) or units < 0 or (n_hidden is not None and units > n_hidden):
+            raise bad("consolidate_units", f"an integer >= 0 (0: everywhere){upper}")
+
+
+def _row_sum(a: jax.Array) -> jax.Array:
+    """Σ of a matrix as a sum of row sums (smaller rounding error than one long sum)."""
+    return jnp.sum(jnp.sum(a, axis=1))
+
+
+_PACK = 4096
+"""Counts of a row below this are packed two to a float: ``events + _PACK · positive``."""
+
+
+def _event_counts(events: jax.Array, positive: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Exact int32 numbers of ``events`` and of ``events & positive`` (boolean matrices).
+
+    Row sums of 0/1 floats are exact integers (below 2**24); when a row is shorter
+    than ``_PACK`` both counts travel in one float per entry, so one reduction
+    gives both. Totals are summed as int32.
+    """
+    dtype = jnp.float32
+    one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+    if events.shape[1] < _PACK:
+        packed = jnp.where(events, jnp.where(positive, one + _PACK, one), zero)
+        rows = jnp.sum(packed, axis=1).astype(jnp.int32)
+        return jnp.sum(rows % _PACK, dtype=jnp.int32), jnp.sum(rows // _PACK, dtype=jnp.int32)
+    counts = jnp.sum(jnp.where(events, one, zero), axis=1).astype(jnp.int32)
+    pos = jnp.sum(jnp.where(events & positive, one, zero), axis=1).astype(jnp.int32)
+    return jnp.sum(counts, dtype=jnp.int32), jnp.sum(pos, dtype=jnp.int32)
+
+
+class LayerStep(NamedTuple):
+    """One layer after one caching step.
+
+    Attributes
+    ----------
+    persistent, transient, effective : Array, shape (n_post, n_pre)
+        ``l``, ``s`` and ``w = l + s`` after the step (weight units).
+    energy : StepEnergy
+    live : bool Array, shape (n_post,)
+        Units whose incoming transient weights may be non-zero (see :class:`CachingState`).
+    """
+
+    persistent: jax.Array
+    transient: jax.Array
+    effective: jax.Array
+    energy: StepEnergy
+    live: jax.Array
+
+
+def row_capacity(n_post: int) -> int | None:
+    """How many active units (rows) a layer step processes by gathering them; None: never.
+
+    A unit is *active* when it receives an update or holds transient weight. When
+    at most this many are active, only their rows are gathered, stepped and
+    scattered back, so a caching network restricted to a small subnet costs about
+    as much per sample as the subnet; otherwise every row is stepped. Gathering is
+    used on the CPU only: on accelerators the dense step is one fused pass, and
+    under ``vmap`` both ways would run. Subnets of up to 128 units are gathered.
+    """
+    if jax.default_backend() != "cpu" or n_post < 256:
+        return None
+    return 128
+
+
+def cache_layer(
+    persistent: jax.Array,
+    transient: jax.Array,
+    delta: jax.Array,
+    pre: jax.Array,
+    sel: LayerSelection,
+    lr: Any,
+    *,
+    threshold: Any,
+    decay: Any,
+    cost: Any,
+    per: str = "synapse",
+    eligible_post: jax.Array | None = None,
+    eligible_pre: jax.Array | None = None,
+    alphas: tuple[float, ...] = (),
+    live: jax.Array | None = None,
+    effective: jax.Array | None = None,
+    capacity: int | None = None,
+    block: int | None = None,
+) -> LayerStep:
+    """One step of synaptic caching for one layer: update, decay, consolidate, price.
+
+    Parameters
+    ----------
+    persistent, transient : Array, shape (n_post, n_pre)
+        ``l`` and ``s`` (weight units).
+    delta : Array, shape (n_post,)
+        Error of the postsynaptic units.
+    pre : Array, shape (n_pre,)
+        Presynaptic activity (bias input last).
+    sel : LayerSelection
+        The synapses that express ``−lr · delta ⊗ pre``.
+    lr : float
+        Learning rate η.
+    threshold : float
+        Consolidation threshold θ > 0 on ``|s|`` (weight units).
+    decay : float
+        Factor ``exp(−1/τ)`` applied to ``s`` every sample.
+    cost : float
+        Cost c of holding transient weight, per unit of ``|s|`` and sample.
+    per : {"synapse", "neuron", "layer"}
+        What consolidates together: a synapse alone; every synapse of a unit
+        (row) once one of them reaches θ; every synapse of the layer.
+    eligible_post, eligible_pre : Array of shape (n_post,) / (n_pre,), or None
+        0/1 masks of the synapses that may consolidate at all (a synapse must be
+        eligible on both sides); None: all. Ineligible synapses only decay and
+        never trigger a consolidation.
+    alphas : tuple of float
+        Exponents of the extra M_α meters, Σ|consolidated s|^α.
+    live : bool Array of shape (n_post,), or None
+        Units that may hold non-zero transient weight (None: all may).
+    effective : Array of shape (n_post, n_pre), or None
+        ``l + s`` before the step, if at hand (only rows that change are rewritten).
+    capacity : int or None
+        Gather the active units' rows when at most this many are active (see
+        :func:`row_capacity`); None: always step every row.
+    block : int or None
+        When every row is stepped, sum the energy this many rows at a time (a
+        divisor of ``n_post``; see :func:`stats_block`); None: all at once.
+
+    Returns
+    -------
+    LayerStep
+        The new ``l``, ``s``, ``l + s`` and ``live``, and the energy: ``m0`` consolidations
+        (synapses with ``s ≠ 0`` moved into ``l``, exact int32), ``m0_potentiation``
+        those with ``s > 0``; ``m1`` = Σ|consolidated s| + ``transient``;
+        ``m1_potentiation`` = Σ consolidated ``s > 0`` (the holding cost is not split
+        by sign and is not in it); ``m_alpha`` over consolidations; ``transient`` =
+        ``cost · Σ|s|`` after the step.
+
+    Notes
+    -----
+    Both ways of stepping give the same result; gathering only skips rows whose
+    transient weights are zero and receive no update (nothing happens to them).
+    The dense step writes everything elementwise as one chain of ``jnp.where``:
+    on accelerators XLA fuses the update, the decay, the comparison, the new
+    arrays and the sums into one pass. XLA's CPU backend writes one array per
+    pass and gives every sum a pass of its own; summing by blocks of rows keeps
+    those passes in cache.
+    """
+    d, x = effective_vectors(delta, pre, sel)
+    n_post = persistent.shape[0]
+    step = functools.partial(
+        _dense_step,
+        x=x,
+        sel=sel,
+        lr=lr,
+        threshold=threshold,
+        decay=decay,
+        cost=cost,
+        per=per,
+        eligible_pre=eligible_pre,
+        alphas=alphas,
+    )
+    everywhere = jnp.ones((n_post,), bool)
+    gather = (
+        capacity is not None
+        and capacity < n_post
+        and per != "layer"
+        and eligible_pre is None
+        and sel.synapses is None
+    )
+    if not gather:
+        new_l, new_s, new_w, energy = step(persistent, transient, d, eligible_post, block=block)
+        return LayerStep(new_l, new_s, new_w, energy, everywhere)
+    assert capacity is not None
+    live = everywhere if live is None else live
+    active = (d != 0) | live
+    (index,) = jnp.nonzero(active, size=capacity, fill_value=n_post)
+    dtype = transient.dtype
+    effective = persistent + transient if effective is None else effective
+
+    def every_row(i: jax.Array, carry: LayerStep) -> LayerStep:
+        # tie the update to the loop, or XLA hoists it out of the loop as a full matrix
+        tied = d + jnp.zeros((), dtype) * i.astype(dtype)
+        new_l, new_s, new_w, energy = step(
+            carry.persistent, carry.transient, tied, eligible_post, block=block
+        )
+        return LayerStep(new_l, new_s, new_w, energy, everywhere)
+
+    def active_rows(_: jax.Array, carry: LayerStep) -> LayerStep:
+        def take(a: jax.Array) -> jax.Array:
+            return a.at[index].get(mode="fill", fill_value=0)
+
+        post = None if eligible_post is None else take(eligible_post)
+        rows_l, rows_s, rows_w, energy = step(
+            take(carry.persistent), take(carry.transient), take(d), post
+        )
+        return LayerStep(
+            carry.persistent.at[index].set(rows_l, mode="drop"),
+            carry.transient.at[index].set(rows_s, mode="drop"),
+            carry.effective.at[index].set(rows_w, mode="drop"),
+            energy,
+            carry.live.at[index].set(jnp.any(rows_s != 0, axis=1), mode="drop"),
+        )
+
+    # Loops that run once or not at all: unlike a conditional, a loop updates
+    # its (large) carried arrays in place.
+    few = jnp.sum(active, dtype=jnp.int32) <= capacity
+    carry = LayerStep(persistent, transient, effective, _no_energy(dtype, len(alphas)), live)
+    carry = jax.lax.fori_loop(0, few.astype(jnp.int32), active_rows, carry)
+    return jax.lax.fori_loop(0, 1 - few.astype(jnp.int32), every_row, carry)
+
+
+def _no_energy(dtype: Any, n_alpha: int) -> StepEnergy:
+    """A StepEnergy of zeros."""
+    return StepEnergy(
+        m0=jnp.zeros((), jnp.int32),
+        m0_potentiation=jnp.zeros((), jnp.int32),
+        m1=jnp.zeros((), dtype),
+        m1_potentiation=jnp.zeros((), dtype),
+        m_alpha=jnp.zeros((n_alpha,), dtype),
+        transient=jnp.zeros((), dtype),
+    )
+
+
+def _transient_step(
+    transient: jax.Array,
+    d: jax.Array,
+    eligible_post: jax.Array | None,
+    synapses: jax.Array | None,
+    *,
+    x: jax.Array,
+    sel: LayerSelection,
+    lr: Any,
+    threshold: Any,
+    decay: Any,
+    per: str,
+    eligible_pre: jax.Array | None,
+    layer_reached: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Updated and decayed transient weights and the synapses that consolidate.
+
+    Shapes (rows, n_pre); ``d`` and ``eligible_post`` are of these rows, ``synapses``
+    the rows of the selection's fixed synapse mask. ``layer_reached`` (per layer
+    only): whether any synapse of the whole layer reached θ.
+    """
+    dtype = transient.dtype
+    zero = jnp.zeros((), dtype)
+    update = jnp.outer(jnp.asarray(lr, dtype) * d, x)
+    mask = selected_mask(d, sel._replace(synapses=synapses))
+    if mask is not None:
+        update = jnp.where(mask, update, zero)
+    s = (transient - update) * jnp.asarray(decay, dtype)
+
+    eligible = None
+    if eligible_post is not None:
+        eligible = (eligible_post != 0)[:, None]
+    if eligible_pre is not None:
+        col = (eligible_pre != 0)[None, :]
+        eligible = col if eligible is None else eligible & col
+
+    reached = jnp.abs(s) >= jnp.asarray(threshold, dtype)
+    if eligible is not None:
+        reached = reached & eligible
+    if per == "synapse":
+        return s, reached
+    if per == "neuron":
+        consolidate = jnp.any(reached, axis=1, keepdims=True)
+    elif per == "layer":
+        consolidate = jnp.any(reached) if layer_reached is None else layer_reached
+    else:
+        raise RuleError(f"synapse model 'caching': per must be one of {', '.join(PER)}")
+    if eligible is not None:
+        consolidate = consolidate & eligible
+    return s, jnp.broadcast_to(consolidate, s.shape)
+
+
+def _price(
+    s: jax.Array, consolidate: jax.Array, cost: Any, alphas: tuple[float, ...]
+) -> StepEnergy:
+    """Energy of one step from the decayed transient weights ``s`` before
+    consolidation and the boolean matrix of synapses that consolidate."""
+    dtype = s.dtype
+    zero = jnp.zeros((), dtype)
+    size = jnp.abs(s)
+    moved_size = jnp.where(consolidate, size, zero)
+    consolidated = _row_sum(moved_size)
+    held = jnp.asarray(cost, dtype) * _row_sum(jnp.where(consolidate, zero, size))
+    m0, m0_potentiation = _event_counts(consolidate & (s != 0), s > 0)
+    m_alpha = (
+        jnp.stack([_row_sum(jnp.where(moved_size > 0, moved_size**a, zero)) for a in alphas])
+        if alphas
+        else jnp.zeros((0,), dtype)
+    )
+    return StepEnergy(
+        m0=m0,
+        m0_potentiation=m0_potentiation,
+        m1=consolidated + held,
+        m1_potentiation=_row_sum(jnp.where(consolidate & (s > 0), s, zero)),
+        m_alpha=m_alpha,
+        transient=held,
+    )
+
+
+def stats_block(n_post: int) -> int | None:
+    """Rows per block when a layer's energy is summed block by block; None: at once.
+
+    On the CPU every sum over a large matrix is a pass over memory of its own;
+    summing a block of rows (about 100 kB) at a time keeps those passes in cache.
+    The block is the largest divisor of ``n_post`` up to 48 rows (40 for N = 1000
+    and 10 000, measured best among 8 to 125 on a 2-core CPU), at least 16.
+    """
+    if jax.default_backend() != "cpu" or n_post < 256:
+        return None
+    block = max(b for b in range(1, 49) if n_post % b == 0)
+    return block if block >= 16 else None
+
+
+def _dense_step(
+    persistent: jax.Array,
+    transient: jax.Array,
+    d: jax.Array,
+    eligible_post: jax.Array | None,
+    *,
+    x: jax.Array,
+    sel: LayerSelection,
+    lr: Any,
+    threshold: Any,
+    decay: Any,
+    cost: Any,
+    per: str,
+    eligible_pre: jax.Array | None,
+    alphas: tuple[float, ...],
+    block: int | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, StepEnergy]:
+    """The caching step on every row given (shapes (rows, n_pre)); see :func:`cache_layer`.
+
+    Returns the new ``l``, ``s``, ``l + s`` and the energy. ``d`` is the effective
+    error of these rows (post mask applied), ``x`` the effective presynaptic
+    activity. With ``block``, the energy is summed ``block`` rows at a time.
+    """
+    dtype = transient.dtype
+    zero = jnp.zeros((), dtype)
+    step = functools.partial(
+        _transient_step,
+        x=x,
+        sel=sel,
+        lr=lr,
+        threshold=threshold,
+        decay=decay,
+        per=per,
+        eligible_pre=eligible_pre,
+    )
+    layer_reached = None
+    if per == "layer":
+        s, reached = step(transient, d, eligible_post, sel.synapses)
+        layer_reached = jnp.any(reached)
+    step = functools.partial(step, layer_reached=layer_reached)
+    s, consolidate = step(transient, d, eligible_post, sel.synapses)
+    if block is None:
+        energy = _price(s, consolidate, cost, alphas)
+    else:
+        n_blocks = transient.shape[0] // block
+
+        def rows(a: jax.Array | None) -> jax.Array | None:
+            return None if a is None else a.reshape(n_blocks, block, *a.shape[1:])
+
+        def price_block(args: tuple[Any, ...]) -> StepEnergy:
+            return _price(*step(*args), cost, alphas)
+
+        parts = jax.lax.map(
+            price_block,
+            (rows(transient), rows(d), rows(eligible_post), rows(sel.synapses)),
+        )
+        energy = jax.tree.map(lambda a: jnp.sum(a, axis=0, dtype=a.dtype), parts)
+    new_persistent = jnp.where(consolidate, persistent + s, persistent)
+    # The transient array is updated in place: make it wait for everything that
+    # reads the old transient values (otherwise XLA copies them first).
+    after = zero * (new_persistent[0, 0] + energy.m1 + energy.m0.astype(dtype))
+    new_transient = jnp.where(consolidate, zero, s + after)
+    new_effective = new_persistent + new_transient
+    return new_persistent, new_transient, new_effective, energy
+
+
+def _eligibility(
+    consolidating: jax.Array | None, layer: int
+) -> tuple[jax.Array | None, jax.Array | None]:
+    """Post and pre eligibility masks of a layer from the hidden-unit mask (N,)."""
+    if consolidating is None:
+        return None, None
+    if layer == 0:
+        return consolidating, None
+    bias = jnp.ones((1,), consolidating.dtype)
+    return None, jnp.concatenate([consolidating, bias])
+
+
+def _check_now(threshold: Any, tau: Any, cost: Any, per: str, consolidate_units: Any) -> None:
+    given = {
+        "threshold": threshold,
+        "tau": tau,
+        "cost": cost,
+        "per": per,
+        "consolidate_units": consolidate_units,
+    }
+    check_caching(given, None)
+
+
+@register(
+    "caching",
+    registry=SYNAPSE_MODELS,
+    check=check_caching,
+    choices={"per": PER},
+)
+def caching(
+    *,
+    threshold: float,
+    tau: float = 1000.0,
+    cost: float = 0.001,
+    per: str = "synapse",
+    consolidate_units: int = 0,
+    alphas: tuple[float, ...] = (),
+) -> SynapseModel:
+    """Synaptic caching: updates go to a decaying transient weight, consolidated at |s| ≥ θ.
+
+    Parameters
+    ----------
+    threshold : float
+        Consolidation threshold θ > 0 on ``|s|`` (weight units).
+    tau : float
+        Decay time constant τ > 0 of the transient weights, in samples.
+    cost : float
+        Cost c ≥ 0 of holding transient weight, per unit of ``|s|`` per sample.
+    per : {"synapse", "neuron", "layer"}
+        Consolidate each synapse on its own, every incoming synapse of a unit when
+        one of them reaches θ, or the whole layer when one synapse does.
+    consolidate_units : int
+        0: every synapse may consolidate. ``k > 0``: only the incoming and outgoing
+        synapses of a fixed random set of ``k`` hidden units (drawn from the key
+        given to ``init``) ever consolidate, plus the output biases; elsewhere the
+        transient weights learn and decay but never become persistent.
+    alphas : tuple of float
+        Exponents of the extra M_α meters (set by the library, not the model string).
+
+    Returns
+    -------
+    SynapseModel
+        ``params`` are the persistent weights ``l``; the state is a
+        :class:`CachingState`; ``weights(params, state)`` is ``l + s`` (kept in the
+        state, so the forward pass reads one matrix per layer).
+
+    Notes
+    -----
+    Numeric parameters may be traced JAX scalars (vmapped sweeps over θ, τ, c);
+    ``per`` is structure. See the module docstring for the order within a step.
+    """
+    _check_now(threshold, tau, cost, per, consolidate_units)
+    everywhere = _is_number(consolidate_units) and consolidate_units == 0
+
+    def init(params: Params, key: jax.Array) -> CachingState:
+        transient = Params(*(jnp.zeros_like(w) for w in params))
+        effective = Params(*(w + s for w, s in zip(params, transient, strict=True)))
+        live = tuple(jnp.zeros((w.shape[0],), bool) for w in params)
+        if everywhere:
+            return CachingState(transient, effective, live)
+        n_hidden = params.hidden.shape[0]
+        units = random_mask(key, (n_hidden,), consolidate_units)
+        # consolidate_units = 0 given as a traced number still means "everywhere"
+        units = jnp.where(jnp.asarray(consolidate_units) > 0, units, True)
+        return CachingState(transient, effective, live, units.astype(params.hidden.dtype))
+
+    def apply(
+        params: Params,
+        state: CachingState,
+        proposal: Proposal,
+        selection: Selection,
+        lr: jax.Array,
+    ) -> tuple[Params, CachingState, tuple[StepEnergy, ...]]:
+        decay = jnp.exp(-1.0 / jnp.asarray(tau, params.hidden.dtype))
+        steps = []
+        layers = zip(
+            params,
+            state.transient,
+            state.effective,
+            state.live,
+            proposal.layers,
+            selection,
+            strict=True,
+        )
+        for index, (w, s, eff, live, lp, sel) in enumerate(layers):
+            post, pre = _eligibility(state.consolidating, index)
+            steps.append(
+                cache_layer(
+                    w,
+                    s,
+                    lp.delta,
+                    lp.pre,
+                    sel,
+                    lr,
+                    threshold=threshold,
+                    decay=decay,
+                    cost=cost,
+                    per=per,
+                    eligible_post=post,
+                    eligible_pre=pre,
+                    alphas=alphas,
+                    live=live,
+                    effective=eff,
+                    capacity=row_capacity(w.shape[0]),
+                    block=stats_block(w.shape[0]),
+                )
+            )
+        new_state = CachingState(
+            Params(*(st.transient for st in steps)),
+            Params(*(st.effective for st in steps)),
+            tuple(st.live for st in steps),
+            state.consolidating,
+        )
+        return (
+            Params(*(st.persistent for st in steps)),
+            new_state,
+            tuple(st.energy for st in steps),
+        )
+
+    def weights(params: Params, state: CachingState) -> Params:
+        del params
+        return state.effective
+
+    def summary(params: Params, state: CachingState) -> dict[str, Any]:
+        del params
+        out: dict[str, Any] = {}
+        for name, s in zip(LAYER_NAMES, state.transient, strict=True):
+            a = np.asarray(s)
+            out[name] = {
+                "remaining_m0": int(np.count_nonzero(a)),
+                "remaining_m1": float(np.abs(a.astype(np.float64)).sum()),
+            }
+        return out
+
+    return SynapseModel(init, apply, "caching", weights=weights, summary=summary)
