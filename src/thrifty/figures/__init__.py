@@ -1,0 +1,90 @@
+"""The paper's figures, one module per figure, each computed from the records table.
+
+Every module ``thrifty.figures.figXY`` has
+
+- ``configs(scale, dataset="mnist", df=None) -> list[RunConfig]``: the runs it needs at
+  a scale (``"tiny"``, ``"quick"``, ``"full"``). Figures share runs: identical configs
+  have identical keys and run once. Given the records so far (``df``), a module may add
+  runs that depend on measured values (Fig 2a's synapse masks need ``N_min``).
+- ``compute(df, dataset="mnist") -> FigureData``: medians over seeds with their spread,
+  parameters optimised per N where the paper optimises them; only from the DataFrame of
+  :func:`thrifty.experiments.load`, never by training.
+- ``plot(data, ax=None)``: draws and returns its axes (one Axes, or an array for
+  multi-panel figures); new axes on an Agg-canvas figure when ``ax`` is None.
+
+Example
+-------
+>>> from thrifty.figures import FIGURES, draw  # doctest: +SKIP
+>>> data, paths = draw("fig1b", df, "mnist", out_dir)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from thrifty.figures.scales import FIGURES, SCALES, plan
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from thrifty.config import RunConfig
+    from thrifty.figures._common import FigureData
+
+__all__ = ["FIGURES", "SCALES", "all_configs", "draw", "module", "plan"]
+
+
+def module(name: str) -> ModuleType:
+    """The module of a figure, e.g. ``module("fig2a")``; a ValueError names the figures."""
+    if name not in FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)}; got {name!r}")
+    return importlib.import_module(f"thrifty.figures.{name}")
+
+
+def all_configs(
+    scale: str,
+    datasets: tuple[str, ...] | list[str] = ("mnist",),
+    figures: tuple[str, ...] | list[str] | None = None,
+    df: pd.DataFrame | None = None,
+) -> list[RunConfig]:
+    """The runs of every planned (figure, data set), without duplicates.
+
+    Parameters
+    ----------
+    scale : {"tiny", "quick", "full"}
+    datasets : sequence of str
+    figures : sequence of str, optional
+        A subset of :data:`FIGURES` (default: all that :func:`plan` lists).
+    df : DataFrame, optional
+        Records so far, for runs that depend on measured values.
+    """
+    from thrifty.figures._common import unique_configs
+
+    out = []
+    for dataset in datasets:
+        for name in plan(scale, dataset):
+            if figures is None or name in figures:
+                out += module(name).configs(scale, dataset, df)
+    return unique_configs(out)
+
+
+def draw(
+    name: str, df: pd.DataFrame, dataset: str, out_dir: Path | str, **kwargs: Any
+) -> tuple[FigureData, list[Path]]:
+    """Compute and plot one figure and save it as ``<out_dir>/<name>_<dataset>.png`` and ``.pdf``.
+
+    Returns
+    -------
+    (FigureData, list of Path)
+        The computed data and the files written.
+    """
+    from thrifty.figures import style
+
+    mod = module(name)
+    data = mod.compute(df, dataset, **kwargs)
+    axes = mod.plot(data)
+    fig = style.figure_of(axes)
+    paths = style.save(fig, Path(out_dir) / f"{name}_{dataset}")
+    return data, paths

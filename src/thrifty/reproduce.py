@@ -1,0 +1,223 @@
+"""Reproduce the paper: fetch the data, run every figure's configs, draw, report.
+
+:func:`reproduce` is what ``thrifty reproduce --scale quick|full`` calls. It is
+resumable by construction: runs whose record exists in ``<out>/records`` are skipped,
+so an interrupted reproduction continues where it stopped, and a finished one redraws
+its figures and report without training.
+
+Steps
+-----
+1. Load every data set once (a missing or corrupt file fails here, before any run).
+2. Collect the configs of all planned figures (:func:`thrifty.figures.all_configs`),
+   most expensive first, and run them with :func:`thrifty.experiments.run_sweep`.
+   Some runs depend on measured values (Fig 2a's synapse masks need ``N_min``); the
+   configs are collected again from the records and the sweep repeats until nothing is
+   new (at most :data:`MAX_ROUNDS` times).
+3. Load the records (:func:`thrifty.experiments.load`), keep those of this
+   reproduction's configs, write ``runs.csv``, draw every figure into ``figures/`` (PNG
+   and PDF) and write ``report.md`` and ``report.html``.
+
+Example
+-------
+>>> from pathlib import Path
+>>> from thrifty.reproduce import reproduce
+>>> reproduce("quick", out=Path("reproduction"), workers=2)  # doctest: +SKIP
+PosixPath('reproduction/report.md')
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.config import RunConfig
+from thrifty.figures import FIGURES, all_configs, draw, plan
+from thrifty.figures.scales import check_scale
+
+MAX_ROUNDS = 3
+"""Sweeps at most; the second adds runs that depend on measured values."""
+
+DATASETS = ("mnist", "fashion-mnist")
+"""Data sets of a reproduction by default."""
+
+
+def estimated_cost(config: RunConfig) -> float:
+    """A rough relative cost of a run, to start the longest runs first.
+
+    Proportional to the weights touched per sample and the samples a run may take
+    (its budget when it is expected to fail, else about 40 000); caching, which works on
+    full matrices with several passes, and per-sample top-k selection weigh more.
+    """
+    n = config.n_hidden
+    rules = " ".join(config.rules)
+    factor = 1.0
+    if config.synapses.startswith("caching"):
+        factor *= 8.0
+    if "top-k" in rules or "neuron-select" in rules:
+        factor *= 3.0
+    samples = min(40_000.0, config.budget_epochs * 50_000.0)
+    if config.criterion is not None and config.criterion >= 1.0:
+        samples = config.budget_epochs * 50_000.0
+    return factor * (n + 50) * samples
+
+
+def _log(message: str) -> None:
+    print(f"reproduce: {message}", file=sys.stderr, flush=True)
+
+
+def fetch_data(datasets: Sequence[str], data_dir: str | None = None) -> None:
+    """Load each data set once so that a missing or corrupt file shows before any run."""
+    from thrifty import train
+
+    for dataset in datasets:
+        if dataset == "synthetic":
+            continue
+        t0 = time.perf_counter()
+        train.load_dataset(RunConfig(dataset=dataset), data_dir=data_dir, log=_log)
+        _log(f"{dataset}: data ready ({time.perf_counter() - t0:.1f} s)")
+
+
+def reproduce(
+    scale: str = "quick",
+    out: Path | str = Path("reproduction"),
+    workers: int = 1,
+    scheduler: str | None = None,
+    data_dir: str | None = None,
+    datasets: Sequence[str] = DATASETS,
+    figures: Sequence[str] | None = None,
+    *,
+    client: Any = None,
+    progress: Callable[..., None] | bool | None = None,
+) -> Path:
+    """Run, draw and report the paper's figures at a scale; returns the path of report.md.
+
+    Parameters
+    ----------
+    scale : {"quick", "full", "tiny"}
+        ``quick``: about 20 minutes on a 2-core CPU; ``full``: the paper's scale;
+        ``tiny``: seconds, for tests (use ``datasets=("synthetic",)``).
+    out : Path
+        Output directory: ``records/``, ``runs.csv``, ``figures/``, ``report.md``,
+        ``report.html``.
+    workers : int
+        Local worker processes of the sweep.
+    scheduler : str, optional
+        Dask scheduler address (``tcp://HOST:PORT``) to run the sweep on a cluster.
+    data_dir : str, optional
+        Directory with the IDX files (on the workers, too).
+    datasets : sequence of str
+        Data sets to reproduce on (default MNIST and Fashion-MNIST).
+    figures : sequence of str, optional
+        A subset of :data:`thrifty.figures.FIGURES`.
+    client : optional
+        A Dask client or executor to run the sweep on.
+    progress : callable, bool or None
+        Passed to :func:`thrifty.experiments.run_sweep`.
+
+    Returns
+    -------
+    Path
+        ``<out>/report.md`` (``report.html`` beside it).
+    """
+    from thrifty import experiments
+    from thrifty.report import Drawn, write_report
+
+    check_scale(scale)
+    if figures is not None:
+        unknown = sorted(set(figures) - set(FIGURES))
+        if unknown:
+            raise ValueError(
+                f"unknown figure(s) {', '.join(unknown)}; allowed: {', '.join(FIGURES)}"
+            )
+    datasets = tuple(datasets)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    fetch_data(datasets, data_dir)
+
+    df = _load(out) if (out / "records").is_dir() else None
+    configs: list[RunConfig] = []
+    for round_ in range(1, MAX_ROUNDS + 1):
+        configs = all_configs(scale, datasets, figures, df)
+        configs.sort(key=estimated_cost, reverse=True)
+        _log(f"round {round_}: {len(configs)} runs planned")
+        result = experiments.run_sweep(
+            configs,
+            out,
+            workers=workers,
+            client=client,
+            scheduler=scheduler,
+            data_dir=data_dir,
+            progress=progress,
+        )
+        _log(
+            f"round {round_}: {result.done} run, {result.skipped} stored already, "
+            f"{result.failed} failed"
+        )
+        df = _load(out)
+        again = {c.key() for c in all_configs(scale, datasets, figures, df)}
+        if again <= {c.key() for c in configs}:
+            break
+    assert df is not None
+    keys = {c.key() for c in all_configs(scale, datasets, figures, df)}
+    df = df[df["key"].isin(keys)].reset_index(drop=True)
+    table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
+    table.to_csv(out / "runs.csv", index=False)
+
+    drawn: list[Drawn] = []
+    for dataset in datasets:
+        for name in plan(scale, dataset):
+            if figures is not None and name not in figures:
+                continue
+            try:
+                data, paths = draw(name, df, dataset, out / "figures")
+                drawn.append(Drawn(name, dataset, data, paths))
+            except Exception as exc:
+                _log(f"{name} ({dataset}) could not be drawn:\n{traceback.format_exc()}")
+                drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
+    wall = time.perf_counter() - t0
+    notes = _notes(scale, datasets, figures)
+    report = write_report(
+        out,
+        df,
+        drawn,
+        scale=scale,
+        datasets=datasets,
+        wall_time_s=wall,
+        command=f"reproduce({scale!r}, out={str(out)!r}, workers={workers})",
+        notes=notes,
+    )
+    _log(f"done in {wall / 60:.1f} min: {report}")
+    return report
+
+
+def _load(out: Path) -> Any:
+    from thrifty import experiments
+
+    return experiments.load(out, errors="skip")
+
+
+def _notes(scale: str, datasets: Sequence[str], figures: Sequence[str] | None) -> list[str]:
+    """What a reader of this scale's report should know about what was left out."""
+    notes = []
+    if figures is not None:
+        notes.append(f"figures limited to {', '.join(figures)}")
+    for dataset in datasets:
+        planned = plan(scale, dataset)
+        left = [f for f in FIGURES if f not in planned]
+        if left:
+            notes.append(f"{dataset}: not drawn at the {scale} scale: {', '.join(left)}")
+    if scale == "quick":
+        notes += [
+            "quick scale: few sizes, coarse grids, 1–3 seeds; fractions and subnet sizes are "
+            "optimised over 2–3 values only",
+            "quick scale: Fig 1a without N = 10 000; Fig 3a at N = 300 (paper: 1000); Fig 3d "
+            "after 1 epoch (paper: 30); Fig 4 at N ≤ 300 with a 50-unit subnet; Fig 6 at "
+            "N = 300; sweeps whose points may fail (η ≥ 0.1, small fractions, high "
+            "thresholds) run with a reduced budget of 1–2 epochs",
+        ]
+    return notes

@@ -1,0 +1,299 @@
+"""Figures and report on a synthetic records table built to the contract of
+``thrifty.experiments.load`` (no training, no data files)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from thrifty.config import RunConfig
+from thrifty.figures import FIGURES, SCALES, all_configs, draw, module, plan
+from thrifty.figures import scales as scales_mod
+from thrifty.figures._common import family_of, param_of, parse_terms, prepare
+from thrifty.report import VERDICTS, Drawn, build_claims, savings_table, write_report
+
+# ----------------------------------------------------------------- synthetic records
+
+M0_EXPONENT = 0.85  # of plain backprop against N in the fake records
+M1_EXPONENT = 0.5
+N_MIN = 25  # smaller networks (or subnets) never converge
+
+
+def fake_row(config: RunConfig) -> dict[str, Any]:
+    """One records-table row with energies from simple laws and a little seeded noise.
+
+    Plain backprop: samples ∝ N^(M0_EXPONENT - 1), so M0 ∝ N^M0_EXPONENT; M1 ∝ N^0.5.
+    Restrictions act on the plastic units and fraction as the paper describes.
+    """
+    c = config.resolved()
+    rng = np.random.default_rng(int(c.key(), 16) % 2**32)
+    terms = dict(parse_terms(" + ".join(c.rules)))
+    n = c.n_hidden
+    units = int(terms["subnet"]["units"]) if "subnet" in terms else n
+    fraction = 1.0
+    for name in ("neuron-mask", "neuron-select", "top-k"):
+        if name in terms:
+            fraction *= float(terms[name]["fraction"])
+    if "synapse-mask" in terms:
+        fraction *= float(terms["synapse-mask"]["hidden"])
+    if "synapse-mask-optimal" in terms:
+        fraction = min(1.0, float(terms["synapse-mask-optimal"]["n_min"]) / n)
+    noise = math.exp(0.03 * rng.standard_normal())
+    samples_needed = 3e4 * (units / 100) ** (M0_EXPONENT - 1) * (0.01 / c.lr) ** 0.8 * noise
+    samples_needed /= max(fraction, 0.05) ** 0.3
+    ok = units >= N_MIN and c.lr < 0.1 and (c.criterion or 0) < 1.0
+    synapse_terms = parse_terms(c.synapses)
+    threshold = float(synapse_terms[0][1]["threshold"]) if synapse_terms else None
+    if threshold is not None:
+        ok = ok and threshold < 5e-3
+    budget = int(math.ceil(c.budget_epochs * 50_000 / 1000) * 1000)
+    samples = min(budget, int(math.ceil(samples_needed / 1000) * 1000)) if ok else budget
+    m0_hidden = samples * units * 785 * fraction
+    m0_output = samples * (units + 1) * 10
+    m1 = 5e4 * (units / 100) ** M1_EXPONENT * noise * (1 + 0.2 * (1 - fraction))
+    if threshold is not None:
+        m0_hidden /= 300 * (1e-3 / threshold)
+        m0_output /= 300 * (1e-3 / threshold)
+        m1 /= 4
+    if c.inputs == "raw":
+        m0_hidden *= 0.6
+    m0 = int(m0_hidden + m0_output)
+    accuracy = (c.criterion or 0.95) + 0.002 if ok else (c.criterion or 0.95) - 0.05
+    row: dict[str, Any] = {
+        "key": c.key(),
+        "status": "converged" if ok else "budget",
+        "samples": samples,
+        "diverged_at": None,
+        "accuracy": accuracy,
+        "test_accuracy": 0.97 - (0.15 if "synapse-mask" in terms else 0.01) * (1 - fraction),
+        "wall_time_s": samples / 1e4,
+        "samples_per_s": 1e4,
+        "error": None,
+    }
+    fields = c.to_dict()
+    fields["rules"] = " + ".join(c.rules)
+    fields["alphas"] = ""
+    row.update(fields)
+    row.update(
+        m0=m0,
+        m1=m1,
+        m0_potentiation=m0 // 2,
+        m1_potentiation=m1 / 2,
+        m1_transient=0.2 * m1 if threshold is not None else 0.0,
+        m0_hidden=int(m0_hidden),
+        m0_output=int(m0_output),
+        m1_hidden=0.9 * m1,
+        m1_output=0.1 * m1,
+        m0_min=units * 795,
+        m1_min=m1 / 20,
+        ineff_m0=m0 / (units * 795),
+        ineff_m1=20.0,
+        curve=[[1000.0, 0.5], [float(samples), accuracy]],
+    )
+    return row
+
+
+def fake_frame(configs: list[RunConfig]) -> pd.DataFrame:
+    """A records table of ``configs`` (see :func:`fake_row`)."""
+    return pd.DataFrame([fake_row(c) for c in configs])
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    """Fake records of every quick-scale figure on MNIST, with the second-round runs."""
+    configs = all_configs("quick", ("mnist",))
+    first = fake_frame(configs)
+    return fake_frame(all_configs("quick", ("mnist",), df=first))
+
+
+# ------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_configs_are_valid_and_shared(scale: str) -> None:
+    from thrifty.rules import registry
+    from thrifty.synapses import build_synapses
+
+    dataset = "synthetic" if scale == "tiny" else "mnist"
+    per_figure = {name: module(name).configs(scale, dataset) for name in FIGURES}
+    for name, configs in per_figure.items():
+        assert configs, name
+        for c in configs:
+            assert isinstance(c, RunConfig) and c.dataset == dataset
+            registry.validate(c.rules, c.n_hidden)
+            build_synapses(c.synapses, n_hidden=c.n_hidden)
+    merged = all_configs(scale, (dataset,))
+    assert len({c.key() for c in merged}) == len(merged)
+    assert len(merged) < sum(len(v) for v in per_figure.values())  # figures share runs
+
+
+def test_second_dataset_plan_and_overrides() -> None:
+    assert plan("quick", "mnist") == FIGURES
+    assert set(plan("quick", "fashion-mnist")) >= {"fig1b", "fig2a", "fig3b"}
+    fashion = module("fig1b").configs("quick", "fashion-mnist")
+    assert {c.dataset for c in fashion} == {"fashion-mnist"}
+    assert max(c.n_hidden for c in fashion) == 3000  # no 10 000 on Fashion-MNIST at quick
+    with pytest.raises(ValueError, match="scale"):
+        scales_mod.check_scale("huge")
+    with pytest.raises(ValueError, match="figure"):
+        module("fig9")
+
+
+def test_synapse_masks_wait_for_n_min(frame: pd.DataFrame) -> None:
+    first = module("fig2a").configs("quick", "mnist")
+    assert not any("synapse-mask-optimal" in " ".join(c.rules) for c in first)
+    second = module("fig2a").configs("quick", "mnist", frame)
+    masks = [c for c in second if "synapse-mask-optimal" in " ".join(c.rules)]
+    assert masks
+    assert {param_of(" + ".join(c.rules), "synapse-mask-optimal", "n_min") for c in masks} == {30}
+
+
+def test_rule_strings_compare_by_meaning() -> None:
+    assert family_of("top-k:fraction=0.1") == family_of("top-k:per=layer,fraction=0.2")
+    assert family_of("subnet:units=100 + top-k:fraction=0.1,per=neuron") == (
+        "subnet + top-k(per=neuron)"
+    )
+    assert family_of("") == family_of("plain") == ""
+    assert param_of("subnet:units=100 + top-k:fraction=0.05", "top-k", "fraction") == 0.05
+
+
+def test_prepare_keeps_the_largest_budget() -> None:
+    a = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=1.0)
+    b = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=5.0)
+    table = prepare(fake_frame([a, b]))
+    assert len(table) == 1 and table["budget_epochs"].iloc[0] == 5.0
+
+
+# ------------------------------------------------------------------ compute and plot
+
+
+@pytest.fixture(scope="module")
+def drawn(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> list[Drawn]:
+    """Every figure computed, plotted and saved once (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("report") / "figures"
+    result = []
+    for name in FIGURES:
+        data, paths = draw(name, frame, "mnist", out)
+        result.append(Drawn(name, "mnist", data, paths))
+    return result
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_computes_plots_and_saves(name: str, drawn: list[Drawn]) -> None:
+    (d,) = [d for d in drawn if d.name == name]
+    assert {p.suffix for p in d.paths} == {".png", ".pdf"}
+    for p in d.paths:
+        assert p.exists() and p.stat().st_size > 1000
+    assert d.data is not None and d.data.figure == name and d.data.dataset == "mnist"
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_plot_draws_into_given_axes(name: str, frame: pd.DataFrame) -> None:
+    from thrifty.figures import style
+
+    mod = module(name)
+    data = mod.compute(frame, "mnist")
+    first = np.atleast_1d(mod.plot(data))
+    axes = style.new_axes(len(first))
+    again = np.atleast_1d(mod.plot(data, ax=axes))
+    assert list(again) == list(axes)
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_survives_an_empty_table(name: str, tmp_path: Path) -> None:
+    from thrifty.figures import style
+
+    empty = fake_frame([RunConfig(dataset="mnist", n_hidden=100)]).iloc[0:0]
+    mod = module(name)
+    axes = mod.plot(mod.compute(empty, "mnist"))
+    (path,) = style.save(style.figure_of(axes), tmp_path / name, formats=("png",))
+    assert path.stat().st_size > 0
+
+
+def test_fig1b_recovers_the_exponents_and_n_min(frame: pd.DataFrame) -> None:
+    data = module("fig1b").compute(frame, "mnist")
+    assert data.values["n_min"] == 30
+    m0, m1 = data.values["fits"]["m0"], data.values["fits"]["m1"]
+    assert m0.exponent == pytest.approx(M0_EXPONENT, abs=0.05)
+    assert m1.exponent == pytest.approx(M1_EXPONENT, abs=0.05)
+    assert m0.exponent_ci[0] < M0_EXPONENT + 0.05 and m0.exponent_ci[1] > M0_EXPONENT - 0.05
+    energy = {s.kind: s for s in data.panels["energy"]}
+    assert np.nanmin(energy["m0"].y) == pytest.approx(1.0)
+
+
+def test_fig2a_optimises_per_n_and_draws_the_counting_argument(frame: pd.DataFrame) -> None:
+    data = module("fig2a").compute(frame, "mnist")
+    assert data.values["mask_n_min"] == 30
+    subnet = {s.kind: s for s in data.panels["m0"]}["subnet"]
+    # In the fake records the smallest converging subnet (50 units) is best for M0.
+    chosen = dict(zip(subnet.x, subnet.params, strict=True))
+    assert chosen[1000.0] == 50
+    assert data.values["theory"]["m0"] is not None
+    assert all(len(k) >= 1 for k in subnet.keys)
+
+
+def test_fig3b_states_the_missing_simpson_index(frame: pd.DataFrame) -> None:
+    data = module("fig3b").compute(frame, "mnist")
+    assert any("Simpson" in n for n in data.notes)
+    assert "simpson" not in data.panels
+
+
+def test_fig3b_draws_the_simpson_index_when_records_hold_it(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    with_index = frame.assign(simpson_start=1e5, simpson_end=2e5)
+    data, paths = draw("fig3b", with_index, "mnist", tmp_path)
+    assert "simpson" in data.panels and paths[0].exists()
+
+
+def test_fig5_extrapolates_to_v1(frame: pd.DataFrame) -> None:
+    data = module("fig5").compute(frame, "mnist")
+    ext = data.values["extrapolation"]["m1"]
+    assert ext.n_hidden == pytest.approx(4.5e10 / 794)
+    assert ext.ratio > 100
+
+
+def test_fig6_savings_exceed_one(frame: pd.DataFrame) -> None:
+    data = module("fig6").compute(frame, "mnist")
+    for variant, per in data.values["savings"]["m0"].items():
+        for kind, value in per.items():
+            assert value > 1, (variant, kind)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list[Drawn]) -> None:
+    out = drawn[0].paths[0].parent.parent
+    figures = [*drawn, Drawn("fig9", "mnist", None, [], "ValueError: broken")]
+    md = write_report(out, frame, figures, scale="quick", wall_time_s=60.0, notes=["a note"])
+    html = (out / "report.html").read_text()
+    text = md.read_text()
+    assert "M0 ∝ N^0.8" in text and "N_min ≈ 30" in text
+    assert "700" in text and "10^8" in text
+    assert "figures/fig1b_mnist.png" in text
+    assert "could not be drawn" in text and "a note" in text
+    assert "data:image/png;base64," in html
+    # Every key a claim cites is a record of the table.
+    claims = build_claims(frame, {(d.name, d.dataset): d.data for d in drawn if d.data}, "mnist")
+    keys = set(frame["key"])
+    assert claims and all(set(c.keys) <= keys for c in claims)
+    assert {c.verdict for c in claims} <= set(VERDICTS)
+    by_topic = {c.claim: c for c in claims}
+    sub_linear = next(c for t, c in by_topic.items() if "sub-linearly" in t)
+    assert sub_linear.verdict == "agrees"
+    simpson = next(c for t, c in by_topic.items() if "Simpson" in t)
+    assert simpson.verdict == "not measured"
+
+
+def test_savings_table(frame: pd.DataFrame) -> None:
+    table = savings_table(frame, "mnist")
+    assert not table.empty
+    subnet = table[(table["rules"] == "subnet:units=50") & (table["N"] == 1000)]
+    assert float(subnet["M0 saving"].iloc[0]) > 1
+    assert set(subnet["keys"].iloc[0].split()) <= set(frame["key"])
