@@ -93,10 +93,11 @@ def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) 
                 out.append(base(scale, dataset, n_hidden=n, seed=s, rules=(subnet_rule(units),)))
             for p in grid["fractions_at"].get(n, grid["fractions"]):
                 for per in ("layer", "neuron"):
+                    # top-k per layer also records where its updates land (Simpson index)
+                    simpson = {"simpson": True} if per == "layer" else {}
+                    rules = (top_k_rule(p, per),)
                     out.append(
-                        base(
-                            scale, dataset, n_hidden=n, seed=s, rules=(top_k_rule(p, per),), **extra
-                        )
+                        base(scale, dataset, n_hidden=n, seed=s, rules=rules, **extra, **simpson)
                     )
                 if units < n:
                     rules = (subnet_rule(units), top_k_rule(p, "layer"))
