@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -67,3 +68,19 @@ def test_expensive_runs_go_first() -> None:
     cached = RunConfig(n_hidden=300, synapses="caching:threshold=0.001")
     assert estimated_cost(large) > estimated_cost(small)
     assert estimated_cost(cached) > estimated_cost(RunConfig(n_hidden=300))
+
+
+def test_unavailable_second_data_set_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fashion-MNIST missing (no Debian package, no mirror) leaves it out; MNIST missing fails."""
+    from thrifty import train
+    from thrifty.data import DataError
+    from thrifty.reproduce import fetch_data
+
+    def fake_load(config: Any, **kwargs: Any) -> None:
+        if config.dataset == "fashion-mnist":
+            raise DataError("no source for fashion-mnist")
+
+    monkeypatch.setattr(train, "load_dataset", fake_load)
+    assert fetch_data(("mnist", "fashion-mnist")) == ("mnist",)
+    with pytest.raises(DataError):
+        fetch_data(("fashion-mnist", "mnist"), required=("fashion-mnist",))
