@@ -234,7 +234,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for c in configs:
         check_config(c)
     result = run_sweep(
-        configs, args.out, workers=args.workers, scheduler=args.scheduler, data_dir=args.data_dir
+        configs,
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        data_dir=args.data_dir,
+        batch=args.batch,
     )
     print(result)
     return 0
@@ -294,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1)
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
     p.add_argument("--data-dir")
+    p.add_argument(
+        "--batch",
+        type=_positive_int,
+        help="runs that differ only in numbers per compiled batch (default: 1 on a CPU, "
+        "32 on an accelerator)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and write a report")
