@@ -162,11 +162,17 @@ def test_rule_strings_compare_by_meaning() -> None:
     assert param_of("subnet:units=100 + top-k:fraction=0.05", "top-k", "fraction") == 0.05
 
 
-def test_prepare_keeps_the_largest_budget() -> None:
+def test_prepare_keeps_the_largest_budget_and_most_measurements() -> None:
     a = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=1.0)
     b = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=5.0)
     table = prepare(fake_frame([a, b]))
     assert len(table) == 1 and table["budget_epochs"].iloc[0] == 5.0
+    c = RunConfig(dataset="mnist", n_hidden=100, rules=("top-k:fraction=0.1,per=layer",))
+    d = RunConfig(
+        dataset="mnist", n_hidden=100, rules=("top-k:fraction=0.1,per=layer",), simpson=True
+    )
+    table = prepare(fake_frame([c, d, RunConfig(dataset="mnist", n_hidden=100, seed=1)]))
+    assert len(table) == 2 and table["simpson"].tolist() == [True, False]
 
 
 # ------------------------------------------------------------------ compute and plot
@@ -246,9 +252,16 @@ def test_fig3b_states_the_missing_simpson_index(frame: pd.DataFrame) -> None:
 def test_fig3b_draws_the_simpson_index_when_records_hold_it(
     frame: pd.DataFrame, tmp_path: Path
 ) -> None:
-    with_index = frame.assign(simpson_start=1e5, simpson_end=2e5)
+    synapses = frame["n_hidden"] * 785
+    with_index = frame.assign(simpson_start=0.9 * synapses, simpson_end=0.7 * synapses)
     data, paths = draw("fig3b", with_index, "mnist", tmp_path)
     assert "simpson" in data.panels and paths[0].exists()
+    sim = data.values["simpson"]
+    np.testing.assert_allclose(sim["start_over_p"], 0.9 / np.asarray(sim["fraction"]))
+    np.testing.assert_allclose(sim["end_over_p"], 0.7 / np.asarray(sim["fraction"]))
+    claims = build_claims(with_index, {("fig3b", "mnist"): data}, "mnist")
+    simpson = next(c for c in claims if "Simpson" in c.claim)
+    assert simpson.verdict == "agrees" and simpson.keys
 
 
 def test_fig5_extrapolates_to_v1(frame: pd.DataFrame) -> None:

@@ -124,7 +124,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
     Adds ``family`` (rule structure), ``syn_family`` (synapse structure, ``""`` for
     plain), ``ok`` (converged) and float copies of the energy columns; keeps, of runs
-    that differ only in their budget, the one with the largest budget.
+    that differ only in their budget or in extra measurements (``simpson``,
+    ``alphas``), the one with the largest budget and the most measurements.
     """
     out = df.copy()
     if out.empty:
@@ -149,15 +150,21 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         ):
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     if "budget_epochs" in out.columns:
-        ident = [
-            c
-            for c in out.columns
-            if c in {f for f in RunConfig.__dataclass_fields__} and c != "budget_epochs"
-        ]
+        # Runs that differ only in their budget or in what they measure besides energy
+        # (the Simpson tally, extra M_α meters) trained the same way: keep one, the one
+        # with the largest budget and the most measurements.
+        extra = ("budget_epochs", *_MEASUREMENT_FIELDS)
+        ident = [c for c in out.columns if c in RunConfig.__dataclass_fields__ and c not in extra]
         out["_ident"] = ["|".join(t) for t in zip(*(out[c].map(repr) for c in ident), strict=True)]
-        out = out.sort_values("budget_epochs", ascending=False).drop_duplicates("_ident")
-        out = out.drop(columns="_ident").sort_index()
+        order = ["budget_epochs"] + [c for c in _MEASUREMENT_FIELDS if c in out.columns]
+        sortable = out.assign(**{c: out[c].map(bool) for c in order[1:]})
+        keep = sortable.sort_values(order, ascending=False).drop_duplicates("_ident").index
+        out = out.loc[sorted(keep)].drop(columns="_ident")
     return out
+
+
+_MEASUREMENT_FIELDS = ("simpson", "alphas")
+"""Config fields that add measurements without changing the training."""
 
 
 def _close(a: pd.Series, b: float, rel: float = 1e-6) -> pd.Series:

@@ -213,7 +213,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
             xlog=True,
             ylog=True,
         )
-        style.legend(axis, loc="upper left")
+        style.legend(axis, loc="lower right")
         style.footnote(axis, data.notes, created=ax is None)
     return axis
 

@@ -81,10 +81,21 @@ def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) 
     out = []
     for s in seeds(scale, quick=grid["quick_seeds"]):
         out.append(base(scale, dataset, n_hidden=grid["n"], seed=s))
-        for _, _, rule, _ in RULES.values():
+        for kind, (_, _, rule, _) in RULES.items():
+            # Largest updates per layer also tally where the updates land (the inverse
+            # Simpson index of Fig 3b): the same runs as Fig 3b's at the same N.
+            simpson = {"simpson": True} if kind == "top-k-layer" else {}
             for p in grid["fractions"]:
                 out.append(
-                    base(scale, dataset, n_hidden=grid["n"], seed=s, rules=(rule(p),), **extra)
+                    base(
+                        scale,
+                        dataset,
+                        n_hidden=grid["n"],
+                        seed=s,
+                        rules=(rule(p),),
+                        **extra,
+                        **simpson,
+                    )
                 )
     return out
 
@@ -163,6 +174,6 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
                 xlog=True,
                 ylog=True,
             )
-        style.legend(axes[0], loc="lower right", fontsize=6.5)
+        style.legend(axes[1], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6.5)
         style.footnote(axes[0], data.notes, created=ax is None)
     return axes

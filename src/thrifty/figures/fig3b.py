@@ -6,10 +6,11 @@ fraction p chosen per N and per measure among the runs (plain backprop, p = 1, i
 candidate too). The paper: large M0 savings, small M1 savings; within the subnet the
 energy no longer grows with N.
 
-The paper also reports the inverse Simpson index of where the updates land, at the
-start and end of training. Records carry it only if the training loop measures it;
-when the columns ``simpson_start`` and ``simpson_end`` exist a third panel shows it,
-otherwise the figure says that it is missing.
+The paper also reports the inverse Simpson index D of where the updates land, at the
+start and end of training: far above the p·size synapses a fixed mask would use. The
+top-k-per-layer runs tally it (``simpson=True``); a third panel shows ``D / synapses``
+in the first and last window of training against p, beside ``p`` (a fixed mask) and 1
+(every synapse). Without those columns the figure says that it is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from thrifty.figures._common import (
     prepare,
     select,
     subnet_rule,
+    sweep_series,
     top_k_rule,
 )
 from thrifty.figures.scales import base, seeds
@@ -122,7 +124,8 @@ def compute(df: pd.DataFrame, dataset: str = "mnist", *, units: int | None = Non
     -------
     FigureData
         Panels ``"m0"``, ``"m1"`` (and ``"simpson"`` when the records hold the index);
-        ``values["best_fraction"][kind][measure] = {N: p}``; ``values["units"]``.
+        ``values["best_fraction"][kind][measure] = {N: p}``; ``values["units"]``;
+        ``values["simpson"]`` (N, fractions, ``D / (p·synapses)`` at start and end).
     """
     data = FigureData("fig3b", dataset)
     table = prepare(df)
@@ -160,15 +163,57 @@ def compute(df: pd.DataFrame, dataset: str = "mnist", *, units: int | None = Non
                 float(x): p for x, p in zip(s.x, s.params, strict=True)
             }
         data.panels[m] = series
-    if all(c in table.columns for c in SIMPSON):
-        topk = rows["top-k-layer"]
-        data.panels["simpson"] = [
-            by_x(topk, "n_hidden", c, label=c.replace("_", " "), kind=k, failures="keep")
-            for c, k in zip(SIMPSON, ("top-k-layer", "top-k-neuron"), strict=True)
-        ]
-    else:
-        data.notes.append("inverse Simpson index not drawn: the records do not hold it")
+    _simpson(data, rows["top-k-layer"])
     return data
+
+
+def _simpson(data: FigureData, topk: pd.DataFrame) -> None:
+    """The inverse Simpson index D of the top-k-per-layer runs, relative to the layer.
+
+    At the size with the most fractions tallied (the largest among equals): the median
+    over seeds of ``D / synapses`` in the first and the last window of training, against
+    the fraction p. A fixed mask would give ``D / synapses = p``; updates spread over the
+    whole layer give 1.
+    """
+    have = all(c in topk.columns for c in SIMPSON) and not topk.empty
+    if have:
+        topk = topk[topk["simpson_start"].notna() & topk["simpson_end"].notna()]
+        have = not topk.empty
+    if not have:
+        data.notes.append("inverse Simpson index not drawn: the records do not hold it")
+        return
+    size = (
+        topk["n_synapses_hidden"].astype(float)
+        if "n_synapses_hidden" in topk.columns and topk["n_synapses_hidden"].notna().all()
+        else topk["n_hidden"].astype(float) * 785
+    )
+    topk = topk.assign(
+        _start=topk["simpson_start"].astype(float) / size,
+        _end=topk["simpson_end"].astype(float) / size,
+    )
+    counts = (
+        topk.assign(_p=[_fraction(r) for _, r in topk.iterrows()])
+        .groupby("n_hidden")["_p"]
+        .nunique()
+    )
+    n = int(max(counts.index, key=lambda k: (counts[k], k)))
+    at_n = topk[topk["n_hidden"] == n]
+    data.panels["simpson"] = [
+        sweep_series(
+            at_n, _fraction, "_start", label="first window", kind="top-k-layer", failures="keep"
+        ),
+        sweep_series(
+            at_n, _fraction, "_end", label="last window", kind="subnet-top-k", failures="keep"
+        ),
+    ]
+    start, end = data.panels["simpson"]
+    data.values["simpson"] = {
+        "n_hidden": n,
+        "fraction": start.x,
+        "start_over_p": start.y / start.x,
+        "end_over_p": end.y / end.x,
+        "keys": start.all_keys(),
+    }
 
 
 def plot(data: FigureData, ax: Any = None) -> np.ndarray:
@@ -191,13 +236,21 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
         if n_panels == 3:
             for s in data.panels["simpson"]:
                 style.errorbar(axes[2], s.x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)
+            ps = np.geomspace(
+                min(s.x.min() for s in data.panels["simpson"]) / 1.3,
+                max(s.x.max() for s in data.panels["simpson"]) * 1.3,
+                20,
+            )
+            axes[2].plot(ps, ps, ":", color="#999999", label="fixed mask (D = p·size)")
+            axes[2].axhline(1.0, color="#999999", linewidth=0.8, label="all synapses")
             style.style_axes(
                 axes[2],
-                xlabel="hidden units N",
-                ylabel="inverse Simpson index D",
+                xlabel="plastic fraction p",
+                ylabel="inverse Simpson index D / synapses",
+                title=f"where top-k updates land, N = {data.values['simpson']['n_hidden']}",
                 xlog=True,
                 ylog=True,
             )
-            style.legend(axes[2])
+            style.legend(axes[2], loc="lower right", fontsize=6.5)
         style.footnote(axes[1], data.notes, created=ax is None)
     return axes

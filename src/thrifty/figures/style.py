@@ -177,7 +177,7 @@ def _log_ticks(axis: Any, lim: tuple[float, float]) -> None:
             lo, hi = sorted((vmin, vmax))
             decades = np.log10(hi / lo) if lo > 0 and hi > 0 else 10.0
             subs: tuple[float, ...] = (1.0,)
-            if decades < 0.2:
+            if decades < 0.4:
                 subs = tuple(np.arange(1.0, 10.0, 0.5))
             elif decades < 0.6:
                 subs = tuple(np.arange(1.0, 10.0))
