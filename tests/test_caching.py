@@ -371,13 +371,61 @@ def test_gathering_active_units_matches_reference(
 
 
 @pytest.mark.parametrize("per", ["synapse", "neuron", "layer"])
-def test_energy_summed_by_blocks_matches_reference(
+def test_consolidating_few_rows_matches_reference(
     per: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Summing a layer's energy a few rows at a time (as on the CPU for large layers)."""
-    monkeypatch.setattr(caching_module, "stats_block", lambda n: 4 if n == N_HIDDEN else None)
+    """Consolidating only the rows that reach θ when few do (as on the CPU for large
+    layers), and every row when more do than the capacity."""
+    monkeypatch.setattr(
+        caching_module, "consolidation_capacity", lambda n: 2 if n == N_HIDDEN else None
+    )
     jax.clear_caches()
     try:
         _compare(f"caching:threshold=0.06,tau=20,cost=0.01,per={per}", (), lambda st: None)
     finally:
         jax.clear_caches()
+
+
+@pytest.mark.parametrize("per", ["synapse", "neuron", "layer"])
+@pytest.mark.parametrize("reaching", [0, 1, 3, 9])
+@pytest.mark.parametrize("eligibility", ["all", "post", "pre"])
+def test_rare_consolidation_step_equals_dense_step(
+    per: str, reaching: int, eligibility: str
+) -> None:
+    """The CPU step that consolidates only the rows at θ equals the one-chain step,
+    whether no row, a few rows (within the capacity of 2) or many rows reach θ."""
+    rng = np.random.default_rng(reaching)
+    n_post, n_pre = 9, 7
+    persistent = jnp.asarray(rng.normal(0.0, 0.3, (n_post, n_pre)))
+    transient = jnp.asarray(rng.uniform(-0.05, 0.05, (n_post, n_pre)))
+    rows = rng.choice(n_post, reaching, replace=False)
+    # one synapse in each chosen row well above θ = 0.1, after the update and decay
+    transient = transient.at[rows, rng.integers(0, n_pre, reaching)].set(0.5)
+    delta = jnp.asarray(rng.normal(0.0, 0.1, n_post))
+    pre = jnp.asarray(rng.uniform(0.0, 1.0, n_pre))
+    post_mask = jnp.asarray((np.arange(n_post) % 3 != 0).astype(float))
+    pre_mask = jnp.asarray((np.arange(n_pre) % 2 == 0).astype(float))
+    kw: dict[str, Any] = dict(
+        x=pre,
+        sel=LayerSelection(),
+        lr=0.1,
+        threshold=0.1,
+        decay=0.9,
+        cost=0.01,
+        per=per,
+        eligible_pre=pre_mask if eligibility == "pre" else None,
+        alphas=(0.5, 2.0),
+    )
+    post = post_mask if eligibility == "post" else None
+    want = caching_module._dense_step(persistent, transient, delta, post, **kw)
+    got = caching_module._rare_step(
+        persistent, transient, delta, post, capacity=0 if per == "layer" else 2, **kw
+    )
+    for a, b in zip(got[:3], want[:3], strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-15)
+    for name in ("m0", "m0_potentiation"):
+        assert int(getattr(got[3], name)) == int(getattr(want[3], name))
+    for name in ("m1", "m1_potentiation", "m_alpha", "transient"):
+        np.testing.assert_allclose(getattr(got[3], name), getattr(want[3], name), rtol=1e-12)
+    if reaching and eligibility == "all":
+        assert int(want[3].m0) > 0

@@ -17,7 +17,8 @@ One step of one layer, in this order (the NumPy reference does the same):
 
 The network computes with ``l + s``, which the state keeps. On the CPU a step touches
 only the units that receive an update or hold transient weight when there are few of
-them (a subnet), so caching in a subnet costs about what the subnet costs.
+them (a subnet), so caching in a subnet costs about what the subnet costs; and it
+consolidates and prices only the rows of units with a synapse at θ when there are few.
 
 The model is registered as ``"caching"`` in :data:`thrifty.synapses.SYNAPSE_MODELS`::
 
@@ -205,7 +206,7 @@ def cache_layer(
     live: jax.Array | None = None,
     effective: jax.Array | None = None,
     capacity: int | None = None,
-    block: int | None = None,
+    rare: int | None = None,
 ) -> LayerStep:
     """One step of synaptic caching for one layer: update, decay, consolidate, price.
 
@@ -243,9 +244,11 @@ def cache_layer(
     capacity : int or None
         Gather the active units' rows when at most this many are active (see
         :func:`row_capacity`); None: always step every row.
-    block : int or None
-        When every row is stepped, sum the energy this many rows at a time (a
-        divisor of ``n_post``; see :func:`stats_block`); None: all at once.
+    rare : int or None
+        When every row is stepped, consolidate only the rows of the units that
+        reach θ when there are at most this many (see
+        :func:`consolidation_capacity`; per layer: only when none does); None:
+        consolidate every row in one chain of passes.
 
     Returns
     -------
@@ -264,8 +267,9 @@ def cache_layer(
     The dense step writes everything elementwise as one chain of ``jnp.where``:
     on accelerators XLA fuses the update, the decay, the comparison, the new
     arrays and the sums into one pass. XLA's CPU backend writes one array per
-    pass and gives every sum a pass of its own; summing by blocks of rows keeps
-    those passes in cache.
+    pass and recomputes the chain in every pass and every sum, so there
+    (``rare``) the common work is kept to a few simple passes and the
+    consolidations, which touch few rows, are done on those rows only.
     """
     d, x = effective_vectors(delta, pre, sel)
     n_post = persistent.shape[0]
@@ -281,6 +285,22 @@ def cache_layer(
         eligible_pre=eligible_pre,
         alphas=alphas,
     )
+    if rare is not None:
+        dense = functools.partial(
+            _rare_step,
+            x=x,
+            sel=sel,
+            lr=lr,
+            threshold=threshold,
+            decay=decay,
+            cost=cost,
+            per=per,
+            eligible_pre=eligible_pre,
+            alphas=alphas,
+            capacity=0 if per == "layer" else rare,
+        )
+    else:
+        dense = step
     everywhere = jnp.ones((n_post,), bool)
     gather = (
         capacity is not None
@@ -290,7 +310,7 @@ def cache_layer(
         and sel.synapses is None
     )
     if not gather:
-        new_l, new_s, new_w, energy = step(persistent, transient, d, eligible_post, block=block)
+        new_l, new_s, new_w, energy = dense(persistent, transient, d, eligible_post)
         return LayerStep(new_l, new_s, new_w, energy, everywhere)
     assert capacity is not None
     live = everywhere if live is None else live
@@ -302,9 +322,7 @@ def cache_layer(
     def every_row(i: jax.Array, carry: LayerStep) -> LayerStep:
         # tie the update to the loop, or XLA hoists it out of the loop as a full matrix
         tied = d + jnp.zeros((), dtype) * i.astype(dtype)
-        new_l, new_s, new_w, energy = step(
-            carry.persistent, carry.transient, tied, eligible_post, block=block
-        )
+        new_l, new_s, new_w, energy = dense(carry.persistent, carry.transient, tied, eligible_post)
         return LayerStep(new_l, new_s, new_w, energy, everywhere)
 
     def active_rows(_: jax.Array, carry: LayerStep) -> LayerStep:
@@ -343,6 +361,72 @@ def _no_energy(dtype: Any, n_alpha: int) -> StepEnergy:
     )
 
 
+def _decayed(
+    transient: jax.Array,
+    d: jax.Array,
+    synapses: jax.Array | None,
+    *,
+    x: jax.Array,
+    sel: LayerSelection,
+    lr: Any,
+    decay: Any,
+) -> jax.Array:
+    """Transient weights after the update and the decay, shape (rows, n_pre).
+
+    ``d`` is the effective error of these rows, ``synapses`` the rows of the
+    selection's fixed synapse mask.
+    """
+    dtype = transient.dtype
+    update = jnp.outer(jnp.asarray(lr, dtype) * d, x)
+    mask = selected_mask(d, sel._replace(synapses=synapses))
+    if mask is not None:
+        update = jnp.where(mask, update, jnp.zeros((), dtype))
+    return (transient - update) * jnp.asarray(decay, dtype)
+
+
+def _eligible(eligible_post: jax.Array | None, eligible_pre: jax.Array | None) -> jax.Array | None:
+    """Boolean (rows, 1), (1, n_pre) or (rows, n_pre) mask of synapses that may
+    consolidate; None: all may."""
+    eligible = None
+    if eligible_post is not None:
+        eligible = (eligible_post != 0)[:, None]
+    if eligible_pre is not None:
+        col = (eligible_pre != 0)[None, :]
+        eligible = col if eligible is None else eligible & col
+    return eligible
+
+
+def _consolidating(
+    s: jax.Array,
+    eligible_post: jax.Array | None,
+    *,
+    threshold: Any,
+    per: str,
+    eligible_pre: jax.Array | None,
+    layer_reached: jax.Array | None = None,
+) -> jax.Array:
+    """Boolean matrix of the synapses that consolidate, from the decayed ``s``.
+
+    ``layer_reached`` (per layer only): whether any synapse of the whole layer
+    reached θ (default: any of these rows).
+    """
+    eligible = _eligible(eligible_post, eligible_pre)
+    reached = jnp.abs(s) >= jnp.asarray(threshold, s.dtype)
+    if eligible is not None:
+        reached = reached & eligible
+    if per == "synapse":
+        return reached
+    if per == "neuron":
+        consolidate = jnp.any(reached, axis=1, keepdims=True)
+    elif per == "layer":
+        consolidate = jnp.any(reached) if layer_reached is None else layer_reached
+    else:
+        raise RuleError(f"synapse model 'caching': per must be one of {', '.join(PER)}")
+    if eligible is not None:
+        consolidate = consolidate & eligible
+    return jnp.broadcast_to(consolidate, s.shape)
+
+
 def _transient_step(
     transient: jax.Array,
     d: jax.Array,
@@ -360,39 +444,62 @@ def _transient_step(
 ) -> tuple[jax.Array, jax.Array]:
     """Updated and decayed transient weights and the synapses that consolidate.
 
-    Shapes (rows, n_pre); ``d`` and ``eligible_post`` are of these rows, ``synapses``
-    the rows of the selection's fixed synapse mask. ``layer_reached`` (per layer
-    only): whether any synapse of the whole layer reached θ.
+    Shapes (rows, n_pre); see :func:`_decayed` and :func:`_consolidating`.
     """
-    dtype = transient.dtype
+    s = _decayed(transient, d, synapses, x=x, sel=sel, lr=lr, decay=decay)
+    consolidate = _consolidating(
+        s,
+        eligible_post,
+        threshold=threshold,
+        per=per,
+        eligible_pre=eligible_pre,
+        layer_reached=layer_reached,
+    )
+    return s, consolidate
+
+
+class Moved(NamedTuple):
+    """What one step consolidates (see :func:`_moved`)."""
+
+    m0: jax.Array
+    m0_potentiation: jax.Array
+    m1: jax.Array
+    m1_potentiation: jax.Array
+    m_alpha: jax.Array
+
+
+def _moved(s: jax.Array, consolidate: jax.Array, alphas: tuple[float, ...]) -> Moved:
+    """Consolidations of one step: their number (``s ≠ 0``; exact int32), those with
+    ``s > 0``, Σ|s| moved, Σ of positive s moved and Σ|s|^α moved, from the decayed
+    transient weights ``s`` and the boolean matrix of synapses that consolidate."""
+    dtype = s.dtype
     zero = jnp.zeros((), dtype)
-    update = jnp.outer(jnp.asarray(lr, dtype) * d, x)
-    mask = selected_mask(d, sel._replace(synapses=synapses))
-    if mask is not None:
-        update = jnp.where(mask, update, zero)
-    s = (transient - update) * jnp.asarray(decay, dtype)
+    moved_size = jnp.where(consolidate, jnp.abs(s), zero)
+    m0, m0_potentiation = _event_counts(consolidate & (s != 0), s > 0)
+    m_alpha = (
+        jnp.stack([_row_sum(jnp.where(moved_size > 0, moved_size**a, zero)) for a in alphas])
+        if alphas
+        else jnp.zeros((0,), dtype)
+    )
+    return Moved(
+        m0=m0,
+        m0_potentiation=m0_potentiation,
+        m1=_row_sum(moved_size),
+        m1_potentiation=_row_sum(jnp.where(consolidate & (s > 0), s, zero)),
+        m_alpha=m_alpha,
+    )
 
-    eligible = None
-    if eligible_post is not None:
-        eligible = (eligible_post != 0)[:, None]
-    if eligible_pre is not None:
-        col = (eligible_pre != 0)[None, :]
-        eligible = col if eligible is None else eligible & col
 
-    reached = jnp.abs(s) >= jnp.asarray(threshold, dtype)
-    if eligible is not None:
-        reached = reached & eligible
-    if per == "synapse":
-        return s, reached
-    if per == "neuron":
-        consolidate = jnp.any(reached, axis=1, keepdims=True)
-    elif per == "layer":
-        consolidate = jnp.any(reached) if layer_reached is None else layer_reached
-    else:
-        raise RuleError(f"synapse model 'caching': per must be one of {', '.join(PER)}")
-    if eligible is not None:
-        consolidate = consolidate & eligible
-    return s, jnp.broadcast_to(consolidate, s.shape)
+def _energy(moved: Moved, held: jax.Array) -> StepEnergy:
+    """StepEnergy from the consolidations and the holding cost ``c · Σ|s|``."""
+    return StepEnergy(
+        m0=moved.m0,
+        m0_potentiation=moved.m0_potentiation,
+        m1=moved.m1 + held,
+        m1_potentiation=moved.m1_potentiation,
+        m_alpha=moved.m_alpha,
+        transient=held,
+    )
 
 
 def _price(
@@ -400,40 +507,111 @@ def _price(
 ) -> StepEnergy:
     """Energy of one step from the decayed transient weights ``s`` before
     consolidation and the boolean matrix of synapses that consolidate."""
-    dtype = s.dtype
-    zero = jnp.zeros((), dtype)
-    size = jnp.abs(s)
-    moved_size = jnp.where(consolidate, size, zero)
-    consolidated = _row_sum(moved_size)
-    held = jnp.asarray(cost, dtype) * _row_sum(jnp.where(consolidate, zero, size))
-    m0, m0_potentiation = _event_counts(consolidate & (s != 0), s > 0)
-    m_alpha = (
-        jnp.stack([_row_sum(jnp.where(moved_size > 0, moved_size**a, zero)) for a in alphas])
-        if alphas
-        else jnp.zeros((0,), dtype)
-    )
-    return StepEnergy(
-        m0=m0,
-        m0_potentiation=m0_potentiation,
-        m1=consolidated + held,
-        m1_potentiation=_row_sum(jnp.where(consolidate & (s > 0), s, zero)),
-        m_alpha=m_alpha,
-        transient=held,
-    )
+    zero = jnp.zeros((), s.dtype)
+    held = jnp.asarray(cost, s.dtype) * _row_sum(jnp.where(consolidate, zero, jnp.abs(s)))
+    return _energy(_moved(s, consolidate, alphas), held)
 
 
-def stats_block(n_post: int) -> int | None:
-    """Rows per block when a layer's energy is summed block by block; None: at once.
+def consolidation_capacity(n_post: int) -> int | None:
+    """Units of a layer whose consolidations a step handles alone; None: never.
 
-    On the CPU every sum over a large matrix is a pass over memory of its own;
-    summing a block of rows (about 100 kB) at a time keeps those passes in cache.
-    The block is the largest divisor of ``n_post`` up to 48 rows (40 for N = 1000
-    and 10 000, measured best among 8 to 125 on a 2-core CPU), at least 16.
+    On the CPU, a layer of at least 256 units is stepped in two parts when few of
+    its units reach θ in a step (at most this many, the usual case): the update
+    and the decay of every transient weight, and ``l + s``, in simple passes over
+    memory; then the consolidations, on the rows of those units only. Otherwise
+    every row is consolidated at once (see :func:`_rare_step`).
     """
     if jax.default_backend() != "cpu" or n_post < 256:
         return None
-    block = max(b for b in range(1, 49) if n_post % b == 0)
-    return block if block >= 16 else None
+    return 64
+
+
+def _rare_step(
+    persistent: jax.Array,
+    transient: jax.Array,
+    d: jax.Array,
+    eligible_post: jax.Array | None,
+    *,
+    x: jax.Array,
+    sel: LayerSelection,
+    lr: Any,
+    threshold: Any,
+    decay: Any,
+    cost: Any,
+    per: str,
+    eligible_pre: jax.Array | None,
+    alphas: tuple[float, ...],
+    capacity: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, StepEnergy]:
+    """The caching step of :func:`_dense_step` for a layer where few units consolidate.
+
+    Same arguments and result as :func:`_dense_step`. Every transient weight is
+    updated and decayed, ``l + s`` written and the row sums and row peaks of
+    ``|s|`` taken, each in one pass over memory. Consolidation does not change
+    ``l + s``. When at most ``capacity`` units have a synapse at θ, only their
+    rows are consolidated and priced (a gather of those rows); otherwise every
+    row is. Per layer, ``capacity`` must be 0: the layer consolidates as a whole
+    as soon as one unit has a synapse at θ.
+    """
+    dtype = transient.dtype
+    zero = jnp.zeros((), dtype)
+    n_post = transient.shape[0]
+    s = _decayed(transient, d, sel.synapses, x=x, sel=sel, lr=lr, decay=decay)
+    effective = persistent + s
+    size = jnp.abs(s)
+    held_rows = jnp.sum(size, axis=1)
+    if eligible_pre is not None:
+        size = jnp.where((eligible_pre != 0)[None, :], size, zero)
+    reaching = jnp.max(size, axis=1) >= jnp.asarray(threshold, dtype)
+    if eligible_post is not None:
+        reaching = reaching & (eligible_post != 0)
+    (index,) = jnp.nonzero(reaching, size=capacity, fill_value=n_post)
+    few = jnp.sum(reaching, dtype=jnp.int32) <= capacity
+    # s replaces the old transient weights in place, and l is rewritten in place
+    # below: both must wait for the passes that read the old values (l + s and
+    # the sums), or XLA copies the arrays first. A data dependence orders them.
+    s = s + zero * (effective[0, 0] + held_rows[0] + few.astype(dtype))
+    consolidating = functools.partial(
+        _consolidating, threshold=threshold, per=per, eligible_pre=eligible_pre
+    )
+    Carry = tuple[jax.Array, jax.Array, jax.Array, Moved]
+
+    def some_rows(_: jax.Array, carry: Carry) -> Carry:
+        l_all, s_all, held, _moved_before = carry
+
+        def take(a: jax.Array) -> jax.Array:
+            return a.at[index].get(mode="fill", fill_value=0)
+
+        l_rows, s_rows = take(l_all), take(s_all)
+        post = None if eligible_post is None else take(eligible_post)
+        consolidate = consolidating(s_rows, post)
+        moved = _moved(s_rows, consolidate, alphas)
+        new_l = jnp.where(consolidate, l_rows + s_rows, l_rows)
+        l_all = l_all.at[index].set(new_l, mode="drop")
+        # s is rewritten in place once l is: a data dependence orders the writes
+        after = zero * (l_all[0, 0] + moved.m1)
+        new_s = jnp.where(consolidate, zero, s_rows + after)
+        held = held.at[index].set(jnp.sum(jnp.abs(new_s), axis=1), mode="drop")
+        return l_all, s_all.at[index].set(new_s, mode="drop"), held, moved
+
+    def all_rows(_: jax.Array, carry: Carry) -> Carry:
+        l_all, s_all, _held_before, _moved_before = carry
+        consolidate = consolidating(s_all, eligible_post)
+        moved = _moved(s_all, consolidate, alphas)
+        l_all = jnp.where(consolidate, l_all + s_all, l_all)
+        after = zero * (l_all[0, 0] + moved.m1 + moved.m0.astype(dtype))
+        s_all = jnp.where(consolidate, zero, s_all + after)
+        return l_all, s_all, jnp.sum(jnp.abs(s_all), axis=1), moved
+
+    none = _moved(s[:0], jnp.zeros((0, s.shape[1]), bool), alphas)
+    carry = (persistent, s, held_rows, none)
+    # loops that run once or not at all update their carried arrays in place
+    carry = jax.lax.fori_loop(0, few.astype(jnp.int32), some_rows, carry)
+    new_l, new_s, held_rows, moved = jax.lax.fori_loop(
+        0, 1 - few.astype(jnp.int32), all_rows, carry
+    )
+    held = jnp.asarray(cost, dtype) * jnp.sum(held_rows)
+    return new_l, new_s, effective, _energy(moved, held)
 
 
 def _dense_step(
@@ -451,18 +629,20 @@ def _dense_step(
     per: str,
     eligible_pre: jax.Array | None,
     alphas: tuple[float, ...],
-    block: int | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, StepEnergy]:
     """The caching step on every row given (shapes (rows, n_pre)); see :func:`cache_layer`.
 
     Returns the new ``l``, ``s``, ``l + s`` and the energy. ``d`` is the effective
     error of these rows (post mask applied), ``x`` the effective presynaptic
-    activity. With ``block``, the energy is summed ``block`` rows at a time.
+    activity.
     """
     dtype = transient.dtype
     zero = jnp.zeros((), dtype)
-    step = functools.partial(
-        _transient_step,
+    s, consolidate = _transient_step(
+        transient,
+        d,
+        eligible_post,
+        sel.synapses,
         x=x,
         sel=sel,
         lr=lr,
@@ -471,35 +651,13 @@ def _dense_step(
         per=per,
         eligible_pre=eligible_pre,
     )
-    layer_reached = None
-    if per == "layer":
-        s, reached = step(transient, d, eligible_post, sel.synapses)
-        layer_reached = jnp.any(reached)
-    step = functools.partial(step, layer_reached=layer_reached)
-    s, consolidate = step(transient, d, eligible_post, sel.synapses)
-    if block is None:
-        energy = _price(s, consolidate, cost, alphas)
-    else:
-        n_blocks = transient.shape[0] // block
-
-        def rows(a: jax.Array | None) -> jax.Array | None:
-            return None if a is None else a.reshape(n_blocks, block, *a.shape[1:])
-
-        def price_block(args: tuple[Any, ...]) -> StepEnergy:
-            return _price(*step(*args), cost, alphas)
-
-        parts = jax.lax.map(
-            price_block,
-            (rows(transient), rows(d), rows(eligible_post), rows(sel.synapses)),
-        )
-        energy = jax.tree.map(lambda a: jnp.sum(a, axis=0, dtype=a.dtype), parts)
-    new_persistent = jnp.where(consolidate, persistent + s, persistent)
+    energy = _price(s, consolidate, cost, alphas)
+    new_l = jnp.where(consolidate, persistent + s, persistent)
     # The transient array is updated in place: make it wait for everything that
     # reads the old transient values (otherwise XLA copies them first).
-    after = zero * (new_persistent[0, 0] + energy.m1 + energy.m0.astype(dtype))
-    new_transient = jnp.where(consolidate, zero, s + after)
-    new_effective = new_persistent + new_transient
-    return new_persistent, new_transient, new_effective, energy
+    after = zero * (new_l[0, 0] + energy.m1 + energy.m0.astype(dtype))
+    new_s = jnp.where(consolidate, zero, s + after)
+    return new_l, new_s, new_l + new_s, energy
 
 
 def _eligibility(
@@ -626,7 +784,7 @@ def caching(
                     live=live,
                     effective=eff,
                     capacity=row_capacity(w.shape[0]),
-                    block=stats_block(w.shape[0]),
+                    rare=consolidation_capacity(w.shape[0]),
                 )
             )
         new_state = CachingState(
