@@ -194,16 +194,8 @@ def plot(data: FigureData, ax: Any = None) -> Any:
             axis.plot(ref, ref / ref[0], ":", color="#999999", linewidth=1.0, label="slope 1")
         n_min = data.values.get("n_min")
         if n_min:
-            axis.axvline(n_min, color="#bbbbbb", linewidth=0.8, linestyle="-.")
-            axis.text(
-                n_min,
-                0.5,
-                f" N_min ≈ {n_min:g}",
-                transform=axis.get_xaxis_transform(),
-                rotation=90,
-                va="center",
-                fontsize=7,
-                color="#666666",
+            axis.axvline(
+                n_min, color="#bbbbbb", linewidth=0.8, linestyle="-.", label=f"N_min ≈ {n_min:g}"
             )
         style.style_axes(
             axis,
@@ -213,7 +205,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
             xlog=True,
             ylog=True,
         )
-        style.legend(axis, loc="lower right")
+        style.legend(axis, loc="upper left")
         style.footnote(axis, data.notes, created=ax is None)
     return axis
 

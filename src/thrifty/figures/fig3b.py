@@ -200,10 +200,10 @@ def _simpson(data: FigureData, topk: pd.DataFrame) -> None:
     at_n = topk[topk["n_hidden"] == n]
     data.panels["simpson"] = [
         sweep_series(
-            at_n, _fraction, "_start", label="first window", kind="top-k-layer", failures="keep"
+            at_n, _fraction, "_start", label="first window", kind="window-first", failures="keep"
         ),
         sweep_series(
-            at_n, _fraction, "_end", label="last window", kind="subnet-top-k", failures="keep"
+            at_n, _fraction, "_end", label="last window", kind="window-last", failures="keep"
         ),
     ]
     start, end = data.panels["simpson"]
@@ -232,7 +232,15 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
                 xlog=True,
                 ylog=True,
             )
-        style.legend(axes[0], loc="upper left", fontsize=6.5)
+        style.legend(
+            axes[0],
+            loc="upper left",
+            fontsize=6.5,
+            frameon=True,
+            facecolor="white",
+            edgecolor="none",
+            framealpha=0.9,
+        )
         if n_panels == 3:
             for s in data.panels["simpson"]:
                 style.errorbar(axes[2], s.x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)

@@ -33,6 +33,8 @@ COLORS: dict[str, str] = {
     "caching": "#d62728",
     "caching-subnet": "#9467bd",
     "caching-consolidate": "#7f7f7f",
+    "window-first": "#8fd8e0",
+    "window-last": "#0b6e79",
     "m0": "#000000",
     "m1": "#d62728",
     "samples": "#444444",
@@ -53,6 +55,8 @@ MARKERS: dict[str, str] = {
     "caching": "X",
     "caching-subnet": "D",
     "caching-consolidate": "h",
+    "window-first": "v",
+    "window-last": "v",
 }
 
 RC: dict[str, Any] = {
