@@ -151,6 +151,15 @@ def test_synapse_masks_wait_for_n_min(frame: pd.DataFrame) -> None:
     masks = [c for c in second if "synapse-mask-optimal" in " ".join(c.rules)]
     assert masks
     assert {param_of(" + ".join(c.rules), "synapse-mask-optimal", "n_min") for c in masks} == {30}
+    # part of Fig 1b's runs (an interrupted reproduction, largest runs first): no
+    # N_min yet, so no mask runs for a wrong one
+    fig1b_keys = {c.key() for c in module("fig1b").configs("quick", "mnist")}
+    large_only = frame[~frame["key"].isin(fig1b_keys) | (frame["n_hidden"] >= 1000)]
+    assert large_only["n_hidden"].min() < 1000  # other figures' runs are still there
+    partial = module("fig2a").configs("quick", "mnist", large_only)
+    assert not any("synapse-mask-optimal" in " ".join(c.rules) for c in partial)
+    # Fig 2a alone plans the runs that measure N_min
+    assert fig1b_keys <= {c.key() for c in first}
 
 
 def test_rule_strings_compare_by_meaning() -> None:

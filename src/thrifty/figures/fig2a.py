@@ -96,18 +96,23 @@ def _seeds(scale: str, dataset: str, n: int) -> range:
 
 
 def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) -> list[RunConfig]:
-    """Plain, neuron-mask and subnet runs over N; synapse masks once ``N_min`` is known.
+    """Plain, neuron-mask and subnet runs over N, Fig 1b's runs (for ``N_min``), and
+    synapse masks once ``N_min`` is known.
 
     Parameters
     ----------
     df : DataFrame, optional
-        Records so far. When ``N_min`` can be estimated from its plain-backprop runs
-        (:func:`thrifty.figures.fig1b.estimate_n_min`), the runs with the optimal random
-        synapse mask for that ``N_min`` are added.
+        Records so far. Once every plain-backprop run of Fig 1b is stored, ``N_min``
+        is estimated from the plain runs (:func:`thrifty.figures.fig1b.estimate_n_min`)
+        and the runs with the optimal random synapse mask for it are added. (From
+        part of Fig 1b's runs, e.g. after an interruption, the estimate could be wrong.)
     """
     grid = pick(scale, GRIDS)
-    n_min = fig1b.estimate_n_min(df, dataset) if df is not None and not df.empty else None
-    out = []
+    n_min_runs = fig1b.configs(scale, dataset)
+    n_min = None
+    if df is not None and not df.empty and {c.key() for c in n_min_runs} <= set(df["key"]):
+        n_min = fig1b.estimate_n_min(df, dataset)
+    out = list(n_min_runs)
     for n in grid["sizes"]:
         for s in _seeds(scale, dataset, n):
             out.append(base(scale, dataset, n_hidden=n, seed=s))
