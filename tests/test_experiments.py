@@ -464,3 +464,39 @@ def test_a_write_failure_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mon
         run_sweep([small(seed=1), small(seed=2)], tmp_path, progress=False)
     with pytest.raises(ValueError, match="either client or scheduler"):
         run_sweep([small()], tmp_path, client=FailingExecutor(), scheduler="tcp://127.0.0.1:1")
+
+
+def test_core_groups_split_the_cores_between_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thrifty.experiments.executors import core_groups
+
+    assert core_groups(2, {0, 1, 2, 3}) == [{0, 1}, {2, 3}]
+    assert core_groups(3, {4, 5, 6, 7}) == [{4}, {5}, {6}]
+    assert core_groups(4, {0, 1}) is None  # more workers than cores: not pinned
+    assert core_groups(1, {0, 1}) is None
+    monkeypatch.setenv("THRIFTY_PIN_WORKERS", "0")
+    assert core_groups(2, {0, 1}) is None
+
+
+def _affinity(_: int) -> tuple[int, frozenset[int]]:
+    import time
+
+    time.sleep(0.3)  # keep this worker busy so the other takes the next task
+    return os.getpid(), frozenset(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs at least 2 cores and sched_getaffinity",
+)
+def test_local_pool_pins_each_worker_to_its_own_cores() -> None:
+    from thrifty.experiments.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        seen = dict(f.result() for f in [pool.submit(_affinity, i) for i in range(4)])
+    finally:
+        pool.shutdown()
+    assert len(seen) == 2
+    first, second = seen.values()
+    assert first and second and not first & second
+    assert first | second <= set(os.sched_getaffinity(0))

@@ -68,14 +68,41 @@ class InlineExecutor:
         """Nothing to release."""
 
 
-def worker_init(x64: bool, parent_pid: int, gpu_share: bool) -> None:
+def core_groups(workers: int, cores: set[int] | None = None) -> list[set[int]] | None:
+    """Disjoint sets of CPU cores, one per worker process; None: do not pin.
+
+    ``cores`` defaults to the cores this process may run on. Workers are pinned only
+    when there are at least as many cores as workers (each gets ``len(cores) //
+    workers`` of them) and the environment variable ``THRIFTY_PIN_WORKERS`` is not
+    ``0``. A pinned worker's XLA threads stay on its cores: measured with two workers
+    on a 2-core CPU, plain backprop ran 1.4× (N = 300), 1.15× (N = 1000) and 1.06×
+    (N = 3000) faster than with both workers' threads spread over both cores.
+    """
+    if workers < 2 or os.environ.get("THRIFTY_PIN_WORKERS", "1") == "0":
+        return None
+    if cores is None:
+        if not hasattr(os, "sched_getaffinity"):
+            return None
+        cores = set(os.sched_getaffinity(0))
+    ordered = sorted(cores)
+    per = len(ordered) // workers
+    if per < 1:
+        return None
+    return [set(ordered[i * per : (i + 1) * per]) for i in range(workers)]
+
+
+def worker_init(x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None) -> None:
     """Initialise a worker process of :class:`LocalPool`.
 
     Sets JAX's 64-bit mode as in the driver, lets several processes share one GPU (no
-    preallocation of most of its memory by each), and starts a watchdog thread that ends
-    the worker once its driver is gone (a driver killed with SIGKILL leaves no orphans
-    computing runs nobody will record).
+    preallocation of most of its memory by each), pins the process to a set of cores
+    taken from the queue ``cores`` (see :func:`core_groups`; before JAX starts its
+    threads), and starts a watchdog thread that ends the worker once its driver is gone
+    (a driver killed with SIGKILL leaves no orphans computing runs nobody will record).
     """
+    if cores is not None:
+        with contextlib.suppress(Exception):
+            os.sched_setaffinity(0, cores.get(timeout=1.0))
     if gpu_share:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if x64:
@@ -119,11 +146,18 @@ class LocalPool:
         self._lock = threading.Lock()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        groups = core_groups(self.workers)
+        cores = None
+        if groups is not None:
+            cores = context.Queue()
+            for group in groups:
+                cores.put(group)
         return cf.ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=worker_init,
-            initargs=(self.x64, os.getpid(), self.workers > 1),
+            initargs=(self.x64, os.getpid(), self.workers > 1, cores),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
