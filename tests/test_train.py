@@ -104,6 +104,26 @@ def test_run_many_equals_separate_runs(synthetic: data.Dataset) -> None:
     assert [r["status"] for r in many][-1] == "diverged"
 
 
+def test_run_many_freezes_transient_weights_of_finished_runs(synthetic: data.Dataset) -> None:
+    """Caching runs that stop at different times in one batch: a finished run's
+    transient weights stop decaying and consolidating, so what remains in them and the
+    energy equal those of the run done alone."""
+    configs = [
+        RunConfig(**SMALL, dtype="float64", lr=lr, synapses="caching:threshold=0.02,tau=50")
+        for lr in (0.05, 0.01)
+    ]
+    many = run_many(configs, synthetic)
+    assert many[0]["samples"] != many[1]["samples"]
+    for got, cfg in zip(many, configs, strict=True):
+        want = run(cfg, synthetic)
+        assert (got["status"], got["samples"]) == (want["status"], want["samples"])
+        assert got["energy"]["total"]["m0"] == want["energy"]["total"]["m0"]
+        for layer in ("hidden", "output"):
+            g, w = got["synapse_summary"][layer], want["synapse_summary"][layer]
+            assert g["remaining_m0"] == w["remaining_m0"]
+            assert g["remaining_m1"] == pytest.approx(w["remaining_m1"], rel=1e-12)
+
+
 def test_run_many_groups_structures(synthetic: data.Dataset) -> None:
     configs = [RunConfig(**SMALL), RunConfig(**SMALL, rules=("subnet:units=4",))]
     records = run_many(configs, synthetic)
