@@ -273,8 +273,7 @@ def cache_layer(
     """
     d, x = effective_vectors(delta, pre, sel)
     n_post = persistent.shape[0]
-    step = functools.partial(
-        _dense_step,
+    common = dict(
         x=x,
         sel=sel,
         lr=lr,
@@ -285,22 +284,11 @@ def cache_layer(
         eligible_pre=eligible_pre,
         alphas=alphas,
     )
+    step = functools.partial(_dense_step, **common)
+    dense = step
     if rare is not None:
-        dense = functools.partial(
-            _rare_step,
-            x=x,
-            sel=sel,
-            lr=lr,
-            threshold=threshold,
-            decay=decay,
-            cost=cost,
-            per=per,
-            eligible_pre=eligible_pre,
-            alphas=alphas,
-            capacity=0 if per == "layer" else rare,
-        )
-    else:
-        dense = step
+        capacity_rows = 0 if per == "layer" else rare
+        dense = functools.partial(_rare_step, capacity=capacity_rows, **common)
     everywhere = jnp.ones((n_post,), bool)
     gather = (
         capacity is not None
@@ -403,13 +391,9 @@ def _consolidating(
     threshold: Any,
     per: str,
     eligible_pre: jax.Array | None,
-    layer_reached: jax.Array | None = None,
 ) -> jax.Array:
-    """Boolean matrix of the synapses that consolidate, from the decayed ``s``.
-
-    ``layer_reached`` (per layer only): whether any synapse of the whole layer
-    reached θ (default: any of these rows).
-    """
+    """Boolean matrix of the synapses that consolidate, from the decayed ``s``
+    (per layer: all eligible ones when any synapse of these rows reached θ)."""
     eligible = _eligible(eligible_post, eligible_pre)
     reached = jnp.abs(s) >= jnp.asarray(threshold, s.dtype)
     if eligible is not None:
@@ -419,43 +403,12 @@ def _consolidating(
     if per == "neuron":
         consolidate = jnp.any(reached, axis=1, keepdims=True)
     elif per == "layer":
-        consolidate = jnp.any(reached) if layer_reached is None else layer_reached
+        consolidate = jnp.any(reached)
     else:
         raise RuleError(f"synapse model 'caching': per must be one of {', '.join(PER)}")
     if eligible is not None:
         consolidate = consolidate & eligible
     return jnp.broadcast_to(consolidate, s.shape)
-
-
-def _transient_step(
-    transient: jax.Array,
-    d: jax.Array,
-    eligible_post: jax.Array | None,
-    synapses: jax.Array | None,
-    *,
-    x: jax.Array,
-    sel: LayerSelection,
-    lr: Any,
-    threshold: Any,
-    decay: Any,
-    per: str,
-    eligible_pre: jax.Array | None,
-    layer_reached: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    """Updated and decayed transient weights and the synapses that consolidate.
-
-    Shapes (rows, n_pre); see :func:`_decayed` and :func:`_consolidating`.
-    """
-    s = _decayed(transient, d, synapses, x=x, sel=sel, lr=lr, decay=decay)
-    consolidate = _consolidating(
-        s,
-        eligible_post,
-        threshold=threshold,
-        per=per,
-        eligible_pre=eligible_pre,
-        layer_reached=layer_reached,
-    )
-    return s, consolidate
 
 
 class Moved(NamedTuple):
@@ -502,14 +455,22 @@ def _energy(moved: Moved, held: jax.Array) -> StepEnergy:
     )
 
 
-def _price(
-    s: jax.Array, consolidate: jax.Array, cost: Any, alphas: tuple[float, ...]
-) -> StepEnergy:
-    """Energy of one step from the decayed transient weights ``s`` before
-    consolidation and the boolean matrix of synapses that consolidate."""
+def _consolidated(
+    persistent: jax.Array, s: jax.Array, consolidate: jax.Array, alphas: tuple[float, ...]
+) -> tuple[jax.Array, jax.Array, Moved]:
+    """Move the consolidating ``s`` into ``l``: the new ``l``, the new ``s`` and what moved.
+
+    ``s`` is the decayed transient weights before consolidation, ``consolidate`` the
+    boolean matrix of the synapses that consolidate (shapes (rows, n_pre)).
+    """
     zero = jnp.zeros((), s.dtype)
-    held = jnp.asarray(cost, s.dtype) * _row_sum(jnp.where(consolidate, zero, jnp.abs(s)))
-    return _energy(_moved(s, consolidate, alphas), held)
+    moved = _moved(s, consolidate, alphas)
+    new_l = jnp.where(consolidate, persistent + s, persistent)
+    # The transient array is updated in place: make it wait for everything that
+    # reads the old transient values (otherwise XLA copies them first).
+    after = zero * (new_l[0, 0] + moved.m1 + moved.m0.astype(s.dtype))
+    new_s = jnp.where(consolidate, zero, s + after)
+    return new_l, new_s, moved
 
 
 def consolidation_capacity(n_post: int) -> int | None:
@@ -521,7 +482,7 @@ def consolidation_capacity(n_post: int) -> int | None:
     memory; then the consolidations, on the rows of those units only. Otherwise
     every row is consolidated at once (see :func:`_rare_step`). A quarter of the
     units: on MNIST-sized inputs at θ = 10⁻³ (synthetic data, 2-core CPU) this ran
-    at 1.6–1.9× the speed of 64 units at N = 1000 and 10 000.
+    at about 1.7× the speed of 64 units at N = 1000 and 10 000.
     """
     if jax.default_backend() != "cpu" or n_post < 256:
         return None
@@ -599,10 +560,7 @@ def _rare_step(
     def all_rows(_: jax.Array, carry: Carry) -> Carry:
         l_all, s_all, _held_before, _moved_before = carry
         consolidate = consolidating(s_all, eligible_post)
-        moved = _moved(s_all, consolidate, alphas)
-        l_all = jnp.where(consolidate, l_all + s_all, l_all)
-        after = zero * (l_all[0, 0] + moved.m1 + moved.m0.astype(dtype))
-        s_all = jnp.where(consolidate, zero, s_all + after)
+        l_all, s_all, moved = _consolidated(l_all, s_all, consolidate, alphas)
         return l_all, s_all, jnp.sum(jnp.abs(s_all), axis=1), moved
 
     none = _moved(s[:0], jnp.zeros((0, s.shape[1]), bool), alphas)
@@ -638,28 +596,13 @@ def _dense_step(
     error of these rows (post mask applied), ``x`` the effective presynaptic
     activity.
     """
-    dtype = transient.dtype
-    zero = jnp.zeros((), dtype)
-    s, consolidate = _transient_step(
-        transient,
-        d,
-        eligible_post,
-        sel.synapses,
-        x=x,
-        sel=sel,
-        lr=lr,
-        threshold=threshold,
-        decay=decay,
-        per=per,
-        eligible_pre=eligible_pre,
+    s = _decayed(transient, d, sel.synapses, x=x, sel=sel, lr=lr, decay=decay)
+    consolidate = _consolidating(
+        s, eligible_post, threshold=threshold, per=per, eligible_pre=eligible_pre
     )
-    energy = _price(s, consolidate, cost, alphas)
-    new_l = jnp.where(consolidate, persistent + s, persistent)
-    # The transient array is updated in place: make it wait for everything that
-    # reads the old transient values (otherwise XLA copies them first).
-    after = zero * (new_l[0, 0] + energy.m1 + energy.m0.astype(dtype))
-    new_s = jnp.where(consolidate, zero, s + after)
-    return new_l, new_s, new_l + new_s, energy
+    new_l, new_s, moved = _consolidated(persistent, s, consolidate, alphas)
+    held = jnp.asarray(cost, s.dtype) * _row_sum(jnp.abs(new_s))
+    return new_l, new_s, new_l + new_s, _energy(moved, held)
 
 
 def _eligibility(
