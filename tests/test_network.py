@@ -45,3 +45,20 @@ def test_init_shapes_sigma_and_biases() -> None:
     assert np.std(np.asarray(params.hidden[:, :-1])) == pytest.approx(0.01, rel=0.02)
     again = init_params(jax.random.key(0), n_hidden=400, sigma=0.01)
     assert np.array_equal(np.asarray(params.hidden), np.asarray(again.hidden))
+
+
+def test_propose_with_parts_equals_propose_with_their_sum() -> None:
+    """Weights given as parts (e.g. l and s) give the pass of their sum."""
+    key_l, key_s, key_x = jax.random.split(jax.random.key(3), 3)
+    persistent = init_params(key_l, n_hidden=7, n_inputs=5, n_outputs=3)
+    transient = jax.tree.map(
+        lambda w: 0.1 * w, init_params(key_s, n_hidden=7, n_inputs=5, n_outputs=3)
+    )
+    whole = jax.tree.map(lambda a, b: a + b, persistent, transient)
+    x = augment(jax.random.normal(key_x, (5,)))
+    target = jax.nn.one_hot(1, 3)
+    for loss in ("mse", "cross_entropy"):
+        split = propose((persistent, transient), x, target, loss=loss)
+        summed = propose(whole, x, target, loss=loss)
+        for a, b in zip(jax.tree.leaves(split), jax.tree.leaves(summed), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -21,6 +21,9 @@ Example
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import jax
@@ -177,7 +180,7 @@ def loss_value(
 
 
 def propose(
-    params: Params,
+    params: Params | tuple[Params, ...],
     x_aug: jax.Array,
     target: jax.Array,
     *,
@@ -188,7 +191,10 @@ def propose(
 
     Parameters
     ----------
-    params : Params
+    params : Params, or tuple of Params
+        The weights, or parts whose sum is the weights (e.g. persistent and
+        transient components): each part is multiplied on its own and the
+        products added, so the sum is never formed.
     x_aug : Array, shape (n_inputs + 1,)
         Augmented input.
     target : Array, shape (n_outputs,)
@@ -201,17 +207,24 @@ def propose(
         :func:`loss_value` with respect to layer ``l`` equals
         ``outer(layers[l].delta, layers[l].pre)``.
     """
-    u = params.hidden @ x_aug
+    parts = (params,) if isinstance(params, Params) else tuple(params)
+    u = _sum(p.hidden @ x_aug for p in parts)
     hidden = augment(activate(u, activation))
-    y = params.output @ hidden
+    y = _sum(p.output @ hidden for p in parts)
     delta_out = output_error(y, target, loss)
-    n_hidden = params.hidden.shape[0]
-    delta_hidden = (params.output[:, :n_hidden].T @ delta_out) * activate_slope(u, activation)
+    n_hidden = parts[0].hidden.shape[0]
+    back = _sum(p.output[:, :n_hidden].T @ delta_out for p in parts)
+    delta_hidden = back * activate_slope(u, activation)
     return Proposal(
         layers=(LayerProposal(delta_hidden, x_aug), LayerProposal(delta_out, hidden)),
         hidden_input=u,
         output=y,
     )
+
+
+def _sum(terms: Iterable[jax.Array]) -> jax.Array:
+    """Sum of the arrays in ``terms`` (at least one), in order."""
+    return functools.reduce(operator.add, terms)
 
 
 def predict(

@@ -7,7 +7,9 @@ A synapse model is a pair of pure functions:
 
 where ``energies`` holds one :class:`~thrifty.energy.StepEnergy` per layer and
 ``params`` are the persistent weights. Optionally ``weights(params, state)``
-gives the weights the network computes with (default: ``params``) and
+gives the weights the network computes with (default: ``params``),
+``parts(params, state)`` the same weights as parts that sum to them (the forward
+pass of each sample then never forms the sum), and
 ``summary(params, state)`` a plain-JSON dict per layer for the run record
 (e.g. what remains in a transient component at the end). The
 plain model writes ``w += Δw`` on the selected synapses and prices the update
@@ -44,7 +46,10 @@ class SynapseModel(NamedTuple):
     apply: ApplyFn
     name: str = "plain"
     weights: Callable[[Params, Any], Params] | None = None
-    """Effective weights used by the forward pass; None means ``params`` itself."""
+    """Effective weights the network computes with; None means ``params`` itself."""
+    parts: Callable[[Params, Any], tuple[Params, ...]] | None = None
+    """The effective weights as parts whose sum they are, for the per-sample forward
+    pass (see :func:`thrifty.network.propose`); None: ``(weights(params, state),)``."""
     summary: Callable[[Params, Any], dict[str, Any]] | None = None
     """Host-side summary of the final state for the record; None for nothing."""
 

@@ -187,6 +187,7 @@ def make_step(
     rule, syn = _specs(structure, numbers)
     lr = numbers["lr"]
     weights = syn.weights or (lambda params, s: params)
+    parts = syn.parts or (lambda params, s: (weights(params, s),))
     stateless = structure.synapses[0] == "plain"
 
     def step(state: TrainState, inp: tuple[jax.Array, jax.Array]) -> tuple[TrainState, StepOutput]:
@@ -195,7 +196,13 @@ def make_step(
         label = y_data[index]
         target = jax.nn.one_hot(label, structure.n_outputs, dtype=x.dtype)
         w = weights(state.params, state.synapse_state)
-        proposal = propose(w, x, target, activation=structure.activation, loss=structure.loss)
+        proposal = propose(
+            parts(state.params, state.synapse_state),
+            x,
+            target,
+            activation=structure.activation,
+            loss=structure.loss,
+        )
         ctx = Context(step=t, label=label, key=jax.random.fold_in(key, t))
         selection, rule_state = rule.update(proposal, state.rule_state, w, ctx)
         # A frozen run (active = 0) changes nothing and so spends nothing.
