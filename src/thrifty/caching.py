@@ -15,10 +15,11 @@ One step of one layer, in this order (the NumPy reference does the same):
 4. **price** the step: M0 = number of synapses consolidated with ``s ≠ 0``,
    M1 = Σ|consolidated s| + ``c · Σ|s|`` of what remains after step 3.
 
-The network computes with ``l + s``, which the state keeps. On the CPU a step touches
-only the units that receive an update or hold transient weight when there are few of
-them (a subnet), so caching in a subnet costs about what the subnet costs; and it
-consolidates and prices only the rows of units with a synapse at θ when there are few.
+The forward pass multiplies ``l`` and ``s`` separately and adds the products, so
+``l + s`` is never written during training. On the CPU a step touches only the units
+that receive an update or hold transient weight when there are few of them (a
+subnet), and it consolidates and prices only the rows of units with a synapse at θ
+when there are few.
 
 The model is registered as ``"caching"`` in :data:`thrifty.synapses.SYNAPSE_MODELS`::
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -65,11 +67,6 @@ class CachingState(NamedTuple):
     transient : Params
         The transient components ``s``, shapes like the weights:
         hidden (N, n_inputs + 1), output (n_outputs, N + 1); weight units.
-    effective : Params
-        ``l + s``, the weights the network computes with, kept up to date by
-        ``apply`` (only rows that change are rewritten; equal to ``l + s`` up to
-        the last bit, as XLA may fuse the decay and the sum). Replacing the
-        persistent weights from outside the model needs a new state from ``init``.
     live : tuple of bool Arrays, shapes (N,) and (n_outputs,)
         Per layer, the units whose incoming transient weights may be non-zero
         (False only where they are known to be all zero); lets a step skip units
@@ -81,7 +78,6 @@ class CachingState(NamedTuple):
     """
 
     transient: Params
-    effective: Params
     live: tuple[jax.Array, ...]
     consolidating: jax.Array | None = None
 
@@ -159,8 +155,8 @@ class LayerStep(NamedTuple):
 
     Attributes
     ----------
-    persistent, transient, effective : Array, shape (n_post, n_pre)
-        ``l``, ``s`` and ``w = l + s`` after the step (weight units).
+    persistent, transient : Array, shape (n_post, n_pre)
+        ``l`` and ``s`` after the step (weight units).
     energy : StepEnergy
     live : bool Array, shape (n_post,)
         Units whose incoming transient weights may be non-zero (see :class:`CachingState`).
@@ -168,7 +164,6 @@ class LayerStep(NamedTuple):
 
     persistent: jax.Array
     transient: jax.Array
-    effective: jax.Array
     energy: StepEnergy
     live: jax.Array
 
@@ -204,7 +199,6 @@ def cache_layer(
     eligible_pre: jax.Array | None = None,
     alphas: tuple[float, ...] = (),
     live: jax.Array | None = None,
-    effective: jax.Array | None = None,
     capacity: int | None = None,
     rare: int | None = None,
 ) -> LayerStep:
@@ -239,8 +233,6 @@ def cache_layer(
         Exponents of the extra M_α meters, Σ|consolidated s|^α.
     live : bool Array of shape (n_post,), or None
         Units that may hold non-zero transient weight (None: all may).
-    effective : Array of shape (n_post, n_pre), or None
-        ``l + s`` before the step, if at hand (only rows that change are rewritten).
     capacity : int or None
         Gather the active units' rows when at most this many are active (see
         :func:`row_capacity`); None: always step every row.
@@ -253,7 +245,7 @@ def cache_layer(
     Returns
     -------
     LayerStep
-        The new ``l``, ``s``, ``l + s`` and ``live``, and the energy: ``m0`` consolidations
+        The new ``l``, ``s`` and ``live``, and the energy: ``m0`` consolidations
         (synapses with ``s ≠ 0`` moved into ``l``, exact int32), ``m0_potentiation``
         those with ``s > 0``; ``m1`` = Σ|consolidated s| + ``transient``;
         ``m1_potentiation`` = Σ consolidated ``s > 0`` (the holding cost is not split
@@ -298,33 +290,32 @@ def cache_layer(
         and sel.synapses is None
     )
     if not gather:
-        new_l, new_s, new_w, energy = dense(persistent, transient, d, eligible_post)
-        return LayerStep(new_l, new_s, new_w, energy, everywhere)
+        new_l, new_s, energy = dense(persistent, transient, d, eligible_post)
+        return LayerStep(new_l, new_s, energy, everywhere)
     assert capacity is not None
     live = everywhere if live is None else live
     active = (d != 0) | live
-    (index,) = jnp.nonzero(active, size=capacity, fill_value=n_post)
     dtype = transient.dtype
-    effective = persistent + transient if effective is None else effective
 
     def every_row(i: jax.Array, carry: LayerStep) -> LayerStep:
         # tie the update to the loop, or XLA hoists it out of the loop as a full matrix
         tied = d + jnp.zeros((), dtype) * i.astype(dtype)
-        new_l, new_s, new_w, energy = dense(carry.persistent, carry.transient, tied, eligible_post)
-        return LayerStep(new_l, new_s, new_w, energy, everywhere)
+        new_l, new_s, energy = dense(carry.persistent, carry.transient, tied, eligible_post)
+        return LayerStep(new_l, new_s, energy, everywhere)
 
-    def active_rows(_: jax.Array, carry: LayerStep) -> LayerStep:
+    def active_rows(i: jax.Array, carry: LayerStep) -> LayerStep:
+        # found inside the loop (tied to it, or XLA hoists it): only when it runs
+        tied = active.astype(dtype) + jnp.zeros((), dtype) * i.astype(dtype)
+        (index,) = jnp.nonzero(tied, size=capacity, fill_value=n_post)
+
         def take(a: jax.Array) -> jax.Array:
             return a.at[index].get(mode="fill", fill_value=0)
 
         post = None if eligible_post is None else take(eligible_post)
-        rows_l, rows_s, rows_w, energy = step(
-            take(carry.persistent), take(carry.transient), take(d), post
-        )
+        rows_l, rows_s, energy = step(take(carry.persistent), take(carry.transient), take(d), post)
         return LayerStep(
             carry.persistent.at[index].set(rows_l, mode="drop"),
             carry.transient.at[index].set(rows_s, mode="drop"),
-            carry.effective.at[index].set(rows_w, mode="drop"),
             energy,
             carry.live.at[index].set(jnp.any(rows_s != 0, axis=1), mode="drop"),
         )
@@ -332,7 +323,7 @@ def cache_layer(
     # Loops that run once or not at all: unlike a conditional, a loop updates
     # its (large) carried arrays in place.
     few = jnp.sum(active, dtype=jnp.int32) <= capacity
-    carry = LayerStep(persistent, transient, effective, _no_energy(dtype, len(alphas)), live)
+    carry = LayerStep(persistent, transient, _no_energy(dtype, len(alphas)), live)
     carry = jax.lax.fori_loop(0, few.astype(jnp.int32), active_rows, carry)
     return jax.lax.fori_loop(0, 1 - few.astype(jnp.int32), every_row, carry)
 
@@ -478,8 +469,9 @@ def consolidation_capacity(n_post: int) -> int | None:
 
     On the CPU, a layer of at least 256 units is stepped in two parts when few of
     its units reach θ in a step (at most this many, the usual case): the update
-    and the decay of every transient weight, and ``l + s``, in simple passes over
-    memory; then the consolidations, on the rows of those units only. Otherwise
+    and the decay of every transient weight, and the row sums of ``|s|``, in
+    simple passes over memory; then the consolidations, on the rows of those
+    units only (nothing when none reaches θ). Otherwise
     every row is consolidated at once (see :func:`_rare_step`). A quarter of the
     units: on MNIST-sized inputs at θ = 10⁻³ (synthetic data, 2-core CPU) this ran
     at about 1.7× the speed of 64 units at N = 1000 and 10 000.
@@ -487,6 +479,59 @@ def consolidation_capacity(n_post: int) -> int | None:
     if jax.default_backend() != "cpu" or n_post < 256:
         return None
     return n_post // 4
+
+
+def _row_sums_and_reaching(
+    s: jax.Array,
+    threshold: Any,
+    eligible_post: jax.Array | None,
+    eligible_pre: jax.Array | None,
+) -> tuple[jax.Array, jax.Array]:
+    """Row sums of ``|s|`` and the rows with an eligible synapse at θ, in one pass.
+
+    Parameters
+    ----------
+    s : Array, shape (rows, n_pre)
+        Transient weights (weight units).
+    threshold : float or scalar Array
+        θ, in weight units.
+    eligible_post, eligible_pre : Array of shapes (rows,) and (n_pre,), or None
+        Units whose synapses may consolidate (non-zero: eligible); None: all.
+
+    Returns
+    -------
+    held : Array, shape (rows,)
+        ``Σ_j |s_ij|`` for the rows that do not reach θ; 0 for those that do.
+    reaching : bool Array, shape (rows,)
+        Rows with an eligible synapse ``|s_ij| ≥ θ``.
+
+    Notes
+    -----
+    One sum per row of ``max(|s|, (|s| − θ⁻)·K)``, where θ⁻ is the number just
+    below θ and K a power of two: a synapse below θ adds ``|s|`` (the term is at
+    most 0), one at θ adds at least ``K·(θ − θ⁻)``, which K makes more than
+    ``4·n_pre·θ``, while a row of values below θ sums to less than ``n_pre·θ``.
+    XLA's CPU backend takes such a sum over the written ``s`` in one pass, while
+    a ``where`` or a second reduction would each cost a pass of their own. The
+    comparison is exact as long as ``θ − θ⁻`` is a normal number (θ above about
+    10⁻³⁰ in float32); below that every row is reported as reaching θ, and the
+    caller checks them all.
+    """
+    dtype = s.dtype
+    info = jnp.finfo(dtype)
+    n_pre = s.shape[1]
+    theta = jnp.asarray(threshold, dtype)
+    below = jnp.nextafter(theta, jnp.zeros((), dtype))
+    # θ − θ⁻ > θ·2^-(nmant + 2), so K·(θ − θ⁻) > 4·n_pre·θ
+    k = 2.0 ** (math.ceil(math.log2(n_pre)) + info.nmant + 4)
+    size = jnp.abs(s)
+    eligible = _eligible(eligible_post, eligible_pre)
+    eligible_size = size if eligible is None else size * eligible.astype(dtype)
+    flagged = jnp.sum(jnp.maximum(size, (eligible_size - below) * jnp.asarray(k, dtype)), axis=1)
+    reaching = flagged >= 2 * n_pre * theta
+    # below about 1e-30 (float32), θ − θ⁻ may be lost in the subtraction: check all rows
+    reaching = reaching | (theta - below < info.smallest_normal)
+    return jnp.where(reaching, jnp.zeros((), dtype), flagged), reaching
 
 
 def _rare_step(
@@ -505,57 +550,51 @@ def _rare_step(
     eligible_pre: jax.Array | None,
     alphas: tuple[float, ...],
     capacity: int,
-) -> tuple[jax.Array, jax.Array, jax.Array, StepEnergy]:
+) -> tuple[jax.Array, jax.Array, StepEnergy]:
     """The caching step of :func:`_dense_step` for a layer where few units consolidate.
 
     Same arguments and result as :func:`_dense_step`. Every transient weight is
-    updated and decayed, ``l + s`` written and the row sums and row peaks of
-    ``|s|`` taken, each in one pass over memory. Consolidation does not change
-    ``l + s``. When at most ``capacity`` units have a synapse at θ, only their
-    rows are consolidated and priced (a gather of those rows); otherwise every
-    row is. Per layer, ``capacity`` must be 0: the layer consolidates as a whole
-    as soon as one unit has a synapse at θ.
+    updated and decayed in one pass over memory, and one more pass gives the row
+    sums of ``|s|`` and the rows with a synapse at θ. When no unit has one, that
+    is all. When at most ``capacity`` units do, only their rows are consolidated
+    and priced (a gather of those rows, into ``capacity // 8`` rows or
+    ``capacity``); otherwise every row is. Per layer, ``capacity`` must be 0: the
+    layer consolidates as a whole as soon as one unit has a synapse at θ.
     """
     dtype = transient.dtype
     zero = jnp.zeros((), dtype)
     n_post = transient.shape[0]
     s = _decayed(transient, d, sel.synapses, x=x, sel=sel, lr=lr, decay=decay)
-    effective = persistent + s
-    size = jnp.abs(s)
-    held_rows = jnp.sum(size, axis=1)
-    if eligible_pre is not None:
-        size = jnp.where((eligible_pre != 0)[None, :], size, zero)
-    reaching = jnp.max(size, axis=1) >= jnp.asarray(threshold, dtype)
-    if eligible_post is not None:
-        reaching = reaching & (eligible_post != 0)
-    (index,) = jnp.nonzero(reaching, size=capacity, fill_value=n_post)
-    few = jnp.sum(reaching, dtype=jnp.int32) <= capacity
-    # s replaces the old transient weights in place, and l is rewritten in place
-    # below: both must wait for the passes that read the old values (l + s and
-    # the sums), or XLA copies the arrays first. A data dependence orders them.
-    s = s + zero * (effective[0, 0] + held_rows[0] + few.astype(dtype))
+    held_rows, reaching = _row_sums_and_reaching(s, threshold, eligible_post, eligible_pre)
+    count = jnp.sum(reaching, dtype=jnp.int32)
     consolidating = functools.partial(
         _consolidating, threshold=threshold, per=per, eligible_pre=eligible_pre
     )
     Carry = tuple[jax.Array, jax.Array, jax.Array, Moved]
 
-    def some_rows(_: jax.Array, carry: Carry) -> Carry:
-        l_all, s_all, held, _moved_before = carry
+    def some_rows(size: int) -> Callable[[jax.Array, Carry], Carry]:
+        def body(i: jax.Array, carry: Carry) -> Carry:
+            l_all, s_all, held, _moved_before = carry
+            # found inside the loop (tied to it, or XLA hoists it): only when it runs
+            tied = reaching.astype(dtype) + zero * i.astype(dtype)
+            (index,) = jnp.nonzero(tied, size=size, fill_value=n_post)
 
-        def take(a: jax.Array) -> jax.Array:
-            return a.at[index].get(mode="fill", fill_value=0)
+            def take(a: jax.Array) -> jax.Array:
+                return a.at[index].get(mode="fill", fill_value=0)
 
-        l_rows, s_rows = take(l_all), take(s_all)
-        post = None if eligible_post is None else take(eligible_post)
-        consolidate = consolidating(s_rows, post)
-        moved = _moved(s_rows, consolidate, alphas)
-        new_l = jnp.where(consolidate, l_rows + s_rows, l_rows)
-        l_all = l_all.at[index].set(new_l, mode="drop")
-        # s is rewritten in place once l is: a data dependence orders the writes
-        after = zero * (l_all[0, 0] + moved.m1)
-        new_s = jnp.where(consolidate, zero, s_rows + after)
-        held = held.at[index].set(jnp.sum(jnp.abs(new_s), axis=1), mode="drop")
-        return l_all, s_all.at[index].set(new_s, mode="drop"), held, moved
+            l_rows, s_rows = take(l_all), take(s_all)
+            post = None if eligible_post is None else take(eligible_post)
+            consolidate = consolidating(s_rows, post)
+            moved = _moved(s_rows, consolidate, alphas)
+            new_l = jnp.where(consolidate, l_rows + s_rows, l_rows)
+            l_all = l_all.at[index].set(new_l, mode="drop")
+            # s is rewritten in place once l is: a data dependence orders the writes
+            after = zero * (l_all[0, 0] + moved.m1)
+            new_s = jnp.where(consolidate, zero, s_rows + after)
+            held = held.at[index].set(jnp.sum(jnp.abs(new_s), axis=1), mode="drop")
+            return l_all, s_all.at[index].set(new_s, mode="drop"), held, moved
+
+        return body
 
     def all_rows(_: jax.Array, carry: Carry) -> Carry:
         l_all, s_all, _held_before, _moved_before = carry
@@ -565,13 +604,19 @@ def _rare_step(
 
     none = _moved(s[:0], jnp.zeros((0, s.shape[1]), bool), alphas)
     carry = (persistent, s, held_rows, none)
-    # loops that run once or not at all update their carried arrays in place
-    carry = jax.lax.fori_loop(0, few.astype(jnp.int32), some_rows, carry)
+    # Nothing to do when no unit reaches θ; otherwise the rows of the units that do,
+    # gathered into the smallest of a few sizes that holds them, or every row. Loops
+    # that run once or not at all update their carried arrays in place.
+    below = 0
+    for size in sorted({capacity // 8, capacity} - {0}):
+        runs = (count > below) & (count <= size)
+        carry = jax.lax.fori_loop(0, runs.astype(jnp.int32), some_rows(size), carry)
+        below = size
     new_l, new_s, held_rows, moved = jax.lax.fori_loop(
-        0, 1 - few.astype(jnp.int32), all_rows, carry
+        0, (count > below).astype(jnp.int32), all_rows, carry
     )
     held = jnp.asarray(cost, dtype) * jnp.sum(held_rows)
-    return new_l, new_s, effective, _energy(moved, held)
+    return new_l, new_s, _energy(moved, held)
 
 
 def _dense_step(
@@ -589,10 +634,10 @@ def _dense_step(
     per: str,
     eligible_pre: jax.Array | None,
     alphas: tuple[float, ...],
-) -> tuple[jax.Array, jax.Array, jax.Array, StepEnergy]:
+) -> tuple[jax.Array, jax.Array, StepEnergy]:
     """The caching step on every row given (shapes (rows, n_pre)); see :func:`cache_layer`.
 
-    Returns the new ``l``, ``s``, ``l + s`` and the energy. ``d`` is the effective
+    Returns the new ``l``, ``s`` and the energy. ``d`` is the effective
     error of these rows (post mask applied), ``x`` the effective presynaptic
     activity.
     """
@@ -602,7 +647,7 @@ def _dense_step(
     )
     new_l, new_s, moved = _consolidated(persistent, s, consolidate, alphas)
     held = jnp.asarray(cost, s.dtype) * _row_sum(jnp.abs(new_s))
-    return new_l, new_s, new_l + new_s, _energy(moved, held)
+    return new_l, new_s, _energy(moved, held)
 
 
 def _eligibility(
@@ -668,8 +713,9 @@ def caching(
     -------
     SynapseModel
         ``params`` are the persistent weights ``l``; the state is a
-        :class:`CachingState`; ``weights(params, state)`` is ``l + s`` (kept in the
-        state, so the forward pass reads one matrix per layer).
+        :class:`CachingState`; ``weights(params, state)`` is ``l + s`` and
+        ``parts(params, state)`` is ``(l, s)``: the forward pass of a sample reads
+        both and never writes their sum.
 
     Notes
     -----
@@ -681,15 +727,14 @@ def caching(
 
     def init(params: Params, key: jax.Array) -> CachingState:
         transient = Params(*(jnp.zeros_like(w) for w in params))
-        effective = Params(*(w + s for w, s in zip(params, transient, strict=True)))
         live = tuple(jnp.zeros((w.shape[0],), bool) for w in params)
         if everywhere:
-            return CachingState(transient, effective, live)
+            return CachingState(transient, live)
         n_hidden = params.hidden.shape[0]
         units = random_mask(key, (n_hidden,), consolidate_units)
         # consolidate_units = 0 given as a traced number still means "everywhere"
         units = jnp.where(jnp.asarray(consolidate_units) > 0, units, True)
-        return CachingState(transient, effective, live, units.astype(params.hidden.dtype))
+        return CachingState(transient, live, units.astype(params.hidden.dtype))
 
     def apply(
         params: Params,
@@ -700,16 +745,8 @@ def caching(
     ) -> tuple[Params, CachingState, tuple[StepEnergy, ...]]:
         decay = jnp.exp(-1.0 / jnp.asarray(tau, params.hidden.dtype))
         steps = []
-        layers = zip(
-            params,
-            state.transient,
-            state.effective,
-            state.live,
-            proposal.layers,
-            selection,
-            strict=True,
-        )
-        for index, (w, s, eff, live, lp, sel) in enumerate(layers):
+        layers = zip(params, state.transient, state.live, proposal.layers, selection, strict=True)
+        for index, (w, s, live, lp, sel) in enumerate(layers):
             post, pre = _eligibility(state.consolidating, index)
             steps.append(
                 cache_layer(
@@ -727,14 +764,12 @@ def caching(
                     eligible_pre=pre,
                     alphas=alphas,
                     live=live,
-                    effective=eff,
                     capacity=row_capacity(w.shape[0]),
                     rare=consolidation_capacity(w.shape[0]),
                 )
             )
         new_state = CachingState(
             Params(*(st.transient for st in steps)),
-            Params(*(st.effective for st in steps)),
             tuple(st.live for st in steps),
             state.consolidating,
         )
@@ -745,8 +780,10 @@ def caching(
         )
 
     def weights(params: Params, state: CachingState) -> Params:
-        del params
-        return state.effective
+        return Params(*(w + s for w, s in zip(params, state.transient, strict=True)))
+
+    def parts(params: Params, state: CachingState) -> tuple[Params, ...]:
+        return params, state.transient
 
     def summary(params: Params, state: CachingState) -> dict[str, Any]:
         del params
@@ -759,4 +796,4 @@ def caching(
             }
         return out
 
-    return SynapseModel(init, apply, "caching", weights=weights, summary=summary)
+    return SynapseModel(init, apply, "caching", weights=weights, parts=parts, summary=summary)
