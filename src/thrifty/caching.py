@@ -557,9 +557,10 @@ def _rare_step(
     updated and decayed in one pass over memory, and one more pass gives the row
     sums of ``|s|`` and the rows with a synapse at θ. When no unit has one, that
     is all. When at most ``capacity`` units do, only their rows are consolidated
-    and priced (a gather of those rows, into ``capacity // 8`` rows or
-    ``capacity``); otherwise every row is. Per layer, ``capacity`` must be 0: the
-    layer consolidates as a whole as soon as one unit has a synapse at θ.
+    and priced (a gather of those rows, into ``capacity // 8``, ``// 4``, ``// 2``
+    or ``capacity`` rows, the smallest that holds them); otherwise every row is.
+    Per layer, ``capacity`` must be 0: the layer consolidates as a whole as soon
+    as one unit has a synapse at θ.
     """
     dtype = transient.dtype
     zero = jnp.zeros((), dtype)
@@ -608,7 +609,7 @@ def _rare_step(
     # gathered into the smallest of a few sizes that holds them, or every row. Loops
     # that run once or not at all update their carried arrays in place.
     below = 0
-    for size in sorted({capacity // 8, capacity} - {0}):
+    for size in sorted({capacity // 8, capacity // 4, capacity // 2, capacity} - {0}):
         runs = (count > below) & (count <= size)
         carry = jax.lax.fori_loop(0, runs.astype(jnp.int32), some_rows(size), carry)
         below = size
