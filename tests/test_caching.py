@@ -482,3 +482,18 @@ def test_row_sums_and_reaching_are_exact_at_the_threshold(
         np.testing.assert_allclose(
             np.asarray(held), want_held, rtol=1e-5 if dtype == np.float32 else 1e-12
         )
+
+
+@pytest.mark.parametrize("n_live", [0, 3, 6, 9])
+def test_live_rows_product_equals_full_product(n_live: int) -> None:
+    """The forward product of the transient weights over the live rows only (at most
+    6 here) equals the full product; with more live rows every row is multiplied."""
+    rng = np.random.default_rng(n_live)
+    n_post, n_pre = 12, 7
+    live = np.zeros(n_post, bool)
+    live[rng.choice(n_post, n_live, replace=False)] = True
+    s = np.where(live[:, None], rng.normal(0.0, 0.1, (n_post, n_pre)), 0.0)
+    x = rng.uniform(0.0, 1.0, n_pre)
+    got = caching_module.live_rows_product(jnp.asarray(s), jnp.asarray(live), jnp.asarray(x), 6)
+    np.testing.assert_allclose(np.asarray(got), s @ x, rtol=1e-12, atol=0)
+    assert np.all(np.asarray(got)[~live] == 0)

@@ -48,7 +48,8 @@ def test_init_shapes_sigma_and_biases() -> None:
 
 
 def test_propose_with_parts_equals_propose_with_their_sum() -> None:
-    """Weights given as parts (e.g. l and s) give the pass of their sum."""
+    """Weights given as parts (e.g. l and s), or with the hidden input computed
+    beforehand, give the pass of their sum."""
     key_l, key_s, key_x = jax.random.split(jax.random.key(3), 3)
     persistent = init_params(key_l, n_hidden=7, n_inputs=5, n_outputs=3)
     transient = jax.tree.map(
@@ -60,5 +61,9 @@ def test_propose_with_parts_equals_propose_with_their_sum() -> None:
     for loss in ("mse", "cross_entropy"):
         split = propose((persistent, transient), x, target, loss=loss)
         summed = propose(whole, x, target, loss=loss)
-        for a, b in zip(jax.tree.leaves(split), jax.tree.leaves(summed), strict=True):
+        given = propose(whole, x, target, loss=loss, hidden_input=whole.hidden @ x)
+        for a, b, c in zip(
+            jax.tree.leaves(split), jax.tree.leaves(summed), jax.tree.leaves(given), strict=True
+        ):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(np.asarray(c), np.asarray(b))

@@ -18,8 +18,9 @@ One step of one layer, in this order (the NumPy reference does the same):
 The forward pass multiplies ``l`` and ``s`` separately and adds the products, so
 ``l + s`` is never written during training. On the CPU a step touches only the units
 that receive an update or hold transient weight when there are few of them (a
-subnet), and it consolidates and prices only the rows of units with a synapse at θ
-when there are few.
+subnet; the forward pass then also reads ``s`` on their rows only), and it
+consolidates and prices only the rows of units with a synapse at θ when there are
+few.
 
 The model is registered as ``"caching"`` in :data:`thrifty.synapses.SYNAPSE_MODELS`::
 
@@ -181,6 +182,52 @@ def row_capacity(n_post: int) -> int | None:
     if jax.default_backend() != "cpu" or n_post < 256:
         return None
     return 128
+
+
+def live_rows_product(
+    transient: jax.Array, live: jax.Array, x: jax.Array, capacity: int | None
+) -> jax.Array:
+    """``transient @ x``, multiplying only the live rows when there are few.
+
+    Parameters
+    ----------
+    transient : Array, shape (n_post, n_pre)
+        Transient weights ``s`` (weight units).
+    live : bool Array, shape (n_post,)
+        Rows that may be non-zero; the others are all zero.
+    x : Array, shape (n_pre,)
+        Presynaptic activity.
+    capacity : int or None
+        Multiply only the live rows, gathered, when there are at most this many
+        (see :func:`row_capacity`); None: always every row.
+
+    Returns
+    -------
+    Array, shape (n_post,)
+        ``transient @ x``; rows that are not live give exactly 0. In a subnet the
+        forward pass so reads ``s`` on the subnet's rows only.
+    """
+    if capacity is None or capacity >= transient.shape[0]:
+        return transient @ x
+    n_post = transient.shape[0]
+    dtype = transient.dtype
+    zero = jnp.zeros((), dtype)
+
+    def live_rows(i: jax.Array, product: jax.Array) -> jax.Array:
+        # found inside the loop (tied to it, or XLA hoists it): only when it runs
+        tied = live.astype(dtype) + zero * i.astype(dtype)
+        (index,) = jnp.nonzero(tied, size=capacity, fill_value=n_post)
+        rows = transient.at[index].get(mode="fill", fill_value=0)
+        return product.at[index].set(rows @ x, mode="drop")
+
+    def every_row(i: jax.Array, product: jax.Array) -> jax.Array:
+        del product
+        return transient @ (x + zero * i.astype(dtype))
+
+    few = jnp.sum(live, dtype=jnp.int32) <= capacity
+    product = jnp.zeros((n_post,), jnp.result_type(transient, x))
+    product = jax.lax.fori_loop(0, few.astype(jnp.int32), live_rows, product)
+    return jax.lax.fori_loop(0, 1 - few.astype(jnp.int32), every_row, product)
 
 
 def cache_layer(
@@ -786,6 +833,12 @@ def caching(
     def parts(params: Params, state: CachingState) -> tuple[Params, ...]:
         return params, state.transient
 
+    def hidden_input(params: Params, state: CachingState, x_aug: jax.Array) -> jax.Array:
+        s = state.transient.hidden
+        return params.hidden @ x_aug + live_rows_product(
+            s, state.live[0], x_aug, row_capacity(s.shape[0])
+        )
+
     def summary(params: Params, state: CachingState) -> dict[str, Any]:
         del params
         out: dict[str, Any] = {}
@@ -797,4 +850,12 @@ def caching(
             }
         return out
 
-    return SynapseModel(init, apply, "caching", weights=weights, parts=parts, summary=summary)
+    return SynapseModel(
+        init,
+        apply,
+        "caching",
+        weights=weights,
+        parts=parts,
+        hidden_input=hidden_input,
+        summary=summary,
+    )

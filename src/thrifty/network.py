@@ -186,6 +186,7 @@ def propose(
     *,
     activation: str = "leaky_relu",
     loss: str = "mse",
+    hidden_input: jax.Array | None = None,
 ) -> Proposal:
     """Forward and hand-written backward pass for one sample.
 
@@ -199,6 +200,9 @@ def propose(
         Augmented input.
     target : Array, shape (n_outputs,)
         One-hot target.
+    hidden_input : Array of shape (n_hidden,), or None
+        ``W_hidden @ x_aug`` if already computed (e.g. by a synapse model that
+        skips rows it knows to be zero); None: computed from ``params``.
 
     Returns
     -------
@@ -208,7 +212,7 @@ def propose(
         ``outer(layers[l].delta, layers[l].pre)``.
     """
     parts = (params,) if isinstance(params, Params) else tuple(params)
-    u = _sum(p.hidden @ x_aug for p in parts)
+    u = _sum(p.hidden @ x_aug for p in parts) if hidden_input is None else hidden_input
     hidden = augment(activate(u, activation))
     y = _sum(p.output @ hidden for p in parts)
     delta_out = output_error(y, target, loss)

@@ -9,8 +9,9 @@ where ``energies`` holds one :class:`~thrifty.energy.StepEnergy` per layer and
 ``params`` are the persistent weights. Optionally ``weights(params, state)``
 gives the weights the network computes with (default: ``params``),
 ``parts(params, state)`` the same weights as parts that sum to them (the forward
-pass of each sample then never forms the sum), and
-``summary(params, state)`` a plain-JSON dict per layer for the run record
+pass of each sample then never forms the sum), ``hidden_input(params, state, x)``
+the input layer's product with a sample (when the model can skip rows it knows to
+be zero), and ``summary(params, state)`` a plain-JSON dict per layer for the run record
 (e.g. what remains in a transient component at the end). The
 plain model writes ``w += Δw`` on the selected synapses and prices the update
 from the factored vectors; the caching model (:mod:`thrifty.caching`) keeps a
@@ -50,6 +51,10 @@ class SynapseModel(NamedTuple):
     parts: Callable[[Params, Any], tuple[Params, ...]] | None = None
     """The effective weights as parts whose sum they are, for the per-sample forward
     pass (see :func:`thrifty.network.propose`); None: ``(weights(params, state),)``."""
+    hidden_input: Callable[[Params, Any, jax.Array], jax.Array] | None = None
+    """``W_hidden @ x_aug`` of a sample, computed by the model (e.g. skipping rows of a
+    part it knows to be zero); None: from ``parts``. Must equal the sum of the parts'
+    products up to rounding."""
     summary: Callable[[Params, Any], dict[str, Any]] | None = None
     """Host-side summary of the final state for the record; None for nothing."""
 

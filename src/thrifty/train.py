@@ -202,6 +202,11 @@ def make_step(
             target,
             activation=structure.activation,
             loss=structure.loss,
+            hidden_input=(
+                None
+                if syn.hidden_input is None
+                else syn.hidden_input(state.params, state.synapse_state, x)
+            ),
         )
         ctx = Context(step=t, label=label, key=jax.random.fold_in(key, t))
         selection, rule_state = rule.update(proposal, state.rule_state, w, ctx)
