@@ -1,8 +1,8 @@
 """run_many: aggregate samples/s of B runs in one vmapped computation, against the same
 B runs done one after another (single-run chunks), measured in the same process.
 
-Run: ``python bench/bench_many.py``. Target at N = 100: 32 runs at once at least 5× the
-aggregate throughput of 32 separate runs.
+Run: ``python bench/bench_many.py [N ...]`` (default N = 100 and 1000). Target at
+N = 100: 32 runs at once at least 5× the aggregate throughput of 32 separate runs.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ def batched_rate(
 
 def main() -> None:
     print("# aggregate samples/s; 'separate' = one compiled single-run chunk after another")
-    print(f"# device: {jax.devices()[0].device_kind}; run_many's default here: {batch_mode()}")
+    print(
+        f"# device: {jax.devices()[0].device_kind}; run_many's default here: "
+        f"{batch_mode(100)} at N = 100, {batch_mode(1000)} at N = 1000"
+    )
     print(f"{'N':>6} {'runs':>5} {'mode':>5} {'run_many':>10} {'separate':>10} {'ratio':>7}")
-    for n in (100, 1000):
+    for n in [int(a) for a in sys.argv[1:]] or [100, 1000]:
         single = chunk_rate(RunConfig(n_hidden=n))
         for batch in (1, 8, 32):
             for mode in ("vmap", "map"):

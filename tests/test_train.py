@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
 from thrifty import data
 from thrifty.config import ConfigError, RunConfig
-from thrifty.train import check_config, load_dataset, run, run_many
+from thrifty.train import (
+    VMAP_ON_CPU_UP_TO,
+    batch_mode,
+    check_config,
+    load_dataset,
+    run,
+    run_many,
+)
 
 SMALL = dict(dataset="synthetic", n_hidden=16, check_interval=100)
 
@@ -159,3 +167,18 @@ def test_cached_checks_equal_full_checks() -> None:
         w[rng.choice(64, n_changed, replace=False)] += rng.normal(0, 0.2, (n_changed, 785))
         params = Params(jnp.asarray(w), p0.output + 0.01 * n_changed)
         assert checks.accuracy(params) == accuracy(params, x, y, activation="leaky_relu")
+
+
+def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU, run_many vmaps runs of small networks and maps larger ones; the
+    environment variable overrides both."""
+    monkeypatch.delenv("THRIFTY_BATCH", raising=False)
+    if jax.default_backend() == "cpu":
+        assert batch_mode(100) == "vmap"
+        assert batch_mode(VMAP_ON_CPU_UP_TO) == "vmap"
+        assert batch_mode(VMAP_ON_CPU_UP_TO + 1) == "map"
+        assert batch_mode() == "map"
+    monkeypatch.setenv("THRIFTY_BATCH", "map")
+    assert batch_mode(100) == "map"
+    monkeypatch.setenv("THRIFTY_BATCH", "vmap")
+    assert batch_mode(10_000) == "vmap"
