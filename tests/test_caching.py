@@ -468,9 +468,10 @@ def test_row_sums_and_reaching_are_exact_at_the_threshold(
         if eligible_pre is not None:
             eligible &= eligible_pre[None, :] != 0
         want_reaching = np.any((np.abs(s) >= theta) & eligible, axis=1)
-        held, reaching = caching_module._row_sums_and_reaching(
+        # compiled, as in training: XLA's simplifications must not change the result
+        held, reaching = jax.jit(caching_module._row_sums_and_reaching)(
             jnp.asarray(s),
-            theta,
+            jnp.asarray(theta),
             None if eligible_post is None else jnp.asarray(eligible_post),
             None if eligible_pre is None else jnp.asarray(eligible_pre),
         )
