@@ -755,13 +755,15 @@ def run_many(
     arrays: dict[str, jax.Array] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train many networks that differ only in numbers as one vmapped computation.
+    """Train many networks that differ only in numbers as one compiled computation.
 
     Runs may differ in seed, learning rate, σ, the rules' numeric parameters,
     the synapse model's numbers, criterion and budget; runs that differ in
     structure (rule names, sizes, dtype, check interval) are grouped and each
     group runs as one batch. A finished run is frozen: it keeps stepping with
-    zero updates and spends no energy. Records are those of :func:`run`.
+    zero updates and spends no energy. Records are those of :func:`run`. A group's
+    runs are vmapped, or mapped one after another on a CPU for networks of more
+    than 500 hidden units (:func:`batch_mode`).
 
     Parameters
     ----------
