@@ -170,14 +170,15 @@ def test_cached_checks_equal_full_checks() -> None:
 
 
 def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a CPU, run_many vmaps runs of small networks and maps larger ones; the
-    environment variable overrides both."""
+    """On a CPU, run_many vmaps plain runs of small networks and maps larger ones and
+    caching runs; the environment variable overrides both."""
     monkeypatch.delenv("THRIFTY_BATCH", raising=False)
     if jax.default_backend() == "cpu":
         assert batch_mode(100) == "vmap"
         assert batch_mode(VMAP_ON_CPU_UP_TO) == "vmap"
         assert batch_mode(VMAP_ON_CPU_UP_TO + 1) == "map"
         assert batch_mode() == "map"
+        assert batch_mode(100, "caching") == "map"
     monkeypatch.setenv("THRIFTY_BATCH", "map")
     assert batch_mode(100) == "map"
     monkeypatch.setenv("THRIFTY_BATCH", "vmap")

@@ -685,26 +685,30 @@ VMAP_ON_CPU_UP_TO = 500
 """Hidden units up to which :func:`run_many` vmaps runs on a CPU (see :func:`batch_mode`)."""
 
 
-def batch_mode(n_hidden: int | None = None) -> str:
+def batch_mode(n_hidden: int | None = None, synapses: str = "plain") -> str:
     """How :func:`run_many` batches runs of ``n_hidden`` hidden units on the default device.
 
     ``"vmap"``: all runs advance together, one sample at a time, as one vectorised
-    computation; the default on accelerators, and on a CPU for networks of up to
-    :data:`VMAP_ON_CPU_UP_TO` hidden units. ``"map"``: one compiled call advances
-    each run through its whole chunk in turn, so that run's weights stay in cache;
-    the default on a CPU for larger networks, where a single run is limited by
-    memory traffic and interleaving runs sample by sample only evicts them from
-    cache. On the 2-core CPU of ``docs/performance.md``, 32 runs vmapped gave
-    1.35–1.7× the aggregate samples/s of separate runs at N = 100–500 (mapped:
-    about 1.05×) and 0.75× at N = 1000 (mapped: 1.1×). Override with the
-    environment variable ``THRIFTY_BATCH=vmap|map``.
+    computation; the default on accelerators, and on a CPU for plain synapses and
+    networks of up to :data:`VMAP_ON_CPU_UP_TO` hidden units. ``"map"``: one
+    compiled call advances each run through its whole chunk in turn, so that run's
+    weights stay in cache; the default on a CPU otherwise. A larger single run is
+    limited by memory traffic, and interleaving runs sample by sample only evicts
+    them from cache; the caching model's CPU step skips work with loops whose trip
+    counts depend on the data, and vmapped, every run would do all of it. On the
+    2-core CPU of ``docs/performance.md``, 32 plain runs vmapped gave 1.4–1.7× the
+    aggregate samples/s of separate runs at N = 100–500 (mapped: about 1.05×) and
+    0.6–0.75× at N = 1000 (mapped: 0.9–1.2×); 8 caching runs at N = 300 gave 0.51×
+    vmapped and 0.83× mapped. Override with the environment variable
+    ``THRIFTY_BATCH=vmap|map``.
     """
     mode = os.environ.get("THRIFTY_BATCH")
     if mode in ("vmap", "map"):
         return mode
     if jax.default_backend() != "cpu":
         return "vmap"
-    return "vmap" if n_hidden is not None and n_hidden <= VMAP_ON_CPU_UP_TO else "map"
+    small = n_hidden is not None and n_hidden <= VMAP_ON_CPU_UP_TO
+    return "vmap" if small and synapses == "plain" else "map"
 
 
 @functools.lru_cache(maxsize=32)
@@ -762,8 +766,8 @@ def run_many(
     structure (rule names, sizes, dtype, check interval) are grouped and each
     group runs as one batch. A finished run is frozen: it keeps stepping with
     zero updates and spends no energy. Records are those of :func:`run`. A group's
-    runs are vmapped, or mapped one after another on a CPU for networks of more
-    than 500 hidden units (:func:`batch_mode`).
+    runs are vmapped, or on a CPU mapped one after another for networks of more
+    than 500 hidden units and for caching synapses (:func:`batch_mode`).
 
     Parameters
     ----------
@@ -816,7 +820,7 @@ def _run_group(
     numbers = jax.tree.map(
         lambda *xs: jnp.stack(xs), *[_as_arrays(numbers_of(c), dtype) for c in configs]
     )
-    init, chunk = _batched(structure, batch_mode(structure.n_hidden))
+    init, chunk = _batched(structure, batch_mode(structure.n_hidden, structure.synapses[0]))
     interval = trackers[0].interval
     activation = configs[0].activation
     t0 = time.perf_counter()
