@@ -184,6 +184,17 @@ def row_capacity(n_post: int) -> int | None:
     return 128
 
 
+def _rows_in_loop(rows: jax.Array, i: jax.Array, size: int) -> jax.Array:
+    """Indices of the True entries of ``rows`` (shape (n,)), padded with ``n`` to ``size``.
+
+    Called inside a loop with its counter ``i``: the result is tied to the loop so
+    that XLA computes it there, only when the loop runs, instead of hoisting it out.
+    """
+    tied = rows.astype(jnp.float32) + jnp.zeros((), jnp.float32) * i.astype(jnp.float32)
+    (index,) = jnp.nonzero(tied, size=size, fill_value=rows.shape[0])
+    return index
+
+
 def live_rows_product(
     transient: jax.Array, live: jax.Array, x: jax.Array, capacity: int | None
 ) -> jax.Array:
@@ -214,9 +225,7 @@ def live_rows_product(
     zero = jnp.zeros((), dtype)
 
     def live_rows(i: jax.Array, product: jax.Array) -> jax.Array:
-        # found inside the loop (tied to it, or XLA hoists it): only when it runs
-        tied = live.astype(dtype) + zero * i.astype(dtype)
-        (index,) = jnp.nonzero(tied, size=capacity, fill_value=n_post)
+        index = _rows_in_loop(live, i, capacity)
         rows = transient.at[index].get(mode="fill", fill_value=0)
         return product.at[index].set(rows @ x, mode="drop")
 
@@ -351,9 +360,7 @@ def cache_layer(
         return LayerStep(new_l, new_s, energy, everywhere)
 
     def active_rows(i: jax.Array, carry: LayerStep) -> LayerStep:
-        # found inside the loop (tied to it, or XLA hoists it): only when it runs
-        tied = active.astype(dtype) + jnp.zeros((), dtype) * i.astype(dtype)
-        (index,) = jnp.nonzero(tied, size=capacity, fill_value=n_post)
+        index = _rows_in_loop(active, i, capacity)
 
         def take(a: jax.Array) -> jax.Array:
             return a.at[index].get(mode="fill", fill_value=0)
@@ -612,7 +619,6 @@ def _rare_step(
     """
     dtype = transient.dtype
     zero = jnp.zeros((), dtype)
-    n_post = transient.shape[0]
     s = _decayed(transient, d, sel.synapses, x=x, sel=sel, lr=lr, decay=decay)
     held_rows, reaching = _row_sums_and_reaching(s, threshold, eligible_post, eligible_pre)
     count = jnp.sum(reaching, dtype=jnp.int32)
@@ -624,9 +630,7 @@ def _rare_step(
     def some_rows(size: int) -> Callable[[jax.Array, Carry], Carry]:
         def body(i: jax.Array, carry: Carry) -> Carry:
             l_all, s_all, held, _moved_before = carry
-            # found inside the loop (tied to it, or XLA hoists it): only when it runs
-            tied = reaching.astype(dtype) + zero * i.astype(dtype)
-            (index,) = jnp.nonzero(tied, size=size, fill_value=n_post)
+            index = _rows_in_loop(reaching, i, size)
 
             def take(a: jax.Array) -> jax.Array:
                 return a.at[index].get(mode="fill", fill_value=0)
