@@ -38,8 +38,14 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def chunk_rate(config: RunConfig, chunk: int = 1000, repeats: int = 3) -> float:
-    """Samples/s of the compiled training chunk for ``config`` (compile excluded)."""
+def chunk_rate(
+    config: RunConfig, chunk: int = 1000, repeats: int = 3, block: int | None = None
+) -> float:
+    """Samples/s of the compiled training chunk for ``config`` (compile excluded).
+
+    ``block``: as in :func:`thrifty.train.run_chunk` (1: every sample stepped on its
+    own; None: the default).
+    """
     config = config.resolved()
     x, y = synthetic_inputs()
     structure = Structure.of(config, 784, 10)
@@ -52,7 +58,9 @@ def chunk_rate(config: RunConfig, chunk: int = 1000, repeats: int = 3) -> float:
     holder = [state]
 
     def once() -> None:
-        s, out = run_chunk(holder[0], idx, steps, x, y, numbers, key, structure=structure)
+        s, out = run_chunk(
+            holder[0], idx, steps, x, y, numbers, key, structure=structure, block=block
+        )
         jax.block_until_ready(out)
         holder[0] = s
 

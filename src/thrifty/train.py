@@ -43,11 +43,21 @@ from thrifty.energy import (
     inefficiency,
     inverse_simpson,
     minimal_energy,
+    price_layer,
     updated_synapses,
 )
-from thrifty.network import Params, activate, augment, init_params, predict, propose
+from thrifty.network import (
+    Params,
+    activate,
+    activate_slope,
+    augment,
+    init_params,
+    output_error,
+    predict,
+    propose,
+)
 from thrifty.rules import registry as rule_registry
-from thrifty.rules.base import Context
+from thrifty.rules.base import ALL, Context
 from thrifty.synapses import build_synapses, synapse_numbers, synapse_structure
 
 
@@ -243,6 +253,119 @@ def make_step(
     return step
 
 
+DEFERRED_BLOCK = 32
+"""Samples whose weight updates :func:`_deferred_chunk` applies together, for N > 2000.
+
+The per-sample work grows with the block (products with the K rows kept so far),
+the per-block passes over the weights shrink with it. Measured on a 2-core CPU
+(plain backprop, ``bench/bench_speed.py``): K = 64 was fastest at N = 100 and 1000,
+K = 32 at N = 10 000 (:func:`deferred_block`)."""
+
+
+def deferred_block(n_hidden: int) -> int:
+    """Default block of :func:`_deferred_chunk` for N hidden units: 64 up to 2000, else 32."""
+    return 64 if n_hidden <= 2000 else DEFERRED_BLOCK
+
+
+def defers_updates(structure: Structure) -> bool:
+    """Whether chunks of this structure may defer their weight updates (see
+    :func:`_deferred_chunk`): plain synapses, no rules, no Simpson tally."""
+    return structure.synapses[0] == "plain" and not structure.rules and not structure.simpson
+
+
+def _deferred_chunk(
+    state: TrainState,
+    indices: jax.Array,
+    x_data: jax.Array,
+    y_data: jax.Array,
+    numbers: dict[str, Any],
+    *,
+    structure: Structure,
+    block: int,
+) -> tuple[TrainState, StepOutput]:
+    """Plain backprop over a chunk, the weight updates of ``block`` samples at once.
+
+    Same result as :func:`_chunk` for ``indices`` of length T, a multiple of
+    ``block``. Every update is an outer product ``−η · d_t ⊗ a_t`` (error of the
+    layer's units, activity of its inputs), so within a block of K samples, with
+    ``W`` the weights at its start:
+
+    - the input to the hidden units at sample k is
+      ``W₁ x_k − Σ_{τ<k} η d_τ (x_τ · x_k)``: one matrix product ``X W₁ᵀ`` (K, N)
+      at the start of the block and the Gram matrix ``X Xᵀ`` (K, K) give it;
+    - the output is ``W₂ h_k − Σ_{τ<k} η e_τ (h_τ · h_k)`` and the error sent back
+      ``W₂ᵀ e_k − Σ_{τ<k} η h_τ (e_τ · e_k)`` (output errors e, augmented hidden
+      activities h), from the K rows of hidden activity kept so far;
+    - the weights at the end of the block are ``W − Σ_τ η d_τ ⊗ a_τ``, one matrix
+      product per layer.
+
+    The weights are read twice and written once per block instead of per sample.
+    The energies come from ``d_t`` and ``a_t`` as in the per-sample step, computed
+    for the whole block at once; the weights differ from the per-sample step's only
+    by the order of floating-point additions.
+    """
+    dtype = jnp.dtype(structure.dtype)
+    active = state.active
+    lr = numbers["lr"] * active
+    n_blocks = indices.shape[0] // block
+    n_hidden = structure.n_hidden
+
+    def price(delta: jax.Array, pre: jax.Array, sel: Any) -> StepEnergy:
+        energy = price_layer(delta, pre, sel, lr, structure.alphas)
+        return jax.tree.map(lambda e: e * active.astype(e.dtype), energy)
+
+    def one_block(params: Params, rows: jax.Array) -> tuple[Params, StepOutput]:
+        w_in, w_out = params
+        x_block = x_data[rows]  # (K, n_inputs + 1)
+        targets = jax.nn.one_hot(y_data[rows], structure.n_outputs, dtype=dtype)
+        stale = x_block @ w_in.T  # (K, N): hidden inputs before the block's updates
+        gram = x_block @ x_block.T  # (K, K)
+
+        def sample(
+            carry: tuple[jax.Array, jax.Array, jax.Array], k: jax.Array
+        ) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+            # η·d_τ (K, N), augmented h_τ (K, N + 1), η·e_τ (K, n_outputs); 0 for τ ≥ k
+            hidden_steps, acts, out_steps = carry
+            u = stale[k] - gram[k] @ hidden_steps
+            h = augment(activate(u, structure.activation))
+            y = w_out @ h - out_steps.T @ (acts @ h)
+            e = output_error(y, targets[k], structure.loss)
+            back = (e @ w_out - (out_steps @ e) @ acts)[:n_hidden]
+            d = back * activate_slope(u, structure.activation)
+            if structure.loss == "mse":
+                loss = 0.5 * jnp.sum((y - targets[k]) ** 2)
+            else:
+                loss = -jnp.sum(targets[k] * jax.nn.log_softmax(y))
+            # the rows are written in place once every product above has read the
+            # arrays: a data dependence on ``d`` orders the writes after the reads
+            after = jnp.zeros((), dtype) * d[0]
+            carry = (
+                hidden_steps.at[k].set(lr * d),
+                acts.at[k].set(h + after),
+                out_steps.at[k].set(lr * e + after),
+            )
+            return carry, (d, e, loss)
+
+        zeros = (
+            jnp.zeros((block, n_hidden), dtype),
+            jnp.zeros((block, n_hidden + 1), dtype),
+            jnp.zeros((block, structure.n_outputs), dtype),
+        )
+        (hidden_steps, acts, out_steps), (d, e, loss) = jax.lax.scan(
+            sample, zeros, jnp.arange(block)
+        )
+        energy = (
+            jax.vmap(lambda a, b: price(a, b, ALL[0]))(d, x_block),
+            jax.vmap(lambda a, b: price(a, b, ALL[1]))(e, acts),
+        )
+        new = Params(w_in - hidden_steps.T @ x_block, w_out - out_steps.T @ acts)
+        return new, StepOutput(energy, loss)
+
+    params, out = jax.lax.scan(one_block, state.params, indices.reshape(n_blocks, block))
+    flat = jax.tree.map(lambda a: a.reshape(n_blocks * block, *a.shape[2:]), out)
+    return state._replace(params=params), flat
+
+
 def _chunk(
     state: TrainState,
     indices: jax.Array,
@@ -253,8 +376,29 @@ def _chunk(
     key: jax.Array,
     *,
     structure: Structure,
+    block: int | None = None,
 ) -> tuple[TrainState, StepOutput]:
+    """Train over ``indices``; see :data:`run_chunk`.
+
+    When :func:`defers_updates`, the largest multiple of ``block`` samples (None:
+    :func:`deferred_block`) goes through :func:`_deferred_chunk` and the rest sample
+    by sample; ``block`` = 1: every sample is stepped on its own.
+    """
     step = make_step(structure, numbers, x_data, y_data, key)
+    block = deferred_block(structure.n_hidden) if block is None else block
+    deferred = (indices.shape[0] // block) * block
+    if block > 1 and defers_updates(structure) and deferred:
+        state, head = _deferred_chunk(
+            state,
+            indices[:deferred],
+            x_data,
+            y_data,
+            numbers,
+            structure=structure,
+            block=block,
+        )
+        state, tail = jax.lax.scan(step, state, (indices[deferred:], steps[deferred:]))
+        return state, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), head, tail)
     if not structure.simpson:
         return jax.lax.scan(step, state, (indices, steps))
 
@@ -271,8 +415,9 @@ def _chunk(
     return state, out._replace(updated=tuple(inverse_simpson(t) for t in tally))
 
 
-run_chunk = jax.jit(_chunk, static_argnames=("structure",), donate_argnums=(0,))
-"""Compiled chunk: ``(state, indices (T,), steps (T,), x (n, d+1), y (n,), numbers, key)``."""
+run_chunk = jax.jit(_chunk, static_argnames=("structure", "block"), donate_argnums=(0,))
+"""Compiled chunk: ``(state, indices (T,), steps (T,), x (n, d+1), y (n,), numbers, key)``;
+keywords ``structure`` and ``block`` (see :func:`_chunk`)."""
 
 _init = jax.jit(init_state, static_argnames=("structure",))
 
