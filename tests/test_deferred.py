@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from thrifty.config import RunConfig
+from thrifty.network import Params
+from thrifty.rules import LayerSelection, Rule, registry
 from thrifty.train import (
     Structure,
     _as_arrays,
@@ -50,28 +52,17 @@ def _run(config: RunConfig, block: int, *, active: float = 1.0) -> tuple[Any, An
     return initial, final, out
 
 
-@pytest.mark.parametrize("block", [2, 7, 30])
-@pytest.mark.parametrize(
-    ("loss", "activation"),
-    [("mse", "leaky_relu"), ("cross_entropy", "leaky_relu"), ("mse", "relu")],
-)
-def test_deferred_updates_equal_per_sample_steps(block: int, loss: str, activation: str) -> None:
-    """Weights, every step's energies (M0 exact, M1 and M_α) and losses agree with the
-    per-sample step in float64, for blocks that divide T and one that leaves a tail."""
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=12,
-        lr=0.05,
-        sigma=0.3,
-        dtype="float64",
-        loss=loss,
-        activation=activation,
-        alphas=(0.5, 2.0),
-    )
+def _assert_same_run(config: RunConfig, block: int) -> None:
+    """Weights, rule state, every step's energies (M0 exact, M1 and M_α) and losses of
+    ``block`` agree with stepping every sample on its own, in float64."""
     _, want, want_out = _run(config, 1)
     _, got, got_out = _run(config, block)
     for w_got, w_want in zip(got.params, want.params, strict=True):
         np.testing.assert_allclose(np.asarray(w_got), np.asarray(w_want), atol=1e-12, rtol=0)
+    for s_got, s_want in zip(
+        jax.tree.leaves(got.rule_state), jax.tree.leaves(want.rule_state), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(s_got), np.asarray(s_want))
     for e_got, e_want in zip(got_out.energy, want_out.energy, strict=True):
         np.testing.assert_array_equal(np.asarray(e_got.m0), np.asarray(e_want.m0))
         np.testing.assert_array_equal(
@@ -84,7 +75,59 @@ def test_deferred_updates_equal_per_sample_steps(block: int, loss: str, activati
         assert np.asarray(e_got.m0).shape == (T,)
     np.testing.assert_allclose(np.asarray(got_out.loss), np.asarray(want_out.loss), rtol=1e-10)
     # the weights did learn: the comparison is not between two unchanged states
-    assert np.asarray(want_out.energy[0].m0).sum() > 0
+    assert np.asarray(want_out.energy[0].m0).sum() + np.asarray(want_out.energy[1].m0).sum() > 0
+
+
+@pytest.mark.parametrize("block", [2, 7, 30])
+@pytest.mark.parametrize(
+    ("loss", "activation"),
+    [("mse", "leaky_relu"), ("cross_entropy", "leaky_relu"), ("mse", "relu")],
+)
+def test_deferred_updates_equal_per_sample_steps(block: int, loss: str, activation: str) -> None:
+    """Plain backprop, for blocks that divide T and one that leaves a tail."""
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=12,
+        lr=0.05,
+        sigma=0.3,
+        dtype="float64",
+        loss=loss,
+        activation=activation,
+        alphas=(0.5, 2.0),
+    )
+    _assert_same_run(config, block)
+
+
+MASK_RULES = [
+    ("subnet:units=5",),
+    ("neuron-mask:fraction=0.5",),
+    ("neuron-select:fraction=0.3",),
+    ("neuron-select:fraction=0.3,by=activity",),
+    ("random-neuron-mask:fraction=0.5",),
+    ("class-neuron-mask:fraction=0.5",),
+    ("frozen-input",),
+    ("lazy",),
+    ("top-k:fraction=0.2,per=neuron",),
+    ("subnet:units=6", "top-k:fraction=0.3,per=neuron", "lazy"),
+]
+
+
+@pytest.mark.parametrize("rules", MASK_RULES, ids=" + ".join)
+def test_rules_with_post_and_pre_masks_defer_updates_exactly(rules: tuple[str, ...]) -> None:
+    """Rules whose selections are post and pre masks see each sample's exact proposal
+    inside a block (a block of 7 leaves a tail of 2 samples stepped on their own)."""
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=12,
+        lr=0.05,
+        sigma=0.3,
+        dtype="float64",
+        rules=rules,
+        alphas=(0.5,),
+    )
+    structure = Structure.of(config.resolved(), 784, 10)
+    assert defers_updates(structure, _as_arrays(numbers_of(config.resolved()), jnp.float64))
+    _assert_same_run(config, 7)
 
 
 def test_frozen_run_with_deferred_updates_changes_and_spends_nothing() -> None:
@@ -97,12 +140,53 @@ def test_frozen_run_with_deferred_updates_changes_and_spends_nothing() -> None:
         assert float(np.asarray(e.m1).sum()) == 0.0
 
 
-def test_only_plain_runs_without_rules_defer_updates() -> None:
-    def structure(**kw: Any) -> Structure:
-        return Structure.of(RunConfig(dataset="synthetic", **kw).resolved(), 784, 10)
+def test_which_runs_defer_updates() -> None:
+    def defers(**kw: Any) -> bool:
+        config = RunConfig(dataset="synthetic", **kw).resolved()
+        numbers = _as_arrays(numbers_of(config), jnp.float32)
+        return defers_updates(Structure.of(config, 784, 10), numbers)
 
-    assert defers_updates(structure())
-    assert not defers_updates(structure(rules=("top-k:fraction=0.1",)))
-    assert not defers_updates(structure(synapses="caching:threshold=0.01"))
-    assert not defers_updates(structure(simpson=True))
+    assert defers()
+    assert defers(rules=("subnet:units=10", "lazy"))
+    # a threshold or a fixed synapse matrix is not an outer product
+    assert not defers(rules=("top-k:fraction=0.1",))
+    assert not defers(rules=("subnet:units=10", "top-k:fraction=0.1"))
+    assert not defers(rules=("synapse-mask:hidden=0.5",))
+    assert not defers(synapses="caching:threshold=0.01")
+    assert not defers(simpson=True)
     assert deferred_block(100) == 64 and deferred_block(10000) == 32
+
+
+def test_a_rule_that_reads_the_weights_steps_every_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule may read the weights' current values (``reads_weights`` defaults to True):
+    its runs are not deferred, and they see the weights after every sample."""
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    @registry.register("strong-units")
+    def strong_units() -> Rule:
+        """Only hidden units whose incoming weights sum to more than zero learn."""
+
+        def init(params: Params, key: jax.Array) -> tuple[()]:
+            return ()
+
+        def update(proposal: Any, state: Any, params: Params, ctx: Any) -> tuple[Any, Any]:
+            post = (params.hidden.sum(axis=1) > 0).astype(params.hidden.dtype)
+            return (LayerSelection(post=post), LayerSelection()), state
+
+        return Rule(init, update, "strong-units")
+
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=12,
+        lr=0.05,
+        sigma=0.3,
+        dtype="float64",
+        rules=("strong-units",),
+    ).resolved()
+    structure = Structure.of(config, 784, 10)
+    assert strong_units().reads_weights
+    assert not defers_updates(structure, _as_arrays(numbers_of(config), jnp.float64))
+    _, want, _ = _run(config, 1)
+    _, got, _ = _run(config, 7)
+    for w_got, w_want in zip(got.params, want.params, strict=True):
+        np.testing.assert_array_equal(np.asarray(w_got), np.asarray(w_want))

@@ -40,6 +40,7 @@ from thrifty.config import ConfigError, RunConfig
 from thrifty.energy import (
     Ledger,
     StepEnergy,
+    effective_vectors,
     inefficiency,
     inverse_simpson,
     minimal_energy,
@@ -47,7 +48,9 @@ from thrifty.energy import (
     updated_synapses,
 )
 from thrifty.network import (
+    LayerProposal,
     Params,
+    Proposal,
     activate,
     activate_slope,
     augment,
@@ -57,7 +60,7 @@ from thrifty.network import (
     propose,
 )
 from thrifty.rules import registry as rule_registry
-from thrifty.rules.base import ALL, Context
+from thrifty.rules.base import Context
 from thrifty.synapses import build_synapses, synapse_numbers, synapse_structure
 
 
@@ -267,44 +270,84 @@ def deferred_block(n_hidden: int) -> int:
     return 64 if n_hidden <= 2000 else DEFERRED_BLOCK
 
 
-def defers_updates(structure: Structure) -> bool:
+def _selection_shape(structure: Structure, rule: Any) -> Any:
+    """The selection that ``rule`` returns for this structure, as shapes (None kept)."""
+    dtype = jnp.dtype(structure.dtype)
+    n_in, n_hid, n_out = structure.n_inputs + 1, structure.n_hidden, structure.n_outputs
+
+    def select(params: Params, key: jax.Array) -> Any:
+        proposal = Proposal(
+            layers=(
+                LayerProposal(jnp.zeros(n_hid, dtype), jnp.zeros(n_in, dtype)),
+                LayerProposal(jnp.zeros(n_out, dtype), jnp.zeros(n_hid + 1, dtype)),
+            ),
+            hidden_input=jnp.zeros(n_hid, dtype),
+            output=jnp.zeros(n_out, dtype),
+        )
+        ctx = Context(step=jnp.zeros((), jnp.int32), label=jnp.zeros((), jnp.int32), key=key)
+        return rule.update(proposal, rule.init(params, key), params, ctx)[0]
+
+    params = Params(
+        jax.ShapeDtypeStruct((n_hid, n_in), dtype), jax.ShapeDtypeStruct((n_out, n_hid + 1), dtype)
+    )
+    return jax.eval_shape(select, params, jax.random.key(0))
+
+
+def defers_updates(structure: Structure, numbers: dict[str, Any]) -> bool:
     """Whether chunks of this structure may defer their weight updates (see
-    :func:`_deferred_chunk`): plain synapses, no rules, no Simpson tally."""
-    return structure.synapses[0] == "plain" and not structure.rules and not structure.simpson
+    :func:`_deferred_chunk`): plain synapses, no Simpson tally, and rules that do not
+    read the weights' values and select by post and pre masks only (no fixed synapse
+    matrix, no threshold), so that every expressed update stays an outer product."""
+    if structure.synapses[0] != "plain" or structure.simpson:
+        return False
+    rule, _ = _specs(structure, numbers)
+    if rule.reads_weights:
+        return False
+    return all(
+        sel.synapses is None and sel.threshold is None for sel in _selection_shape(structure, rule)
+    )
 
 
 def _deferred_chunk(
     state: TrainState,
     indices: jax.Array,
+    steps: jax.Array,
     x_data: jax.Array,
     y_data: jax.Array,
     numbers: dict[str, Any],
+    key: jax.Array,
     *,
     structure: Structure,
     block: int,
 ) -> tuple[TrainState, StepOutput]:
-    """Plain backprop over a chunk, the weight updates of ``block`` samples at once.
+    """Plain-synapse training over a chunk, the weight updates of ``block`` samples at once.
 
     Same result as :func:`_chunk` for ``indices`` of length T, a multiple of
-    ``block``. Every update is an outer product ``−η · d_t ⊗ a_t`` (error of the
-    layer's units, activity of its inputs), so within a block of K samples, with
-    ``W`` the weights at its start:
+    ``block``, when :func:`defers_updates`. Every expressed update is an outer
+    product ``−η · d_t ⊗ a_t`` (the layer's errors and input activities after the
+    rules' post and pre masks), so within a block of K samples, with ``W`` the
+    weights at its start:
 
     - the input to the hidden units at sample k is
-      ``W₁ x_k − Σ_{τ<k} η d_τ (x_τ · x_k)``: one matrix product ``X W₁ᵀ`` (K, N)
-      at the start of the block and the Gram matrix ``X Xᵀ`` (K, K) give it;
+      ``W₁ x_k − Σ_{τ<k} η d_τ (a_τ · x_k)``: one matrix product ``X W₁ᵀ`` (K, N)
+      at the start of the block, and the Gram matrix ``X Xᵀ`` (K, K) when the rules
+      mask no inputs (else one (K,) product per sample with the masked rows);
     - the output is ``W₂ h_k − Σ_{τ<k} η e_τ (h_τ · h_k)`` and the error sent back
-      ``W₂ᵀ e_k − Σ_{τ<k} η h_τ (e_τ · e_k)`` (output errors e, augmented hidden
-      activities h), from the K rows of hidden activity kept so far;
+      ``W₂ᵀ e_k − Σ_{τ<k} η h_τ (e_τ · e_k)`` (output errors e and augmented hidden
+      activities h after the masks), from the K rows kept so far;
     - the weights at the end of the block are ``W − Σ_τ η d_τ ⊗ a_τ``, one matrix
       product per layer.
 
-    The weights are read twice and written once per block instead of per sample.
-    The energies come from ``d_t`` and ``a_t`` as in the per-sample step, computed
-    for the whole block at once; the weights differ from the per-sample step's only
-    by the order of floating-point additions.
+    The rules see each sample's exact proposal and the weights at the block's start
+    (they read only their shapes: ``reads_weights`` is False). The weights are read
+    twice and written once per block instead of per sample. The energies come from
+    the proposals and selections as in the per-sample step, computed for the whole
+    block at once; the weights differ from the per-sample step's only by the order
+    of floating-point additions.
     """
     dtype = jnp.dtype(structure.dtype)
+    rule, _ = _specs(structure, numbers)
+    masks_inputs = _selection_shape(structure, rule)[0].pre is not None
     active = state.active
     lr = numbers["lr"] * active
     n_blocks = indices.shape[0] // block
@@ -314,24 +357,37 @@ def _deferred_chunk(
         energy = price_layer(delta, pre, sel, lr, structure.alphas)
         return jax.tree.map(lambda e: e * active.astype(e.dtype), energy)
 
-    def one_block(params: Params, rows: jax.Array) -> tuple[Params, StepOutput]:
+    def one_block(
+        carry: tuple[Params, Any], inp: tuple[jax.Array, jax.Array]
+    ) -> tuple[tuple[Params, Any], StepOutput]:
+        params, rule_state = carry
+        rows, ts = inp
         w_in, w_out = params
         x_block = x_data[rows]  # (K, n_inputs + 1)
-        targets = jax.nn.one_hot(y_data[rows], structure.n_outputs, dtype=dtype)
+        labels = y_data[rows]
+        targets = jax.nn.one_hot(labels, structure.n_outputs, dtype=dtype)
         stale = x_block @ w_in.T  # (K, N): hidden inputs before the block's updates
-        gram = x_block @ x_block.T  # (K, K)
+        gram = None if masks_inputs else x_block @ x_block.T  # (K, K)
 
-        def sample(
-            carry: tuple[jax.Array, jax.Array, jax.Array], k: jax.Array
-        ) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
-            # η·d_τ (K, N), augmented h_τ (K, N + 1), η·e_τ (K, n_outputs); 0 for τ ≥ k
-            hidden_steps, acts, out_steps = carry
-            u = stale[k] - gram[k] @ hidden_steps
+        def sample(carry: tuple[Any, ...], k: jax.Array) -> tuple[tuple[Any, ...], Any]:
+            # η·d_τ (K, N), masked inputs a_τ (K, n_inputs + 1) or None, masked
+            # augmented h_τ (K, N + 1), η·e_τ (K, n_outputs); 0 for τ ≥ k
+            hidden_steps, inputs, acts, out_steps, rule_state = carry
+            x = x_block[k]
+            overlap = gram[k] if inputs is None else inputs @ x
+            u = stale[k] - overlap @ hidden_steps
             h = augment(activate(u, structure.activation))
             y = w_out @ h - out_steps.T @ (acts @ h)
             e = output_error(y, targets[k], structure.loss)
             back = (e @ w_out - (out_steps @ e) @ acts)[:n_hidden]
             d = back * activate_slope(u, structure.activation)
+            proposal = Proposal(
+                layers=(LayerProposal(d, x), LayerProposal(e, h)), hidden_input=u, output=y
+            )
+            ctx = Context(step=ts[k], label=labels[k], key=jax.random.fold_in(key, ts[k]))
+            selection, rule_state = rule.update(proposal, rule_state, params, ctx)
+            d_eff, x_eff = effective_vectors(d, x, selection[0])
+            e_eff, h_eff = effective_vectors(e, h, selection[1])
             if structure.loss == "mse":
                 loss = 0.5 * jnp.sum((y - targets[k]) ** 2)
             else:
@@ -340,30 +396,39 @@ def _deferred_chunk(
             # arrays: a data dependence on ``d`` orders the writes after the reads
             after = jnp.zeros((), dtype) * d[0]
             carry = (
-                hidden_steps.at[k].set(lr * d),
-                acts.at[k].set(h + after),
-                out_steps.at[k].set(lr * e + after),
+                hidden_steps.at[k].set(lr * d_eff),
+                None if inputs is None else inputs.at[k].set(x_eff + after),
+                acts.at[k].set(h_eff + after),
+                out_steps.at[k].set(lr * e_eff + after),
+                rule_state,
             )
-            return carry, (d, e, loss)
+            return carry, (d, e, h, selection, loss)
 
         zeros = (
             jnp.zeros((block, n_hidden), dtype),
+            jnp.zeros(x_block.shape, dtype) if masks_inputs else None,
             jnp.zeros((block, n_hidden + 1), dtype),
             jnp.zeros((block, structure.n_outputs), dtype),
+            rule_state,
         )
-        (hidden_steps, acts, out_steps), (d, e, loss) = jax.lax.scan(
-            sample, zeros, jnp.arange(block)
+        (hidden_steps, inputs, acts, out_steps, rule_state), (d, e, h, selection, loss) = (
+            jax.lax.scan(sample, zeros, jnp.arange(block))
         )
         energy = (
-            jax.vmap(lambda a, b: price(a, b, ALL[0]))(d, x_block),
-            jax.vmap(lambda a, b: price(a, b, ALL[1]))(e, acts),
+            jax.vmap(price)(d, x_block, selection[0]),
+            jax.vmap(price)(e, h, selection[1]),
         )
-        new = Params(w_in - hidden_steps.T @ x_block, w_out - out_steps.T @ acts)
-        return new, StepOutput(energy, loss)
+        applied = x_block if inputs is None else inputs
+        new = Params(w_in - hidden_steps.T @ applied, w_out - out_steps.T @ acts)
+        return (new, rule_state), StepOutput(energy, loss)
 
-    params, out = jax.lax.scan(one_block, state.params, indices.reshape(n_blocks, block))
+    (params, rule_state), out = jax.lax.scan(
+        one_block,
+        (state.params, state.rule_state),
+        (indices.reshape(n_blocks, block), steps.reshape(n_blocks, block)),
+    )
     flat = jax.tree.map(lambda a: a.reshape(n_blocks * block, *a.shape[2:]), out)
-    return state._replace(params=params), flat
+    return state._replace(params=params, rule_state=rule_state), flat
 
 
 def _chunk(
@@ -387,13 +452,15 @@ def _chunk(
     step = make_step(structure, numbers, x_data, y_data, key)
     block = deferred_block(structure.n_hidden) if block is None else block
     deferred = (indices.shape[0] // block) * block
-    if block > 1 and defers_updates(structure) and deferred:
+    if block > 1 and deferred and defers_updates(structure, numbers):
         state, head = _deferred_chunk(
             state,
             indices[:deferred],
+            steps[:deferred],
             x_data,
             y_data,
             numbers,
+            key,
             structure=structure,
             block=block,
         )

@@ -91,11 +91,17 @@ class Rule(NamedTuple):
     update : callable ``(proposal, state, params, ctx) -> (selection, state)``
     name : str
         Human-readable description, e.g. ``"subnet(units=100)"``.
+    reads_weights : bool
+        Whether ``update`` reads the values of ``params`` (not only their shapes and
+        dtype). A rule that does not, and selects by post and pre masks alone, lets
+        plain-synapse runs apply their updates in blocks of samples (faster, same
+        result); the safe default is True.
     """
 
     init: InitFn
     update: UpdateFn
     name: str = "rule"
+    reads_weights: bool = True
 
 
 def _mul(a: jax.Array | None, b: jax.Array | None) -> jax.Array | None:
@@ -164,7 +170,7 @@ def identity() -> Rule:
         del proposal, params, ctx
         return ALL, state
 
-    return Rule(init, update, "backprop")
+    return Rule(init, update, "backprop", reads_weights=False)
 
 
 def chain(*rules: Rule) -> Rule:
@@ -197,4 +203,9 @@ def chain(*rules: Rule) -> Rule:
             new_states.append(s)
         return selection, tuple(new_states)
 
-    return Rule(init, update, " + ".join(r.name for r in rules))
+    return Rule(
+        init,
+        update,
+        " + ".join(r.name for r in rules),
+        reads_weights=any(r.reads_weights for r in rules),
+    )

@@ -95,7 +95,7 @@ def synapse_mask(*, hidden: float = 1.0, output: float = 1.0) -> Rule:
         del proposal, params, ctx
         return (LayerSelection(synapses=state.hidden), LayerSelection(synapses=state.output)), state
 
-    return Rule(init, update, "synapse-mask")
+    return Rule(init, update, "synapse-mask", reads_weights=False)
 
 
 def optimal_mask_fractions(
@@ -139,7 +139,7 @@ def synapse_mask_optimal(*, n_min: float) -> Rule:
         p1, p2 = optimal_mask_fractions(n, n_min, n_in, n_out)
         return synapse_mask(hidden=p1, output=p2).init(params, key)
 
-    return Rule(init, synapse_mask().update, "synapse-mask-optimal")
+    return Rule(init, synapse_mask().update, "synapse-mask-optimal", reads_weights=False)
 
 
 class UnitMaskState(NamedTuple):
@@ -169,7 +169,7 @@ def neuron_mask(*, fraction: float) -> Rule:
         del proposal, params, ctx
         return (LayerSelection(post=state.units), LayerSelection()), state
 
-    return Rule(init, update, "neuron-mask")
+    return Rule(init, update, "neuron-mask", reads_weights=False)
 
 
 def _check_units(params: dict[str, Any], n_hidden: int) -> None:
@@ -197,7 +197,7 @@ def subnet(*, units: int) -> Rule:
         pre_out = jnp.concatenate([state.units, jnp.ones((1,), state.units.dtype)])
         return (LayerSelection(post=state.units), LayerSelection(pre=pre_out)), state
 
-    return Rule(init, update, "subnet")
+    return Rule(init, update, "subnet", reads_weights=False)
 
 
 # ------------------------------------------------------------------ largest updates
@@ -308,7 +308,7 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
         thr = product_threshold(jnp.abs(lp.delta), jnp.abs(lp.pre), k, a_sorted)
         return (LayerSelection(threshold=thr), LayerSelection()), state
 
-    return Rule(init, update, "top-k")
+    return Rule(init, update, "top-k", reads_weights=False)
 
 
 @register(
@@ -340,7 +340,7 @@ def select_neurons(*, fraction: float, by: str = "error") -> Rule:
         post = rank_mask(scores, count_of(fraction, avail), params.hidden.dtype)
         return (LayerSelection(post=post), LayerSelection()), state
 
-    return Rule(init, update, "neuron-select")
+    return Rule(init, update, "neuron-select", reads_weights=False)
 
 
 # ---------------------------------------------------------------------- controls
@@ -361,7 +361,7 @@ def random_neuron_mask(*, fraction: float) -> Rule:
         units = _random_units(params, ctx.key, count_of(fraction, _n_hidden(params)))
         return (LayerSelection(post=units), LayerSelection()), state
 
-    return Rule(init, update, "random-neuron-mask")
+    return Rule(init, update, "random-neuron-mask", reads_weights=False)
 
 
 @register("class-neuron-mask", check=_check_fractions("fraction"))
@@ -380,7 +380,7 @@ def class_neuron_mask(*, fraction: float) -> Rule:
         del proposal, params
         return (LayerSelection(post=state.units[ctx.label]), LayerSelection()), state
 
-    return Rule(init, update, "class-neuron-mask")
+    return Rule(init, update, "class-neuron-mask", reads_weights=False)
 
 
 @register("frozen-input")
@@ -400,7 +400,7 @@ def frozen_input() -> Rule:
         del proposal
         return (LayerSelection(post=zero), LayerSelection()), state
 
-    return Rule(init, update, "frozen-input")
+    return Rule(init, update, "frozen-input", reads_weights=False)
 
 
 @register("lazy")
@@ -419,7 +419,7 @@ def lazy() -> Rule:
         post1 = jnp.full((params.output.shape[0],), wrong, params.hidden.dtype)
         return (LayerSelection(post=post0), LayerSelection(post=post1)), state
 
-    return Rule(init, update, "lazy")
+    return Rule(init, update, "lazy", reads_weights=False)
 
 
 @register("backprop")
@@ -436,4 +436,4 @@ def backprop() -> Rule:
         del proposal, params, ctx
         return ALL, state
 
-    return Rule(init, update, "backprop")
+    return Rule(init, update, "backprop", reads_weights=False)
