@@ -50,7 +50,7 @@ from thrifty.rules import (
     parse,
     validate,
 )
-from thrifty.rules.library import SynapseMaskState, UnitMaskState, count_of
+from thrifty.rules.library import SynapseMaskState, UnitMaskState, count_of, rank_mask
 from thrifty.rules.registry import spec_numbers, spec_structure
 from thrifty.train import check_config, run
 
@@ -594,3 +594,28 @@ def test_check_config_rejects_bad_rules_before_any_work(rules: tuple[str, ...]) 
     with pytest.raises(RuleError):  # no data is touched: the data set here is None
         run(config, None)
     check_config(RunConfig(dataset="synthetic", n_hidden=11, rules=("subnet:units=11",)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rank_mask_equals_a_stable_ranking(dtype: Any) -> None:
+    """The bisection in ``rank_mask`` picks what a stable sort of −scores ranks first:
+    ties (many, and at the k-th score) in index order, −0 equal to +0, negative
+    scores below all others."""
+    rng = np.random.default_rng(7)
+    cases = [
+        rng.normal(size=50),
+        rng.integers(0, 4, 60).astype(float),  # many ties
+        np.concatenate([np.abs(rng.normal(size=30)), -np.ones(10), [0.0, -0.0, 0.0]]),
+        np.array([-0.0, 0.0, -0.0, 1e-30, -1e-30, 5.0, np.inf, -np.inf]),
+        rng.normal(size=7) * 1e-30,
+    ]
+    for scores in cases:
+        scores = scores.astype(dtype)
+        n = scores.shape[0]
+        for k in sorted({1, 2, n // 3, n // 2, n - 1, n}):
+            got = np.asarray(rank_mask(jnp.asarray(scores), jnp.asarray(k), jnp.float32))
+            # the reading of the docstring: sort −scores stably, take the first k
+            order = np.argsort(-scores, kind="stable")
+            want = np.zeros(n, np.float32)
+            want[order[:k]] = 1
+            np.testing.assert_array_equal(got, want, err_msg=f"k={k} scores={scores}")

@@ -37,18 +37,38 @@ def count_of(fraction: Any, size: Any) -> jax.Array:
     return jnp.maximum(jnp.floor(x + 0.5 + 8 * eps * x), 1).astype(jnp.int32)
 
 
+def _ordered_keys(x: jax.Array) -> jax.Array:
+    """Unsigned integers ordered like the floats ``x`` (−0 and +0 equal); same shape."""
+    utype = jnp.uint64 if x.dtype.itemsize == 8 else jnp.uint32
+    n_bits = 8 * x.dtype.itemsize
+    bits = jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), utype)
+    sign = jnp.asarray(1, utype) << (n_bits - 1)
+    return jnp.where((bits & sign) != 0, ~bits, bits | sign)
+
+
 def rank_mask(scores: jax.Array, k: Any, dtype: Any) -> jax.Array:
     """0/1 mask of the ``k`` largest ``scores`` (ties broken by lower index first).
 
-    Shapes: ``scores`` (n,) → (n,) of ``dtype``; ``k`` may be traced.
+    Shapes: ``scores`` (n,) → (n,) of ``dtype``; ``k`` may be traced (1 ≤ k ≤ n).
+    The k-th largest score is found by bisection over integer keys ordered like the
+    floats (one count per bit of the float, no sort), then the ties at it are taken
+    in index order: the same mask as ranking by a stable sort of ``−scores``.
     """
-    order = jnp.argsort(-scores, stable=True)
-    ranks = (
-        jnp.zeros(scores.shape, jnp.int32)
-        .at[order]
-        .set(jnp.arange(scores.shape[0], dtype=jnp.int32))
-    )
-    return (ranks < k).astype(dtype)
+    keys = _ordered_keys(scores)
+    utype = keys.dtype
+    n_bits = 8 * keys.dtype.itemsize
+    itype = _int_type_of(scores.dtype)
+    k = jnp.asarray(k).astype(itype)
+
+    def next_bit(i: jax.Array, kth: jax.Array) -> jax.Array:
+        trial = kth | (jnp.asarray(1, utype) << (n_bits - 1 - i).astype(utype))
+        return jnp.where(jnp.sum((keys >= trial).astype(itype)) >= k, trial, kth)
+
+    kth = jax.lax.fori_loop(0, n_bits, next_bit, jnp.zeros((), utype))
+    above = keys > kth
+    ties = keys == kth
+    wanted = k - jnp.sum(above.astype(itype))
+    return (above | (ties & (jnp.cumsum(ties.astype(itype)) <= wanted))).astype(dtype)
 
 
 def random_mask(key: jax.Array, shape: tuple[int, ...], k: Any) -> jax.Array:
