@@ -1,9 +1,9 @@
 """Single-run speed against the memory floor and a naive NumPy loop (issue: speed).
 
 For N = 100, 1000, 10 000 and 30 000 and each case (plain backprop with deferred
-updates, and stepping every sample; top-k per layer, subnet, synaptic caching) prints
-samples/s, the ratio to plain backprop (deferred), the ratio to the memory floor, and
-(for plain) the ratio to a naive per-sample NumPy loop.
+updates, and stepping every sample; top-k per layer, subnet (deferred too), synaptic
+caching) prints samples/s, the ratio to plain backprop (deferred), the ratio to the
+memory floor, and (for plain) the ratio to a naive per-sample NumPy loop.
 
 The memory floor of one step is the time to read and write the input-layer weights
 once, 2·N·785·4 bytes, at the bandwidth measured in this process by a STREAM-like

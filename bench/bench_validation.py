@@ -8,6 +8,7 @@ incoming weights changed. Run: ``python bench/bench_validation.py [N]``.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,7 +39,14 @@ def main() -> None:
         checks = CheckSet(x, y, activation="leaky_relu")
         checks.accuracy(p0)  # fills the cache with the initial weights
         assert checks.accuracy(params) == accuracy(params, x, y, activation="leaky_relu")
-        t = best_of(lambda params=params, checks=checks: checks.accuracy(params), 3)
+        t = float("inf")
+        for _ in range(3):
+            # back to the initial weights first (untimed): when more than a quarter
+            # of the units changed, a check takes the new weights as its reference
+            checks.accuracy(p0)
+            start = time.perf_counter()
+            checks.accuracy(params)
+            t = min(t, time.perf_counter() - start)
         print(f"{f'cached, {changed} units changed':<34} {t:>8.3f} {t / full:>7.2f}")
 
 
