@@ -54,7 +54,8 @@ def main() -> None:
     print("# aggregate samples/s; 'separate' = one compiled single-run chunk after another")
     print(
         f"# device: {jax.devices()[0].device_kind}; run_many's default here: "
-        f"{batch_mode(100)} at N = 100, {batch_mode(1000)} at N = 1000"
+        f"{batch_mode(100, deferred=True)} at N = 100, "
+        f"{batch_mode(1000, deferred=True)} at N = 1000"
     )
     print(f"{'N':>6} {'runs':>5} {'mode':>5} {'run_many':>10} {'separate':>10} {'ratio':>7}")
     for n in [int(a) for a in sys.argv[1:]] or [100, 1000]:

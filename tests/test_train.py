@@ -11,6 +11,7 @@ import pytest
 from thrifty import data
 from thrifty.config import ConfigError, RunConfig
 from thrifty.train import (
+    VMAP_DEFERRED_ON_CPU_UP_TO,
     VMAP_ON_CPU_UP_TO,
     batch_mode,
     check_config,
@@ -179,6 +180,9 @@ def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPa
         assert batch_mode(VMAP_ON_CPU_UP_TO + 1) == "map"
         assert batch_mode() == "map"
         assert batch_mode(100, "caching") == "map"
+        assert batch_mode(VMAP_DEFERRED_ON_CPU_UP_TO, deferred=True) == "vmap"
+        assert batch_mode(VMAP_DEFERRED_ON_CPU_UP_TO + 1, deferred=True) == "map"
+        assert batch_mode(VMAP_DEFERRED_ON_CPU_UP_TO + 1) == "vmap"
     monkeypatch.setenv("THRIFTY_BATCH", "map")
     assert batch_mode(100) == "map"
     monkeypatch.setenv("THRIFTY_BATCH", "vmap")

@@ -894,32 +894,44 @@ def run(
 
 
 VMAP_ON_CPU_UP_TO = 500
-"""Hidden units up to which :func:`run_many` vmaps runs on a CPU (see :func:`batch_mode`)."""
+"""Hidden units up to which :func:`run_many` vmaps runs stepped sample by sample on a
+CPU (see :func:`batch_mode`)."""
+
+VMAP_DEFERRED_ON_CPU_UP_TO = 100
+"""Hidden units up to which :func:`run_many` vmaps runs with deferred updates on a CPU."""
 
 
-def batch_mode(n_hidden: int | None = None, synapses: str = "plain") -> str:
+def batch_mode(
+    n_hidden: int | None = None, synapses: str = "plain", *, deferred: bool = False
+) -> str:
     """How :func:`run_many` batches runs of ``n_hidden`` hidden units on the default device.
 
-    ``"vmap"``: all runs advance together, one sample at a time, as one vectorised
-    computation; the default on accelerators, and on a CPU for plain synapses and
-    networks of up to :data:`VMAP_ON_CPU_UP_TO` hidden units. ``"map"``: one
-    compiled call advances each run through its whole chunk in turn, so that run's
-    weights stay in cache; the default on a CPU otherwise. A larger single run is
-    limited by memory traffic, and interleaving runs sample by sample only evicts
-    them from cache; the caching model's CPU step skips work with loops whose trip
-    counts depend on the data, and vmapped, every run would do all of it. On the
-    2-core CPU of ``docs/performance.md``, 32 plain runs vmapped gave 1.4–1.7× the
-    aggregate samples/s of separate runs at N = 100–500 (mapped: about 1.05×) and
-    0.6–0.75× at N = 1000 (mapped: 0.9–1.2×); 8 caching runs at N = 300 gave 0.51×
-    vmapped and 0.83× mapped. Override with the environment variable
-    ``THRIFTY_BATCH=vmap|map``.
+    ``"vmap"``: all runs advance together as one vectorised computation; the default
+    on accelerators, and on a CPU for plain synapses and networks of up to
+    :data:`VMAP_ON_CPU_UP_TO` hidden units, or :data:`VMAP_DEFERRED_ON_CPU_UP_TO` when
+    the runs defer their updates (``deferred``, see :func:`defers_updates`).
+    ``"map"``: one compiled call advances each run through its whole chunk in turn,
+    so that run's weights stay in cache; the default on a CPU otherwise. Stepped
+    sample by sample, a larger single run is limited by memory traffic, and
+    interleaving runs sample by sample only evicts them from cache; with deferred
+    updates a single run already computes in block-sized matrix products, and
+    vmapping gains nothing beyond the smallest networks. The caching model's CPU step
+    skips work with loops whose trip counts depend on the data, and vmapped, every run
+    would do all of it. Measured on the 2-core CPUs of ``docs/performance.md``: 32
+    plain runs stepped per sample, vmapped, gave 1.4–1.7× the aggregate samples/s of
+    separate runs at N = 100–500 (mapped: about 1.05×) and 0.6–0.75× at N = 1000
+    (mapped: 0.9–1.2×); with deferred updates, vmapped 0.95–0.99× at N = 100 (mapped
+    0.92–0.97×), 0.91× at 300 and 0.63× at 500 (mapped 1.01× and 0.86×); 8 caching
+    runs at N = 300 gave 0.51× vmapped and 0.83× mapped. Override with the
+    environment variable ``THRIFTY_BATCH=vmap|map``.
     """
     mode = os.environ.get("THRIFTY_BATCH")
     if mode in ("vmap", "map"):
         return mode
     if jax.default_backend() != "cpu":
         return "vmap"
-    small = n_hidden is not None and n_hidden <= VMAP_ON_CPU_UP_TO
+    limit = VMAP_DEFERRED_ON_CPU_UP_TO if deferred else VMAP_ON_CPU_UP_TO
+    small = n_hidden is not None and n_hidden <= limit
     return "vmap" if small and synapses == "plain" else "map"
 
 
@@ -979,7 +991,8 @@ def run_many(
     group runs as one batch. A finished run is frozen: it keeps stepping with
     zero updates and spends no energy. Records are those of :func:`run`. A group's
     runs are vmapped, or on a CPU mapped one after another for networks of more
-    than 500 hidden units and for caching synapses (:func:`batch_mode`).
+    than 500 hidden units (100 when the runs defer their updates) and for caching
+    synapses (:func:`batch_mode`).
 
     Parameters
     ----------
@@ -1032,7 +1045,9 @@ def _run_group(
     numbers = jax.tree.map(
         lambda *xs: jnp.stack(xs), *[_as_arrays(numbers_of(c), dtype) for c in configs]
     )
-    init, chunk = _batched(structure, batch_mode(structure.n_hidden, structure.synapses[0]))
+    deferred = defers_updates(structure, _as_arrays(numbers_of(configs[0]), dtype))
+    mode = batch_mode(structure.n_hidden, structure.synapses[0], deferred=deferred)
+    init, chunk = _batched(structure, mode)
     interval = trackers[0].interval
     activation = configs[0].activation
     t0 = time.perf_counter()
