@@ -156,6 +156,15 @@ def output_error(output: jax.Array, target: jax.Array, loss: str) -> jax.Array:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
+def output_loss(output: jax.Array, target: jax.Array, loss: str) -> jax.Array:
+    """Loss of one sample from its output: ½‖y − t‖² (MSE) or −Σ t·log softmax(y)."""
+    if loss == "mse":
+        return 0.5 * jnp.sum((output - target) ** 2)
+    if loss == "cross_entropy":
+        return -jnp.sum(target * jax.nn.log_softmax(output))
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
 def forward(params: Params, x_aug: jax.Array, *, activation: str = "leaky_relu") -> jax.Array:
     """Network output for augmented inputs ``x_aug`` of shape (..., n_inputs + 1)."""
     hidden = activate(x_aug @ params.hidden.T, activation)
@@ -171,12 +180,7 @@ def loss_value(
     loss: str = "mse",
 ) -> jax.Array:
     """Loss of one sample: ½‖y − t‖² (MSE) or −Σ t·log softmax(y)."""
-    y = forward(params, x_aug, activation=activation)
-    if loss == "mse":
-        return 0.5 * jnp.sum((y - target) ** 2)
-    if loss == "cross_entropy":
-        return -jnp.sum(target * jax.nn.log_softmax(y))
-    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return output_loss(forward(params, x_aug, activation=activation), target, loss)
 
 
 def propose(

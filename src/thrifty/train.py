@@ -56,6 +56,7 @@ from thrifty.network import (
     augment,
     init_params,
     output_error,
+    output_loss,
     predict,
     propose,
 )
@@ -240,10 +241,7 @@ def make_step(
                 return st.params, st.synapse_state, zeros
 
             params, syn_state, energy = jax.lax.cond(state.active > 0, learn, keep, state)
-        if structure.loss == "mse":
-            loss = 0.5 * jnp.sum((proposal.output - target) ** 2)
-        else:
-            loss = -jnp.sum(target * jax.nn.log_softmax(proposal.output))
+        loss = output_loss(proposal.output, target, structure.loss)
         new = TrainState(params, syn_state, rule_state, state.active)
         updated: tuple[jax.Array, ...] = ()
         if structure.simpson:
@@ -388,10 +386,7 @@ def _deferred_chunk(
             selection, rule_state = rule.update(proposal, rule_state, params, ctx)
             d_eff, x_eff = effective_vectors(d, x, selection[0])
             e_eff, h_eff = effective_vectors(e, h, selection[1])
-            if structure.loss == "mse":
-                loss = 0.5 * jnp.sum((y - targets[k]) ** 2)
-            else:
-                loss = -jnp.sum(targets[k] * jax.nn.log_softmax(y))
+            loss = output_loss(y, targets[k], structure.loss)
             # the rows are written in place once every product above has read the
             # arrays: a data dependence on ``d`` orders the writes after the reads
             after = jnp.zeros((), dtype) * d[0]
