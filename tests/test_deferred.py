@@ -52,9 +52,22 @@ def _run(config: RunConfig, block: int, *, active: float = 1.0) -> tuple[Any, An
     return initial, final, out
 
 
-def _assert_same_run(config: RunConfig, block: int) -> None:
+def _config(**kw: Any) -> RunConfig:
+    """A small float64 run on synthetic data that learns within T samples."""
+    return RunConfig(
+        dataset="synthetic", n_hidden=12, lr=0.05, sigma=0.3, dtype="float64", **kw
+    ).resolved()
+
+
+def _defers(config: RunConfig) -> bool:
+    numbers = _as_arrays(numbers_of(config), jnp.dtype(config.dtype))
+    return defers_updates(Structure.of(config, 784, 10), numbers)
+
+
+def _assert_same_run(config: RunConfig, block: int) -> Any:
     """Weights, rule state, every step's energies (M0 exact, M1 and M_α) and losses of
-    ``block`` agree with stepping every sample on its own, in float64."""
+    ``block`` agree with stepping every sample on its own, in float64; returns the
+    per-sample run's StepOutput."""
     _, want, want_out = _run(config, 1)
     _, got, got_out = _run(config, block)
     for w_got, w_want in zip(got.params, want.params, strict=True):
@@ -76,6 +89,7 @@ def _assert_same_run(config: RunConfig, block: int) -> None:
     np.testing.assert_allclose(np.asarray(got_out.loss), np.asarray(want_out.loss), rtol=1e-10)
     # the weights did learn: the comparison is not between two unchanged states
     assert np.asarray(want_out.energy[0].m0).sum() + np.asarray(want_out.energy[1].m0).sum() > 0
+    return want_out
 
 
 @pytest.mark.parametrize("block", [2, 7, 30])
@@ -85,17 +99,9 @@ def _assert_same_run(config: RunConfig, block: int) -> None:
 )
 def test_deferred_updates_equal_per_sample_steps(block: int, loss: str, activation: str) -> None:
     """Plain backprop, for blocks that divide T and one that leaves a tail."""
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=12,
-        lr=0.05,
-        sigma=0.3,
-        dtype="float64",
-        loss=loss,
-        activation=activation,
-        alphas=(0.5, 2.0),
-    )
-    _assert_same_run(config, block)
+    config = _config(loss=loss, activation=activation, alphas=(0.5, 2.0))
+    want_out = _assert_same_run(config, block)
+    assert np.asarray(want_out.energy[0].m0).sum() > 0  # the input layer learned too
 
 
 MASK_RULES = [
@@ -116,17 +122,8 @@ MASK_RULES = [
 def test_rules_with_post_and_pre_masks_defer_updates_exactly(rules: tuple[str, ...]) -> None:
     """Rules whose selections are post and pre masks see each sample's exact proposal
     inside a block (a block of 7 leaves a tail of 2 samples stepped on their own)."""
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=12,
-        lr=0.05,
-        sigma=0.3,
-        dtype="float64",
-        rules=rules,
-        alphas=(0.5,),
-    )
-    structure = Structure.of(config.resolved(), 784, 10)
-    assert defers_updates(structure, _as_arrays(numbers_of(config.resolved()), jnp.float64))
+    config = _config(rules=rules, alphas=(0.5,))
+    assert _defers(config)
     _assert_same_run(config, 7)
 
 
@@ -142,9 +139,7 @@ def test_frozen_run_with_deferred_updates_changes_and_spends_nothing() -> None:
 
 def test_which_runs_defer_updates() -> None:
     def defers(**kw: Any) -> bool:
-        config = RunConfig(dataset="synthetic", **kw).resolved()
-        numbers = _as_arrays(numbers_of(config), jnp.float32)
-        return defers_updates(Structure.of(config, 784, 10), numbers)
+        return _defers(RunConfig(dataset="synthetic", **kw).resolved())
 
     assert defers()
     assert defers(rules=("subnet:units=10", "lazy"))
@@ -175,17 +170,9 @@ def test_a_rule_that_reads_the_weights_steps_every_sample(monkeypatch: pytest.Mo
 
         return Rule(init, update, "strong-units")
 
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=12,
-        lr=0.05,
-        sigma=0.3,
-        dtype="float64",
-        rules=("strong-units",),
-    ).resolved()
-    structure = Structure.of(config, 784, 10)
+    config = _config(rules=("strong-units",))
     assert strong_units().reads_weights
-    assert not defers_updates(structure, _as_arrays(numbers_of(config), jnp.float64))
+    assert not _defers(config)
     _, want, _ = _run(config, 1)
     _, got, _ = _run(config, 7)
     for w_got, w_want in zip(got.params, want.params, strict=True):
