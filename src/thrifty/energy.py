@@ -123,6 +123,9 @@ def _pair_sums(
 ) -> jax.Array:
     """Σ_ij fd[k, i] · fx[k, j] over the selected synapses, for each row k.
 
+    For selections without a synapse matrix (those with one go through
+    :func:`_masked_sums`).
+
     Parameters
     ----------
     fd_of : callable
@@ -152,20 +155,100 @@ def _pair_sums(
         if integer:
             return jnp.sum(fd, 1).astype(jnp.int32) * jnp.sum(fx, 1).astype(jnp.int32)
         return jnp.sum(fd, 1) * jnp.sum(fx, 1)
-    if sel.threshold is None:
-        return finish(factors(d) @ sel.synapses.astype(d.dtype))
-    if sel.synapses is None:
-        # Unit i is selected for input j when |d_i| >= threshold_j: a suffix of the
-        # units sorted by |d| ascending, of length n_sel[j].
-        a_sorted, d_sorted = sort_by_magnitude(d)
-        n = d.shape[0]
-        n_sel = n - jnp.searchsorted(a_sorted, sel.threshold, side="left", method="scan")
-        fd = factors(d_sorted)
-        suffix = jnp.cumsum(fd[:, ::-1], axis=1)
-        suffix = jnp.concatenate([jnp.zeros((fd.shape[0], 1), fd.dtype), suffix], axis=1)
-        return finish(suffix[:, n_sel])
-    mask = selected_mask(d, sel).astype(d.dtype)
-    return finish(factors(d) @ mask)
+    if sel.synapses is not None or sel.threshold is None:
+        raise ValueError("a selection with a synapse matrix is priced by _masked_sums")
+    # Unit i is selected for input j when |d_i| >= threshold_j: a suffix of the
+    # units sorted by |d| ascending, of length n_sel[j].
+    a_sorted, d_sorted = sort_by_magnitude(d)
+    n = d.shape[0]
+    n_sel = n - jnp.searchsorted(a_sorted, sel.threshold, side="left", method="scan")
+    fd = factors(d_sorted)
+    suffix = jnp.cumsum(fd[:, ::-1], axis=1)
+    suffix = jnp.concatenate([jnp.zeros((fd.shape[0], 1), fd.dtype), suffix], axis=1)
+    return finish(suffix[:, n_sel])
+
+
+def _masked_sums(
+    d: jax.Array, x: jax.Array, synapses: jax.Array, alphas: tuple[float, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """The counts and sums of :func:`price_layer` over a boolean synapse matrix.
+
+    Parameters
+    ----------
+    d : Array, shape (n_post,)
+        Effective error.
+    x : Array, shape (n_pre,)
+        Effective presynaptic activity.
+    synapses : bool Array, shape (n_post, n_pre)
+        The selected synapses.
+    alphas : tuple of float
+        Exponents of the M_α sums.
+
+    Returns
+    -------
+    counts : int32 Array, shape (3,)
+        Selected pairs with ``d·x ≠ 0``, with ``d > 0, x < 0`` and with ``d < 0, x > 0``.
+    sums : Array, shape (3 + len(alphas),)
+        Σ|d·x|, Σ over ``d > 0, x < 0`` and over ``d < 0, x > 0`` of ``|d·x|``, and
+        Σ|d·x|^α, over the selected pairs.
+
+    Notes
+    -----
+    One product of the matrix with the presynaptic factors, ``synapses @ [x < 0,
+    x > 0, max(−x, 0), max(x, 0), |x|^α …]ᵀ``, gives per unit what each sum needs: one
+    pass over a matrix as large as the weights. The indicator columns count at most
+    ``n_pre`` synapses per unit, exact in floats below 2**24.
+    """
+    dtype = d.dtype
+    zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
+    columns = [x < 0, x > 0, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
+    columns += [jnp.where(x != 0, jnp.abs(x) ** alpha, zero_x) for alpha in alphas]
+    per_unit = synapses.astype(dtype) @ jnp.stack([c.astype(dtype) for c in columns], axis=1)
+    n_neg, n_pos = (jnp.round(per_unit[:, c]).astype(jnp.int32) for c in (0, 1))
+    counts = jnp.stack(
+        [
+            jnp.sum(jnp.where(d != 0, n_neg + n_pos, 0)),
+            jnp.sum(jnp.where(d > 0, n_neg, 0)),
+            jnp.sum(jnp.where(d < 0, n_pos, 0)),
+        ]
+    )
+    ad = jnp.abs(d)
+    s_neg, s_pos = per_unit[:, 2], per_unit[:, 3]
+    sums = [
+        jnp.sum(ad * (s_neg + s_pos)),
+        jnp.sum(jnp.maximum(d, zero_d) * s_neg),
+        jnp.sum(jnp.maximum(-d, zero_d) * s_pos),
+    ]
+    sums += [
+        jnp.sum(jnp.where(d != 0, ad**alpha, zero_d) * per_unit[:, 4 + i])
+        for i, alpha in enumerate(alphas)
+    ]
+    return counts, jnp.stack(sums)
+
+
+def _factored_sums(
+    d: jax.Array, x: jax.Array, sel: LayerSelection, alphas: tuple[float, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """The counts and sums of :func:`_masked_sums` for a selection without a synapse
+    matrix, from the factors of ``d`` and ``x`` alone (see :func:`_pair_sums`)."""
+
+    def indicators(dd: jax.Array) -> jax.Array:
+        return jnp.stack([dd != 0, dd > 0, dd < 0])
+
+    ind_x = jnp.stack([x != 0, x < 0, x > 0])
+
+    def magnitudes(dd: jax.Array) -> jax.Array:
+        ad, zero = jnp.abs(dd), jnp.zeros_like(dd)
+        rows = [ad, jnp.maximum(dd, zero), jnp.maximum(-dd, zero)]
+        rows += [jnp.where(dd != 0, ad**alpha, zero) for alpha in alphas]
+        return jnp.stack(rows)
+
+    ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
+    fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
+    fx += [jnp.where(x != 0, ax**alpha, zero_x) for alpha in alphas]
+    counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
+    sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
+    return counts, sums
 
 
 def price_layer(
@@ -192,23 +275,10 @@ def price_layer(
     StepEnergy
     """
     d, x = effective_vectors(delta, pre, sel)
-
-    def indicators(dd: jax.Array) -> jax.Array:
-        return jnp.stack([dd != 0, dd > 0, dd < 0])
-
-    ind_x = jnp.stack([x != 0, x < 0, x > 0])
-    counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
-
-    def magnitudes(dd: jax.Array) -> jax.Array:
-        ad, zero = jnp.abs(dd), jnp.zeros_like(dd)
-        rows = [ad, jnp.maximum(dd, zero), jnp.maximum(-dd, zero)]
-        rows += [jnp.where(dd != 0, ad**alpha, zero) for alpha in alphas]
-        return jnp.stack(rows)
-
-    ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
-    fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    fx += [jnp.where(x != 0, ax**alpha, zero_x) for alpha in alphas]
-    sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
+    if sel.synapses is not None:
+        counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas)
+    else:
+        counts, sums = _factored_sums(d, x, sel, alphas)
     lr_alpha = jnp.stack([jnp.asarray(lr, d.dtype) ** a for a in alphas]) if alphas else None
     return StepEnergy(
         m0=counts[0],
