@@ -20,7 +20,7 @@ from thrifty.energy import dense_selection, price_layer
 from thrifty.network import LayerProposal
 from thrifty.rules import build, intersect
 from thrifty.rules.base import Context, LayerSelection
-from thrifty.rules.library import product_threshold
+from thrifty.rules.library import CANDIDATE_PAIRS, first_passing, product_threshold, threshold_bits
 
 N, M = 6, 5
 LR = 0.25
@@ -91,6 +91,59 @@ def test_product_threshold_never_selects_fewer_than_k(a: np.ndarray, b: np.ndarr
         assert np.all(chosen[p > 0])
     if chosen.any() and (~chosen).any():
         assert p[chosen].min() >= p[~chosen].max() * (1 - 1e-12)
+
+
+def _threshold_inputs(case: int, dtype: str, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """|delta|, |x| and k for one case of the threshold search (fixed shapes n, 785)."""
+    rng = np.random.default_rng(case)
+    a = np.abs(rng.normal(size=n)) * 10.0 ** rng.uniform(-3, 0)
+    x = np.where(rng.random(785) < 0.2, rng.random(785), 0.0)  # MNIST-like: 80 % zeros
+    x[-1] = 1.0  # the bias input
+    kind = case % 6
+    if kind == 1:  # ties among the errors and the inputs
+        a, x = np.round(a * 20) / 20, np.round(x * 4) / 4
+    elif kind == 2:  # a frozen half: zero errors
+        a[rng.random(n) < 0.5] = 0.0
+    elif kind == 3:  # tiny values: the pattern of a product is far from its own threshold's
+        tiny = 1e-21 if dtype == "float32" else 1e-160
+        a, x = a * tiny, x * tiny
+    elif kind == 4:  # only the bias input
+        x[:-1] = 0.0
+    nonzero = int((a > 0).sum() * (x > 0).sum())
+    k = [1, 7, nonzero // 20, nonzero - 3, nonzero, n * 785][case % 6]
+    return a.astype(dtype), x.astype(dtype), max(int(k), 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threshold_bits_is_the_last_pattern_that_passes(dtype: str) -> None:
+    """The search for τ ends where a bisection of every bit pattern ends: at the largest
+    pattern whose threshold lets at least k pairs pass (the next one lets fewer), with
+    zeros, ties, tiny values and k up to every pair. N = 600 has far more pairs than
+    it ranks directly, so the bisection runs first."""
+    itype = jnp.int64 if dtype == "float64" else jnp.int32
+    n = 600
+    assert n * 785 // 5 > CANDIDATE_PAIRS
+
+    @jax.jit
+    def search(a: jax.Array, b: jax.Array, k: jax.Array) -> tuple[jax.Array, ...]:
+        a_sorted = jnp.sort(a)
+        t = threshold_bits(a, a_sorted, b, k.astype(itype))
+        end = jax.lax.bitcast_convert_type(jnp.max(a) * jnp.max(b), itype) + 1
+
+        def count(bits: jax.Array) -> jax.Array:
+            return jnp.sum(n - first_passing(bits, a_sorted, b))
+
+        return t, end, count(t), count(t + 1), count(jnp.zeros((), itype))
+
+    for case in range(18):
+        a, x, k = _threshold_inputs(case, dtype, n)
+        t, end, at, above, at_zero = (int(v) for v in search(a, x, jnp.asarray(k)))
+        assert 0 <= t < max(end, 1)
+        if at_zero < k:  # nothing lets k pass
+            assert t == 0
+            continue
+        assert at >= k, case
+        assert above < k or t == end - 1, case
 
 
 # ------------------------------------------------------------ prices of selections
