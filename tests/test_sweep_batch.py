@@ -26,14 +26,17 @@ def test_tasks_group_by_structure() -> None:
         assert len({batch_key(configs[k]) for k in task}) == 1
 
 
-def test_batched_sweep_equals_single_runs(tmp_path: Path) -> None:
-    configs = _configs()
+def _records(configs: list[RunConfig], tmp_path: Path, batch: int) -> list[tuple[dict, dict]]:
+    """(single run, batched run) records of each config, after both sweeps succeeded."""
     a = run_sweep(configs, tmp_path / "single", batch=1, progress=False)
-    b = run_sweep(configs, tmp_path / "batched", batch=4, progress=False)
+    b = run_sweep(configs, tmp_path / "batched", batch=batch, progress=False)
     assert a.failed == b.failed == 0 and a.done == b.done == len(configs)
     single, batched = ResultStore(tmp_path / "single"), ResultStore(tmp_path / "batched")
-    for c in configs:
-        x, y = single.read(c.key()), batched.read(c.key())
+    return [(single.read(c.key()), batched.read(c.key())) for c in configs]
+
+
+def test_batched_sweep_equals_single_runs(tmp_path: Path) -> None:
+    for x, y in _records(_configs(), tmp_path, batch=4):
         assert (x["status"], x["samples"]) == (y["status"], y["samples"])
         assert x["energy"]["total"]["m0"] == y["energy"]["total"]["m0"]
         assert x["curve"] == y["curve"]
@@ -47,12 +50,7 @@ def test_batched_top_k_equals_single_runs(tmp_path: Path) -> None:
         RunConfig(**base, seed=s, rules=(f"top-k:fraction={f}",))
         for s, f in ((0, 0.02), (1, 0.02), (0, 0.5))
     ]
-    a = run_sweep(configs, tmp_path / "single", batch=1, progress=False)
-    b = run_sweep(configs, tmp_path / "batched", batch=3, progress=False)
-    assert a.failed == b.failed == 0 and a.done == b.done == len(configs)
-    single, batched = ResultStore(tmp_path / "single"), ResultStore(tmp_path / "batched")
-    for c in configs:
-        x, y = single.read(c.key()), batched.read(c.key())
+    for x, y in _records(configs, tmp_path, batch=3):
         assert x["samples"] == y["samples"]
         got, want = y["energy"]["total"], x["energy"]["total"]
         assert (got["m0"], got["m0_potentiation"]) == (want["m0"], want["m0_potentiation"])

@@ -155,7 +155,7 @@ def _pair_sums(
         if integer:
             return jnp.sum(fd, 1).astype(jnp.int32) * jnp.sum(fx, 1).astype(jnp.int32)
         return jnp.sum(fd, 1) * jnp.sum(fx, 1)
-    if sel.synapses is not None or sel.threshold is None:
+    if sel.synapses is not None:
         raise ValueError("a selection with a synapse matrix is priced by _masked_sums")
     # Unit i is selected for input j when |d_i| >= threshold_j: a suffix of the
     # units sorted by |d| ascending, of length n_sel[j].
