@@ -8,9 +8,7 @@ per-sample draws from ``ctx.key``.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -321,82 +319,40 @@ def threshold_bits(a: jax.Array, a_sorted: jax.Array, b: jax.Array, k: jax.Array
     Returns
     -------
     int Array, shape ()
-        The largest ``t`` below one past the pattern of ``max(a)·max(b)`` with
-        ``count(t) >= k`` (0 if there is none), where ``count(t)`` is the number of
-        pairs with ``a_i >= τ(t) / b_j``: what a bisection of all those patterns
+        The largest ``t`` below ``end``, one past the pattern of ``max(a)·max(b)``,
+        with ``count(t) >= k`` (0 if there is none), where ``count(t)`` is the
+        number of pairs with ``a_i >= τ(t) / b_j``: what a bisection of ``[0, end)``
         finds.
-    """
-    itype = k.dtype
-    top = jnp.max(a) * jnp.max(b)
-    a_min = jnp.min(jnp.where(a > 0, a, jnp.full_like(a, jnp.inf)))
-    b_min = jnp.min(jnp.where(b > 0, b, jnp.full_like(b, jnp.inf)))
-    low = 0.5 * a_min * b_min
-    return _largest_passing(
-        a_sorted,
-        b,
-        k,
-        functools.partial(first_passing, a_sorted=a_sorted, b=b),
-        # at τ = 0 every a_i >= 0 passes where b_j > 0
-        zero_first=jnp.where(b > 0, 0, a.shape[0]).astype(itype),
-        start=jax.lax.bitcast_convert_type(
-            jnp.where(low < jnp.inf, low, jnp.zeros_like(low)), itype
-        ),
-        end=jax.lax.bitcast_convert_type(top, itype) + 1,
-    )
-
-
-def _largest_passing(
-    a_sorted: jax.Array,
-    b: jax.Array,
-    k: jax.Array,
-    first_passing: Callable[[jax.Array], jax.Array],
-    *,
-    zero_first: jax.Array,
-    start: jax.Array,
-    end: jax.Array,
-) -> jax.Array:
-    """The bit pattern of τ for :func:`product_threshold`.
-
-    Parameters
-    ----------
-    a_sorted : Array, shape (n,)
-        ``a`` ascending.
-    b : Array, shape (m,)
-    k : int Array, shape ()
-    first_passing : callable
-        Bit pattern of τ → int Array (m,): per column, the first index of
-        ``a_sorted`` that passes; ``count(t) = Σ_j (n − first_passing(t)_j)``
-        does not increase with ``t``.
-    zero_first : int Array, shape (m,)
-        ``first_passing(0)``.
-    start : int Array, shape ()
-        A first trial in ``[0, end]``, where every pair with a non-zero product passes.
-    end : int Array, shape ()
-        One past the bit pattern of the largest product.
-
-    Returns
-    -------
-    int Array, shape ()
-        The largest ``t`` in ``[0, end)`` with ``count(t) >= k`` (0 if there is none):
-        what a bisection of ``[0, end)`` finds.
 
     Notes
     -----
     A bisection keeps ``count(lo) >= k > count(hi)`` until at most
-    :data:`CANDIDATE_PAIRS` pairs pass at ``lo`` and not at ``hi`` (7 to 13
-    counts on MNIST-like inputs for N = 300 to 10 000, where a bisection down to
-    one bit pattern takes 32). Each of those pairs has its own last passing
-    pattern, found near the bit pattern of its product
-    (:func:`_last_passing`); τ is the ``(k − count(hi))``-th largest of them.
+    :data:`CANDIDATE_PAIRS` pairs pass at ``lo`` and not at ``hi``; it starts from
+    half the smallest non-zero product, where every pair with a non-zero product
+    passes. Each pair left has its own last passing pattern, found near the bit
+    pattern of its product (:func:`_last_passing`); τ is the
+    ``(k − count(hi))``-th largest of them. ``python bench/bench_topk_search.py``
+    prints how many counts this takes, against 32 (float32) for a bisection down
+    to one pattern.
     """
-    n = a_sorted.shape[0]
+    n = a.shape[0]
     itype = k.dtype
 
-    def count(first: jax.Array) -> jax.Array:
-        return jnp.sum(n - first).astype(itype)
+    def first(bits: jax.Array) -> jax.Array:
+        return first_passing(bits, a_sorted, b)
 
+    def count(first_index: jax.Array) -> jax.Array:
+        return jnp.sum(n - first_index).astype(itype)
+
+    top = jnp.max(a) * jnp.max(b)
+    a_min = jnp.min(jnp.where(a > 0, a, jnp.full_like(a, jnp.inf)))
+    b_min = jnp.min(jnp.where(b > 0, b, jnp.full_like(b, jnp.inf)))
+    low = 0.5 * a_min * b_min
+    end = jax.lax.bitcast_convert_type(top, itype) + 1
+    start = jax.lax.bitcast_convert_type(jnp.where(low < jnp.inf, low, jnp.zeros_like(low)), itype)
     start = jnp.clip(start, 0, end)
-    start_first, end_first = first_passing(start), first_passing(end)
+    zero_first = jnp.where(b > 0, 0, n).astype(itype)  # at τ = 0 every a_i >= 0 passes
+    start_first, end_first = first(start), first(end)
     c_zero, c_start, c_end = count(zero_first), count(start_first), count(end_first)
     from_start = c_start >= k
     Bracket = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
@@ -422,7 +378,7 @@ def _largest_passing(
     def halve(br: Bracket) -> Bracket:
         lo, hi, f_lo, f_hi, c_lo, c_hi = br
         mid = lo + (hi - lo) // 2
-        f_mid = first_passing(mid)
+        f_mid = first(mid)
         c_mid = count(f_mid)
         ok = c_mid >= k
         return (
