@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 import thrifty.energy as energy
-from common import chunk_rate
+from common import rates_of_ways
 from thrifty.config import RunConfig
 
 RULE = "synapse-mask:hidden=0.1,output=1"
@@ -51,17 +51,11 @@ def two_products(
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [300, 1000, 10_000]
-    one_product = energy._masked_sums
+    ways = {"two": two_products, "one": energy._masked_sums}
     print(f"# device: {jax.devices()[0].device_kind}; float32; rule {RULE}; samples/s")
     print(f"{'N':>6} {'two products':>13} {'one product':>12} {'gain':>6}")
     for n in sizes:
-        config = RunConfig(n_hidden=n, rules=(RULE,))
-        rates: dict[str, float] = {"two": 0.0, "one": 0.0}
-        for name, impl in [("two", two_products), ("one", one_product)] * 2:
-            energy._masked_sums = impl
-            jax.clear_caches()
-            rates[name] = max(rates[name], chunk_rate(config, repeats=3))
-        energy._masked_sums = one_product
+        rates = rates_of_ways(RunConfig(n_hidden=n, rules=(RULE,)), energy, "_masked_sums", ways)
         two, one = rates["two"], rates["one"]
         print(f"{n:>6} {two:>13.0f} {one:>12.0f} {one / two:>6.2f}")
 

@@ -95,3 +95,25 @@ def naive_numpy_rate(n_hidden: int, samples: int) -> float:
         w1 += dw1
         w2 += dw2
     return samples / (time.perf_counter() - t)
+
+
+def rates_of_ways(
+    config: RunConfig, module: object, name: str, ways: dict[str, object], rounds: int = 2
+) -> dict[str, float]:
+    """Samples/s of ``config`` with ``module.name`` set to each of ``ways`` in turn.
+
+    Each way is compiled afresh (``jax.clear_caches``) and timed ``rounds`` times,
+    alternating with the others; the best rate of each is returned, by way name.
+    ``module.name`` is restored afterwards.
+    """
+    original = getattr(module, name)
+    rates = dict.fromkeys(ways, 0.0)
+    try:
+        for _ in range(rounds):
+            for way, impl in ways.items():
+                setattr(module, name, impl)
+                jax.clear_caches()
+                rates[way] = max(rates[way], chunk_rate(config, repeats=3))
+    finally:
+        setattr(module, name, original)
+    return rates
