@@ -4,8 +4,8 @@ minimal energy and the inefficiency.
 ``price_layer`` never forms the update matrix; here every selection form is written
 out densely in NumPy (from the rule of :class:`~thrifty.rules.base.LayerSelection`:
 synapse ``(i, j)`` is selected when ``post[i] != 0``, ``pre[j] != 0``,
-``synapses[i, j]`` and ``|delta_i| >= threshold[j]``) and priced with
-``energy.m_alpha_dense``.
+``synapses[i, j]``, ``i · n_pre + j`` is listed and ``|delta_i| >= threshold[j]``)
+and priced with ``energy.m_alpha_dense``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from thrifty.energy import (
     minimal_energy,
     price_layer,
 )
-from thrifty.rules.base import LayerSelection
+from thrifty.rules.base import NO_SYNAPSE, LayerSelection
 
 LR = 0.05
 ALPHAS = (0.5, 2.0)
@@ -74,6 +74,9 @@ def _forms() -> dict[str, LayerSelection]:
     a = np.abs(delta)
     # thresholds equal to some |delta| (the >= boundary), 0 (everything), inf (nothing)
     threshold = np.array([a[2], 0.0, a[0], np.inf, a[6], a[3]])
+    # about half the synapses as ascending flat indices, padded (as a rule's list is)
+    chosen = np.flatnonzero(rng.random(N_POST * N_PRE) < 0.5)
+    listed = np.concatenate([chosen, np.full(5, NO_SYNAPSE)]).astype(np.int32)
     return {
         "none": LayerSelection(),
         "post": LayerSelection(post=post),
@@ -83,6 +86,12 @@ def _forms() -> dict[str, LayerSelection]:
         "threshold": LayerSelection(threshold=threshold),
         "synapses+threshold": LayerSelection(synapses=synapses, threshold=threshold),
         "everything": LayerSelection(post=post, pre=pre, synapses=synapses, threshold=threshold),
+        "listed": LayerSelection(listed=listed),
+        "listed+threshold": LayerSelection(listed=listed, threshold=threshold),
+        "listed+synapses": LayerSelection(synapses=synapses, listed=listed),
+        "listed, everything": LayerSelection(
+            post=post, pre=pre, threshold=threshold, listed=listed
+        ),
     }
 
 
@@ -96,6 +105,9 @@ def _dense_mask(delta: np.ndarray, pre: np.ndarray, sel: LayerSelection) -> np.n
         mask &= (np.asarray(sel.pre) != 0)[None, :]
     if sel.synapses is not None:
         mask &= np.asarray(sel.synapses, bool)
+    if sel.listed is not None:
+        listed = np.asarray(sel.listed)
+        mask &= np.isin(np.arange(mask.size), listed).reshape(mask.shape)
     if sel.threshold is not None:
         mask &= np.abs(d)[:, None] >= np.asarray(sel.threshold, float)[None, :]
     return mask
@@ -110,7 +122,7 @@ def _cast(sel: LayerSelection, dtype: jnp.dtype) -> LayerSelection:
     def conv(v: np.ndarray | None) -> jax.Array | None:
         if v is None:
             return None
-        return jnp.asarray(v) if v.dtype == bool else jnp.asarray(v, dtype)
+        return jnp.asarray(v) if v.dtype.kind in "bi" else jnp.asarray(v, dtype)
 
     return LayerSelection(*(conv(None if v is None else np.asarray(v)) for v in sel))
 

@@ -48,7 +48,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from thrifty.energy import LAYER_NAMES, StepEnergy, effective_vectors, selected_mask
+from thrifty.energy import (
+    LAYER_NAMES,
+    StepEnergy,
+    effective_vectors,
+    selected_mask,
+    without_list,
+)
 from thrifty.network import Params, Proposal
 from thrifty.rules.base import LayerSelection, Selection
 from thrifty.rules.library import random_mask
@@ -319,6 +325,7 @@ def cache_layer(
     (``rare``) the common work is kept to a few simple passes and the
     consolidations, which touch few rows, are done on those rows only.
     """
+    sel = without_list(sel, persistent.shape)  # caching steps whole rows
     d, x = effective_vectors(delta, pre, sel)
     n_post = persistent.shape[0]
     common = dict(

@@ -21,6 +21,7 @@ A synapse counts toward M0 when its proposed update is non-zero, i.e. when both
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from thrifty.ops import sort_by_magnitude
-from thrifty.rules.base import LayerSelection
+from thrifty.rules.base import NO_SYNAPSE, LayerSelection, fold_synapses
 
 LAYER_NAMES = ("hidden", "output")
 """Names of the layers in records: input→hidden and hidden→output."""
@@ -68,9 +69,28 @@ def effective_vectors(
     return d, x
 
 
+def listed_matrix(listed: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """The boolean matrix of ``shape`` that is True at the flat indices ``listed``."""
+    flat = jnp.zeros(math.prod(shape), bool).at[listed].set(True, mode="drop")
+    return flat.reshape(shape)
+
+
+def without_list(sel: LayerSelection, shape: tuple[int, int]) -> LayerSelection:
+    """``sel`` with its ``listed`` synapses written as the boolean matrix of a layer of
+    weights of ``shape`` (n_post, n_pre): the same selection, for code that needs it."""
+    if sel.listed is None:
+        return sel
+    listed = listed_matrix(sel.listed, shape)
+    synapses = listed if sel.synapses is None else listed & sel.synapses
+    return sel._replace(synapses=synapses, listed=None)
+
+
 def selected_mask(d: jax.Array, sel: LayerSelection) -> jax.Array | None:
     """The ``synapses`` and ``threshold`` parts of a selection as a boolean
-    (n_post, n_pre) matrix, or None when there are neither."""
+    (n_post, n_pre) matrix, or None when there are neither (a selection with
+    ``listed`` synapses goes through :func:`without_list` first)."""
+    if sel.listed is not None:
+        raise ValueError("a selection with listed synapses has no matrix; see without_list")
     mask = sel.synapses
     if sel.threshold is not None:
         t = jnp.abs(d)[:, None] >= sel.threshold[None, :]
@@ -84,8 +104,9 @@ def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> ja
     For tests and diagnostics only: the training path never forms it. Entries
     whose proposed update is zero count as selected when the masks allow them.
     """
-    d, _ = effective_vectors(delta, pre, sel)
     n_post, n_pre = delta.shape[0], pre.shape[0]
+    sel = without_list(sel, (n_post, n_pre))
+    d, _ = effective_vectors(delta, pre, sel)
     mask = jnp.ones((n_post, n_pre), bool)
     if sel.post is not None:
         mask = mask & (sel.post != 0)[:, None]
@@ -97,6 +118,7 @@ def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> ja
 
 def updated_synapses(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> jax.Array:
     """Boolean (n_post, n_pre) matrix of the synapses whose update is non-zero."""
+    sel = without_list(sel, (delta.shape[0], pre.shape[0]))
     d, x = effective_vectors(delta, pre, sel)
     mask = (d != 0)[:, None] & (x != 0)[None, :]
     extra = selected_mask(d, sel)
@@ -226,6 +248,50 @@ def _masked_sums(
     return counts, jnp.stack(sums)
 
 
+class _Listed(NamedTuple):
+    """The factors of the listed synapses of a selection, each of shape (capacity,):
+    the effective error and activity at each synapse (0 at padding) and whether the
+    selection's threshold lets it through."""
+
+    d: jax.Array
+    x: jax.Array
+    passes: jax.Array
+
+
+def _listed(d: jax.Array, x: jax.Array, sel: LayerSelection) -> _Listed:
+    """Gather ``d`` and ``x`` (shapes (n_post,), (n_pre,)) at ``sel.listed``."""
+    assert sel.listed is not None
+    listed, n_pre = sel.listed, x.shape[0]
+    padding = listed == NO_SYNAPSE
+    rows, cols = listed // n_pre, listed % n_pre
+    dd = jnp.where(padding, 0, d.at[rows].get(mode="fill", fill_value=0))
+    xx = x.at[cols].get(mode="fill", fill_value=0)
+    if sel.threshold is None:
+        passes = jnp.ones(listed.shape, bool)
+    else:
+        passes = jnp.abs(dd) >= sel.threshold.at[cols].get(mode="fill", fill_value=0)
+    return _Listed(dd, xx, passes)
+
+
+def _listed_sums(
+    d: jax.Array, x: jax.Array, sel: LayerSelection, alphas: tuple[float, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """The counts and sums of :func:`_masked_sums` over the ``listed`` synapses of
+    ``sel``: one gather of the error and the activity per listed synapse."""
+    syn = _listed(d, x, sel)
+    counted = syn.passes & (syn.d != 0) & (syn.x != 0)
+    kinds = jnp.stack(
+        [counted, counted & (syn.d > 0) & (syn.x < 0), counted & (syn.d < 0) & (syn.x > 0)]
+    )
+    ad, ax = jnp.abs(syn.d), jnp.abs(syn.x)
+    sizes = [jnp.broadcast_to(ad * ax, kinds.shape)]
+    sizes += [(ad**alpha * ax**alpha)[None] for alpha in alphas]
+    per_kind = jnp.concatenate([kinds] + [counted[None]] * len(alphas))
+    values = jnp.where(per_kind, jnp.concatenate(sizes), 0)
+    # one reduction per stack: on a CPU, XLA otherwise runs one pass per sum
+    return jnp.sum(kinds, axis=1, dtype=jnp.int32), jnp.sum(values, axis=1)
+
+
 def _factored_sums(
     d: jax.Array, x: jax.Array, sel: LayerSelection, alphas: tuple[float, ...]
 ) -> tuple[jax.Array, jax.Array]:
@@ -275,7 +341,9 @@ def price_layer(
     StepEnergy
     """
     d, x = effective_vectors(delta, pre, sel)
-    if sel.synapses is not None:
+    if sel.listed is not None:
+        counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas)
+    elif sel.synapses is not None:
         counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas)
     else:
         counts, sums = _factored_sums(d, x, sel, alphas)
@@ -293,11 +361,18 @@ def price_layer(
 def apply_layer(
     w: jax.Array, delta: jax.Array, pre: jax.Array, sel: LayerSelection, lr: jax.Array | float
 ) -> jax.Array:
-    """``w − lr · (delta ⊗ pre)`` on the selected synapses: one fused pass over ``w``.
+    """``w − lr · (delta ⊗ pre)`` on the selected synapses: one fused pass over ``w``,
+    or, for ``listed`` synapses, a scatter to them alone.
 
     Shapes: ``w`` (n_post, n_pre), ``delta`` (n_post,), ``pre`` (n_pre,).
     """
     d, x = effective_vectors(delta, pre, sel)
+    if sel.listed is not None:
+        sel = fold_synapses(sel)
+        syn = _listed(d, x, sel)
+        update = jnp.where(syn.passes, (lr * syn.d) * syn.x, 0)
+        flat = w.reshape(-1).at[sel.listed].add(-update, mode="drop", indices_are_sorted=True)
+        return flat.reshape(w.shape)
     update = jnp.outer(lr * d, x)
     mask = selected_mask(d, sel)
     if mask is not None:

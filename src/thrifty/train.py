@@ -117,13 +117,14 @@ class Structure:
     @classmethod
     def of(cls, config: RunConfig, n_inputs: int, n_outputs: int) -> Structure:
         """Structure of a (resolved) config for data of the given shape."""
+        shapes = ((config.n_hidden, n_inputs + 1), (n_outputs, config.n_hidden + 1))
         return cls(
             n_inputs=n_inputs,
             n_hidden=config.n_hidden,
             n_outputs=n_outputs,
             activation=config.activation,
             loss=config.loss,
-            rules=rule_registry.spec_structure(config.rules),
+            rules=rule_registry.spec_structure(config.rules, shapes),
             synapses=synapse_structure(config.synapses),
             dtype=config.dtype,
             alphas=config.alphas,
@@ -294,15 +295,16 @@ def _selection_shape(structure: Structure, rule: Any) -> Any:
 def defers_updates(structure: Structure, numbers: dict[str, Any]) -> bool:
     """Whether chunks of this structure may defer their weight updates (see
     :func:`_deferred_chunk`): plain synapses, no Simpson tally, and rules that do not
-    read the weights' values and select by post and pre masks only (no fixed synapse
-    matrix, no threshold), so that every expressed update stays an outer product."""
+    read the weights' values and select by post and pre masks only (no fixed synapses,
+    no threshold), so that every expressed update stays an outer product."""
     if structure.synapses[0] != "plain" or structure.simpson:
         return False
     rule, _ = _specs(structure, numbers)
     if rule.reads_weights:
         return False
     return all(
-        sel.synapses is None and sel.threshold is None for sel in _selection_shape(structure, rule)
+        sel.synapses is None and sel.listed is None and sel.threshold is None
+        for sel in _selection_shape(structure, rule)
     )
 
 

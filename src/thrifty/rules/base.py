@@ -8,10 +8,12 @@ proposes. It is a pair of pure functions in the style of optax:
 
 A *selection* describes the chosen synapses of each layer without forming the
 ``(n_post, n_pre)`` update matrix: masks on the post and pre side, an optional
-fixed boolean synapse matrix, and an optional per-presynapse threshold on the
-size of the postsynaptic error. Synapse ``(i, j)`` of a layer is selected when
+fixed set of synapses (a boolean matrix, or a list of their flat indices when
+few are chosen), and an optional per-presynapse threshold on the size of the
+postsynaptic error. Synapse ``(i, j)`` of a layer is selected when
 
-    post[i] != 0  and  pre[j] != 0  and  synapses[i, j]  and  |delta_i| >= threshold[j]
+    post[i] != 0  and  pre[j] != 0  and  synapses[i, j]  and  i·n_pre + j in listed
+    and  |delta_i| >= threshold[j]
 
 (absent fields select everything). Selections of several rules intersect.
 """
@@ -25,6 +27,10 @@ import jax
 import jax.numpy as jnp
 
 from thrifty.network import LayerProposal, Params, Proposal
+
+NO_SYNAPSE = 2**31 - 1
+"""Padding of :attr:`LayerSelection.listed`: larger than every flat index, so
+gathers at it read their fill value and scatters to it are dropped."""
 
 
 class LayerSelection(NamedTuple):
@@ -42,12 +48,18 @@ class LayerSelection(NamedTuple):
         Synapse ``(i, j)`` is selected only if ``|delta_i| >= threshold[j]``.
         Used by the largest-updates rule: with ``threshold[j] = τ / |pre_j|`` it
         selects ``|delta_i · pre_j| >= τ`` without forming the product.
+    listed : int32 Array of shape (capacity,) or None
+        Fixed synapses as flat indices ``i · (n_pre + 1) + j`` into the layer's
+        weights, ascending, padded at the end with :data:`NO_SYNAPSE`.
+        The same selection as the boolean matrix with these entries set, for a few
+        synapses among many: pricing and applying the update then touch only them.
     """
 
     post: jax.Array | None = None
     pre: jax.Array | None = None
     synapses: jax.Array | None = None
     threshold: jax.Array | None = None
+    listed: jax.Array | None = None
 
 
 Selection = tuple[LayerSelection, ...]
@@ -128,13 +140,37 @@ def _max(a: jax.Array | None, b: jax.Array | None) -> jax.Array | None:
     return jnp.maximum(a, b)
 
 
+def _both_listed(a: jax.Array | None, b: jax.Array | None) -> jax.Array | None:
+    """The flat indices in both ascending lists ``a`` and ``b`` (``a``'s shape)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    found = b.at[jnp.searchsorted(b, a)].get(mode="fill", fill_value=NO_SYNAPSE) == a
+    return jnp.sort(jnp.where(found, a, NO_SYNAPSE))
+
+
+def fold_synapses(sel: LayerSelection) -> LayerSelection:
+    """The same selection with at most one of ``synapses`` and ``listed``: a boolean
+    matrix beside a list is folded into the list (entries it does not select become
+    :data:`NO_SYNAPSE`)."""
+    if sel.listed is None or sel.synapses is None:
+        return sel
+    kept = sel.synapses.reshape(-1).at[sel.listed].get(mode="fill", fill_value=False)
+    listed = jnp.sort(jnp.where(kept, sel.listed, NO_SYNAPSE))
+    return sel._replace(synapses=None, listed=listed)
+
+
 def intersect_layer(a: LayerSelection, b: LayerSelection) -> LayerSelection:
     """Synapses selected by both ``a`` and ``b``."""
-    return LayerSelection(
-        post=_mul(a.post, b.post),
-        pre=_mul(a.pre, b.pre),
-        synapses=_and(a.synapses, b.synapses),
-        threshold=_max(a.threshold, b.threshold),
+    return fold_synapses(
+        LayerSelection(
+            post=_mul(a.post, b.post),
+            pre=_mul(a.pre, b.pre),
+            synapses=_and(a.synapses, b.synapses),
+            threshold=_max(a.threshold, b.threshold),
+            listed=_both_listed(a.listed, b.listed),
+        )
     )
 
 

@@ -51,15 +51,30 @@ class Param:
         return self.default is inspect.Parameter.empty
 
 
+LayerShapes = tuple[tuple[int, int], ...]
+"""Shapes ``(n_post, n_pre + 1)`` of the weights of each layer, input layer first."""
+
+CompileArgs = Callable[[dict[str, Any], LayerShapes], tuple[tuple[str, Any], ...]]
+"""``compile_args(params, shapes) -> ((name, value), ...)``: see :class:`Entry`."""
+
+
 @dataclass(frozen=True)
 class Entry:
-    """A registered rule: factory, parameters, one-line summary and checker."""
+    """A registered rule: factory, parameters, one-line summary and checker.
+
+    ``compile_args(params, shapes)``, when given, returns keyword arguments of the
+    factory that the library sets, not the rule string (hashable values, e.g. the
+    static size of an array in the rule's state), from the rule's parameters as
+    numbers and the network's layer shapes. They become part of the compile key
+    (:func:`spec_structure`), so runs whose numbers need different ones compile apart.
+    """
 
     name: str
     factory: Callable[..., Rule]
     params: tuple[Param, ...]
     summary: str
     check: Callable[[dict[str, Any], int], None] | None = None
+    compile_args: CompileArgs | None = None
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -71,11 +86,13 @@ def register(
     registry: dict[str, Entry] | None = None,
     choices: Mapping[str, tuple[str, ...]] | None = None,
     check: Callable[[dict[str, Any], int], None] | None = None,
+    compile_args: CompileArgs | None = None,
 ) -> Callable[[Callable[..., Rule]], Callable[..., Rule]]:
     """Decorator: register a keyword-only rule factory under ``name``.
 
     Parameter kinds come from the annotations (``float``, ``int``, ``str``);
-    ``check(params, n_hidden)`` may reject values that depend on the network.
+    ``check(params, n_hidden)`` may reject values that depend on the network;
+    ``compile_args`` sets library arguments (see :class:`Entry`).
     """
 
     def deco(factory: Callable[..., Rule]) -> Callable[..., Rule]:
@@ -92,7 +109,8 @@ def register(
             params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
         doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
         target = REGISTRY if registry is None else registry
-        target[name] = Entry(name, factory, tuple(params), doc[0] if doc else "", check)
+        summary = doc[0] if doc else ""
+        target[name] = Entry(name, factory, tuple(params), summary, check, compile_args)
         return factory
 
     return deco
@@ -198,13 +216,21 @@ def spec_numbers(specs: Sequence[str | RuleSpec]) -> dict[str, float]:
 
 
 def spec_structure(
-    specs: Sequence[str | RuleSpec],
+    specs: Sequence[str | RuleSpec], shapes: LayerShapes | None = None
 ) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    """What a chain of rules is, without its numbers: a hashable compile key."""
+    """What a chain of rules is, without its numbers: a hashable compile key.
+
+    With the network's layer ``shapes``, it also holds each rule's library-set
+    arguments (see :class:`Entry`), which :func:`build` passes on.
+    """
     out = []
     for spec in (parse(s) for s in specs):
-        kinds = {p.name: p.kind for p in REGISTRY[spec.name].params}
-        out.append((spec.name, tuple((k, v) for k, v in spec.kwargs if kinds[k] == "str")))
+        entry = REGISTRY[spec.name]
+        kinds = {p.name: p.kind for p in entry.params}
+        kwargs = tuple((k, v) for k, v in spec.kwargs if kinds[k] == "str")
+        if shapes is not None and entry.compile_args is not None:
+            kwargs += entry.compile_args(dict(spec.kwargs), shapes)
+        out.append((spec.name, kwargs))
     return tuple(out)
 
 
@@ -218,8 +244,12 @@ def build(specs: Sequence[str | RuleSpec], numbers: Mapping[str, Any] | None = N
             for k in list(kwargs):
                 if f"{i}.{k}" in numbers:
                     kwargs[k] = numbers[f"{i}.{k}"]
-        rule = REGISTRY[spec.name].factory(**kwargs)
-        rules.append(rule._replace(name=str(spec)))
+        entry = REGISTRY[spec.name]
+        rule = entry.factory(**kwargs)
+        # the name shows what the rule string says, not the library-set arguments
+        named = {p.name for p in entry.params}
+        shown = RuleSpec(spec.name, tuple((k, v) for k, v in spec.kwargs if k in named))
+        rules.append(rule._replace(name=str(shown)))
     return chain(*rules)
 
 
