@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import thrifty.rules.library as library
+from thrifty import data
 from thrifty.config import RunConfig
 from thrifty.energy import dense_selection, listed_matrix, without_list
 from thrifty.network import init_params, propose
@@ -26,6 +27,7 @@ from thrifty.rules import Context, LayerSelection, build
 from thrifty.rules.base import NO_SYNAPSE, intersect_layer
 from thrifty.rules.library import list_capacity
 from thrifty.rules.registry import RuleSpec, parse, spec_structure
+from thrifty.train import _structure_for, prepare_arrays, run, run_many
 from util import fast_run, tie_free_data
 
 N_HIDDEN, N_IN = 40, 20
@@ -195,3 +197,35 @@ def test_caching_and_the_simpson_tally_take_a_listed_mask(monkeypatch: Any) -> N
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-12)
         for a, b in zip(jax.tree.leaves(out_l), jax.tree.leaves(out_m), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+
+
+def test_vmapped_runs_with_lists_equal_single_runs(monkeypatch: Any) -> None:
+    """Runs that differ in seed and share (one list capacity) are vmapped together by
+    ``run_many``; each gives its single run's record."""
+    monkeypatch.setattr(library, "LISTED_UP_TO", 1.0)
+    dataset = data.synthetic(n_train=600, n_val=200, n_test=200)
+    base = dict(dataset="synthetic", n_hidden=N_HIDDEN, check_interval=200, budget_epochs=1)
+    configs = [
+        RunConfig(**base, seed=s, rules=(f"synapse-mask:hidden={p},output=0.5",))
+        for s, p in ((0, 0.05), (1, 0.05), (0, 0.06))
+    ]
+    arrays = prepare_arrays(configs[0], dataset)
+    structures = {_structure_for(c, arrays, dataset) for c in configs}
+    assert len(structures) == 1  # one compiled group, with the input layer listed
+    ((_, kwargs),) = next(iter(structures)).rules
+    assert dict(kwargs)["capacity"][0] == 2048
+    batched = run_many(configs, dataset, arrays=arrays)
+    for config, got in zip(configs, batched, strict=True):
+        want = run(config, dataset, arrays=arrays)
+        assert (got["status"], got["samples"], got["curve"]) == (
+            want["status"],
+            want["samples"],
+            want["curve"],
+        )
+        g, w = got["energy"]["total"], want["energy"]["total"]
+        assert (g["m0"], g["m0_potentiation"]) == (w["m0"], w["m0_potentiation"])
+        assert g["m1"] == pytest.approx(w["m1"], rel=1e-5)
+    # the runs are not copies of one another: other seed, other weights; more synapses
+    totals = [r["energy"]["total"] for r in batched]
+    assert totals[0]["m1"] != totals[1]["m1"]
+    assert totals[2]["m0"] / batched[2]["samples"] > totals[0]["m0"] / batched[0]["samples"]
