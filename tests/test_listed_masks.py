@@ -180,7 +180,7 @@ def test_training_with_a_list_equals_training_with_the_matrix(
 
 def test_caching_and_the_simpson_tally_take_a_listed_mask(monkeypatch: Any) -> None:
     """Synapse models and the tally that need the mask as a matrix get it written out:
-    the run equals the run with the matrix."""
+    the run agrees with the run with the matrix."""
     for extra in ({"synapses": "caching:threshold=0.01,tau=100,cost=0.001"}, {"simpson": True}):
         config = RunConfig(
             dataset="synthetic",

@@ -233,12 +233,7 @@ def synapse_mask_optimal(*, n_min: float, capacity: tuple[int, ...] = ()) -> Rul
         shapes = tuple(w.shape for w in params)
         return _draw_masks(params, key, _optimal_fractions_of(shapes, n_min), capacity)
 
-    def update(
-        proposal: Proposal, state: SynapseMaskState, params: Params, ctx: Context
-    ) -> tuple[Selection, SynapseMaskState]:
-        del proposal, params, ctx
-        return _mask_selection(state, capacity), state
-
+    update = synapse_mask(capacity=capacity).update
     return Rule(init, update, "synapse-mask-optimal", reads_weights=False)
 
 
