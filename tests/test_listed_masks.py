@@ -5,7 +5,7 @@ mask as the ascending flat indices of its plastic synapses
 (:attr:`thrifty.rules.base.LayerSelection.listed`), and the step applies and prices
 the update on them alone. Here the list is compared with the boolean matrix it
 replaces: the same draw, the same selections when intersected with other rules, and
-the same training (weights equal, M0 equal at every step, M1 within rounding).
+the same training (weights within rounding, M0 equal at every step, M1 within rounding).
 """
 
 from __future__ import annotations
