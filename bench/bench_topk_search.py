@@ -45,7 +45,7 @@ def bisected_threshold(
     ``a`` (n,) and ``b`` (m,) non-negative, ``k`` int; returns the thresholds (m,).
     """
     dtype = a.dtype
-    itype = jnp.int64 if jnp.dtype(dtype).itemsize == 8 else jnp.int32
+    itype = library._int_type_of(dtype)
     a_sorted = a_sorted if a_sorted is not None else jnp.sort(a)
     n = a.shape[0]
     safe_b = jnp.where(b > 0, b, jnp.ones_like(b))

@@ -135,7 +135,7 @@ def _draw_masks(
 ) -> SynapseMaskState:
     masks = []
     for w, fraction, k, listed in zip(
-        params, fractions, jax.random.split(key), capacity or (0, 0), strict=True
+        params, fractions, jax.random.split(key), capacity, strict=True
     ):
         mask = random_mask(k, w.shape, count_of(fraction, w.size))
         if listed:
@@ -147,7 +147,7 @@ def _draw_masks(
 def _mask_selection(state: SynapseMaskState, capacity: tuple[int, ...]) -> Selection:
     return tuple(
         LayerSelection(listed=mask) if listed else LayerSelection(synapses=mask)
-        for mask, listed in zip(state, capacity or (0, 0), strict=True)
+        for mask, listed in zip(state, capacity, strict=True)
     )
 
 
@@ -162,12 +162,12 @@ def _capacities_of_fractions(params: dict[str, Any], shapes: LayerShapes) -> tup
     compile_args=_capacities_of_fractions,
 )
 def synapse_mask(
-    *, hidden: float = 1.0, output: float = 1.0, capacity: tuple[int, ...] = ()
+    *, hidden: float = 1.0, output: float = 1.0, capacity: tuple[int, ...] = (0, 0)
 ) -> Rule:
     """Fixed random synapse mask: fraction p1 (hidden) and p2 (output) of each layer plastic.
 
     ``capacity`` (set by the library, see :func:`list_capacity`): per layer, the
-    length of the list of plastic synapses, or 0 for a boolean matrix; empty: 0, 0.
+    length of the list of plastic synapses, or 0 for a boolean matrix.
     """
 
     def init(params: Params, key: jax.Array) -> SynapseMaskState:
@@ -223,7 +223,7 @@ def _capacities_of_optimal(params: dict[str, Any], shapes: LayerShapes) -> tuple
 
 
 @register("synapse-mask-optimal", check=_check_optimal, compile_args=_capacities_of_optimal)
-def synapse_mask_optimal(*, n_min: float, capacity: tuple[int, ...] = ()) -> Rule:
+def synapse_mask_optimal(*, n_min: float, capacity: tuple[int, ...] = (0, 0)) -> Rule:
     """Random synapse mask with p1, p2 from the counting argument for the network's N.
 
     ``capacity``: as for :func:`synapse_mask`.
