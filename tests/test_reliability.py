@@ -294,6 +294,9 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any
     base = tmp_path_factory.mktemp("dask")
     scheduler_file = base / "scheduler.json"
     env = child_env()
+    # thrifty, not JAX's variable, gives the workers a cache (test_dask_workers_keep_...)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env["THRIFTY_COMPILATION_CACHE"] = str(base / "compiled")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     local = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
     procs: list[subprocess.Popen[bytes]] = []
@@ -352,6 +355,16 @@ def test_dask_sweep_matches_the_local_sweep(tmp_path: Path, dask_cluster: Any) -
     assert_same_results(ResultStore(tmp_path / "dask"), ResultStore(tmp_path / "here"))
     again = run_sweep(configs, tmp_path / "dask", client=client, progress=False)
     assert again.skipped == len(configs) and again.done == 0
+
+
+def test_dask_workers_keep_compiled_programs(tmp_path: Path, dask_cluster: Any) -> None:
+    client, _ = dask_cluster
+    run_sweep([small(seed=s) for s in range(2)], tmp_path, client=client, progress=False)
+    used = client.run(lambda: __import__("jax").config.jax_compilation_cache_dir)
+    assert used
+    for path in used.values():
+        assert path is not None and Path(path).parent.name == "compiled"
+        assert list(Path(path).glob("*-cache")), "no compiled program stored"
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from thrifty.compile_cache import enable_compilation_cache
 from thrifty.config import (
     ACTIVATIONS,
     DATASETS,
@@ -325,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
     from thrifty.data import DataError
     from thrifty.rules.registry import RuleError
 

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from thrifty.compile_cache import enable_compilation_cache
+
 __all__ = [
     "DaskExecutor",
     "ExecutorLike",
@@ -97,8 +99,10 @@ def worker_init(x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None) 
     Sets JAX's 64-bit mode as in the driver, lets several processes share one GPU (no
     preallocation of most of its memory by each), pins the process to a set of cores
     taken from the queue ``cores`` (see :func:`core_groups`; before JAX starts its
-    threads), and starts a watchdog thread that ends the worker once its driver is gone
-    (a driver killed with SIGKILL leaves no orphans computing runs nobody will record).
+    threads), turns on the disk cache of compiled programs (after pinning, as the
+    cache is kept per number of cores; see :mod:`thrifty.compile_cache`), and starts
+    a watchdog thread that ends the worker once its driver is gone (a driver killed
+    with SIGKILL leaves no orphans computing runs nobody will record).
     """
     if cores is not None:
         with contextlib.suppress(Exception):
@@ -109,6 +113,7 @@ def worker_init(x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None) 
         import jax
 
         jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
 
     def watch() -> None:
         while True:

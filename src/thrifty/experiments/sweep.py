@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from thrifty.compile_cache import enable_compilation_cache
 from thrifty.config import ConfigError, RunConfig
 from thrifty.experiments import executors
 from thrifty.experiments.store import (
@@ -127,6 +128,35 @@ def _arrays_for(config: RunConfig, dataset: Any, data_dir: str | None) -> Any:
     return _ARRAYS.get(key, lambda: train.prepare_arrays(config, dataset))
 
 
+def _in_dask_worker() -> bool:
+    """Whether this code runs in a task of a Dask worker."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def _prepare_process(x64: bool | None) -> None:
+    """Set up the process that runs a task of a sweep.
+
+    Sets JAX's 64-bit mode to ``x64`` (None: leaves it), and in a Dask worker turns on
+    the disk cache of compiled programs (:mod:`thrifty.compile_cache`; it takes effect
+    when the worker has not compiled anything yet, as at its first task). Local worker
+    processes turn it on when they start, and a driver running tasks itself is left
+    as it is.
+    """
+    import jax
+
+    if x64 is not None and bool(jax.config.read("jax_enable_x64")) != x64:
+        jax.config.update("jax_enable_x64", x64)
+    if _in_dask_worker():
+        enable_compilation_cache()
+
+
 def run_one(
     config: Mapping[str, Any], data_dir: str | None = None, *, x64: bool | None = None
 ) -> dict[str, Any]:
@@ -153,12 +183,9 @@ def run_one(
     device arrays are prepared once per data set, dtype, check set and ``n_train``, then
     shared by every run of the process. Seeds come from the config only.
     """
-    import jax
-
     from thrifty import train
 
-    if x64 is not None and bool(jax.config.read("jax_enable_x64")) != x64:
-        jax.config.update("jax_enable_x64", x64)
+    _prepare_process(x64)
     cfg = RunConfig.from_dict(dict(config)).resolved()
     dataset = dataset_for(cfg, data_dir=data_dir)
     arrays = _arrays_for(cfg, dataset, data_dir)
@@ -173,12 +200,9 @@ def run_batch(
     The configs must share data and structure (see :func:`batch_key`); records are
     those of separate runs, in the order given.
     """
-    import jax
-
     from thrifty import train
 
-    if x64 is not None and bool(jax.config.read("jax_enable_x64")) != x64:
-        jax.config.update("jax_enable_x64", x64)
+    _prepare_process(x64)
     cfgs = [RunConfig.from_dict(dict(c)).resolved() for c in configs]
     dataset = dataset_for(cfgs[0], data_dir=data_dir)
     arrays = _arrays_for(cfgs[0], dataset, data_dir)
