@@ -95,6 +95,7 @@ def test_worker_processes_use_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_pat
     from thrifty.experiments.executors import LocalPool
 
     monkeypatch.setenv(ENV, str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     pool = LocalPool(1)
     try:
         used = pool.submit(_cache_of_worker).result()

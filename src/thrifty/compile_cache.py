@@ -4,9 +4,10 @@ Every process that trains compiles its programs first: the training chunk of eac
 run structure, the accuracy checks, the initial state. That takes 0.1–3 s per program
 on a CPU, and each worker process of a sweep compiles the programs it needs again.
 JAX can keep compiled programs on disk and load them instead of compiling; thrifty
-turns that on for the ``thrifty`` command and for the worker processes it starts
-(:func:`enable_compilation_cache`). A program loaded from the cache is the program
-the same machine compiled before, so results do not change.
+turns that on for the ``thrifty`` command, for the local worker processes it starts
+and for Dask workers at their first task of a sweep (:func:`enable_compilation_cache`).
+A program loaded from the cache is the program the same machine compiled before, so
+results do not change.
 
 Where the cache lives:
 
@@ -47,7 +48,7 @@ ENV = "THRIFTY_COMPILATION_CACHE"
 """Environment variable: a directory for the cache, or ``off`` to turn it off."""
 
 MAX_BYTES = 2**30
-"""Most bytes the cache keeps (1 GiB); a quick reproduction writes a few tens of MB."""
+"""Most bytes the cache keeps (1 GiB); a quick reproduction writes about 9 MB."""
 
 _OFF = frozenset({"0", "off", "false", "no"})
 
@@ -111,9 +112,10 @@ def enable_compilation_cache() -> Path | None:
     """Turn on JAX's disk cache of compiled programs for this process.
 
     Call it before the process compiles anything: JAX decides at its first
-    compilation whether a process uses the cache. The ``thrifty`` command and the
-    worker processes of :class:`thrifty.experiments.executors.LocalPool` call it;
-    a Python program that wants the cache calls it first thing.
+    compilation whether a process uses the cache. The ``thrifty`` command, the
+    worker processes of :class:`thrifty.experiments.executors.LocalPool` and the
+    tasks of a sweep in a Dask worker call it; a Python program that wants the cache
+    calls it first thing.
 
     Returns
     -------
