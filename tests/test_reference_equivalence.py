@@ -21,6 +21,7 @@ from thrifty.energy import dense_selection
 from thrifty.network import Params, propose
 from thrifty.rules import build
 from thrifty.rules.base import Context
+from thrifty.train import _specs
 from util import fast_run, tie_free_data
 
 N_HIDDEN = 12
@@ -29,6 +30,20 @@ T = 60
 
 def _units(state: Any) -> np.ndarray:
     return np.asarray(state.units) != 0
+
+
+def _mask_matrices(state: Any, params: Any) -> list[np.ndarray]:
+    """The synapse-mask rule's masks as boolean matrices shaped like ``params``, from
+    matrices or from lists of flat indices."""
+    masks = []
+    for mask, w in zip(state, params, strict=True):
+        mask = np.asarray(mask)
+        if mask.ndim == 1:
+            flat = np.zeros(np.asarray(w).size, bool)
+            flat[mask[mask < flat.size]] = True
+            mask = flat.reshape(np.asarray(w).shape)
+        masks.append(mask)
+    return masks
 
 
 RefFactory = Callable[[Any, Any], Any]
@@ -63,6 +78,22 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
     "lazy+top-k": (
         ("lazy", "top-k:fraction=0.05"),
         lambda st, k: ref.chain([ref.lazy(), ref.top_k(0.05, "layer")]),
+    ),
+    "synapse-mask+top-k": (
+        ("synapse-mask:hidden=0.3,output=0.6", "top-k:fraction=0.2"),
+        lambda st, k: ref.chain(
+            [ref.synapse_mask(_mask_matrices(st[0], k[3])), ref.top_k(0.2, "layer")]
+        ),
+    ),
+    "synapse-mask+top-k-neuron": (
+        ("synapse-mask:hidden=0.4,output=0.6", "top-k:fraction=0.3,per=neuron"),
+        lambda st, k: ref.chain(
+            [ref.synapse_mask(_mask_matrices(st[0], k[3])), ref.top_k(0.3, "neuron")]
+        ),
+    ),
+    "subnet+top-k-neuron": (
+        ("subnet:units=6", "top-k:fraction=0.2,per=neuron"),
+        lambda st, k: ref.chain([ref.subnet(_units(st[0])), ref.top_k(0.2, "neuron")]),
     ),
     "subnet+select": (
         ("subnet:units=6", "neuron-select:fraction=0.5"),
@@ -113,11 +144,11 @@ def _compare(rules: tuple[str, ...], make_ref: Any, lr: float = 0.05) -> None:
             np.asarray(e.m1_potentiation), [r.m1_potentiation[layer] for r in records], rtol=1e-6
         )
     np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=1e-9)
-    _compare_selections(cfg, initial, x, y, order, records, lr)
+    _compare_selections(_specs(structure, numbers)[0], initial, x, y, order, records, lr)
 
 
 def _compare_selections(
-    cfg: RunConfig,
+    rule: Any,
     initial: Any,
     x: np.ndarray,
     y: np.ndarray,
@@ -126,8 +157,8 @@ def _compare_selections(
     lr: float,
 ) -> None:
     """Replay the reference trajectory and check the fast rule selects the same synapses
-    wherever the proposed update is non-zero."""
-    rule = build(cfg.rules)
+    wherever the proposed update is non-zero. ``rule``: the fast run's rule, as its
+    compiled step builds it."""
     w = [np.array(initial.params[0]), np.array(initial.params[1])]
     state = initial.rule_state
     key = jax.random.split(jax.random.key(0))[1]  # the step key of fast_run(seed=0)
@@ -152,6 +183,16 @@ def _compare_selections(
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rule_matches_reference(case: str) -> None:
+    rules, make_ref = CASES[case]
+    _compare(rules, make_ref)
+
+
+@pytest.mark.parametrize("case", ["synapse-mask+top-k", "synapse-mask+top-k-neuron"])
+def test_listed_mask_then_top_k_matches_reference(case: str, monkeypatch: Any) -> None:
+    """A mask kept as a list of synapses: top-k ranks among the listed synapses."""
+    from thrifty.rules import library
+
+    monkeypatch.setattr(library, "LISTED_UP_TO", 2.0)  # every mask becomes a list
     rules, make_ref = CASES[case]
     _compare(rules, make_ref)
 

@@ -105,8 +105,9 @@ def top_k(fraction: float, per: str = "layer") -> ReferenceRule:
     """The largest |Δw| of the input→hidden layer among the currently allowed synapses.
 
     per="layer": ``k = round(p · #allowed)`` entries of the whole matrix, by sorting.
-    per="neuron": for each unit, the ``round(p · #allowed inputs)`` inputs with the
-    largest |Δw_ij| in its row (computed row by row).
+    per="neuron": for each unit, the ``round(p · #allowed synapses of the unit)`` inputs
+    with the largest |Δw_ij| in its row (computed row by row). Ties go to the lower
+    index (row-major), as a stable sort orders them.
     """
 
     def select(step: StepInput, current: list[np.ndarray]) -> list[np.ndarray]:
@@ -121,12 +122,11 @@ def top_k(fraction: float, per: str = "layer") -> ReferenceRule:
             keep[idx] = True
             out[0] = keep.reshape(mag.shape)
             return out
-        cols_allowed = allowed.any(axis=0)
-        k = count_of(fraction, int(cols_allowed.sum()))
         keep = np.zeros(mag.shape, bool)
         for i in range(mag.shape[0]):
+            k = count_of(fraction, int(allowed[i].sum()))
             # rank inputs by |x_j| (the row's |Δw| up to the factor |delta_i|)
-            row = np.where(cols_allowed, np.abs(step.pres[0]), -1.0)
+            row = np.where(allowed[i], np.abs(step.pres[0]), -1.0)
             keep[i, np.argsort(-row, kind="stable")[:k]] = True
         out[0] = keep
         return out

@@ -544,10 +544,75 @@ def _last_passing(
     return jnp.sort(jnp.where(used, last, jnp.iinfo(itype).min))
 
 
+def _allowed_matrix(sel: LayerSelection, n_post: int, n_pre: int) -> jax.Array:
+    """The synapses ``sel`` leaves available, as a bool matrix (n_post, n_pre): its
+    synapse matrix or list, within its post and pre masks."""
+    if sel.listed is not None:
+        flat = jnp.zeros(n_post * n_pre, bool).at[sel.listed].set(True, mode="drop")
+        allowed = flat.reshape(n_post, n_pre)
+    else:
+        assert sel.synapses is not None
+        allowed = sel.synapses
+    if sel.post is not None:
+        allowed = allowed & (sel.post != 0)[:, None]
+    if sel.pre is not None:
+        allowed = allowed & (sel.pre != 0)[None, :]
+    return allowed
+
+
+def _top_in_matrix(
+    delta: jax.Array, pre: jax.Array, allowed: jax.Array, fraction: float, per: str
+) -> jax.Array:
+    """The largest updates among the ``allowed`` synapses (bool, (n_post, n_pre)).
+
+    per="layer": the ``round(p · #allowed)`` largest ``|delta_i · pre_j|``; per="neuron":
+    in each row, the ``round(p · #allowed in the row)`` largest ``|pre_j|``. Ties are
+    taken in index order (row-major). Returns a bool matrix of the shape of ``allowed``
+    (rows without an allowed synapse may keep one that is not allowed; the selection
+    is intersected with ``allowed`` by the chain).
+    """
+    dtype = delta.dtype
+    below = jnp.asarray(-1, dtype)
+    if per == "layer":
+        scores = jnp.where(allowed, jnp.abs(delta)[:, None] * jnp.abs(pre)[None, :], below)
+        k = count_of(fraction, jnp.sum(allowed))
+        return rank_mask(scores.reshape(-1), k, bool).reshape(allowed.shape)
+    scores = jnp.where(allowed, jnp.abs(pre)[None, :], below)
+    k = count_of(fraction, jnp.sum(allowed, axis=1))
+    order = jnp.argsort(-scores, axis=1, stable=True)
+    ranks = jnp.argsort(order, axis=1, stable=True)
+    return ranks < k[:, None]
+
+
+def _top_listed(
+    delta: jax.Array, pre: jax.Array, sel: LayerSelection, fraction: float
+) -> LayerSelection:
+    """Top-k per layer among the synapses listed in ``sel`` (within its post and pre
+    masks): ``round(p · #listed)`` of them, ties taken in list (index) order; a
+    selection with a list of shape ``sel.listed.shape``."""
+    assert sel.listed is not None
+    listed, n_pre = sel.listed, pre.shape[0]
+    rows, cols = listed // n_pre, listed % n_pre
+    allowed = listed != NO_SYNAPSE
+    if sel.post is not None:
+        allowed = allowed & (sel.post.at[rows].get(mode="fill", fill_value=0) != 0)
+    if sel.pre is not None:
+        allowed = allowed & (sel.pre.at[cols].get(mode="fill", fill_value=0) != 0)
+    d = jnp.abs(delta).at[rows].get(mode="fill", fill_value=0)
+    x = jnp.abs(pre).at[cols].get(mode="fill", fill_value=0)
+    scores = jnp.where(allowed, d * x, jnp.asarray(-1, delta.dtype))
+    keep = rank_mask(scores, count_of(fraction, jnp.sum(allowed)), bool) & allowed
+    return LayerSelection(listed=jnp.sort(jnp.where(keep, listed, NO_SYNAPSE)))
+
+
 @register("top-k", check=_check_fractions("fraction"), choices={"per": ("layer", "neuron")})
 def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
     """Only the largest updates of the input→hidden layer: a fraction p of the layer's
-    synapses (per=layer) or of each hidden unit's incoming synapses (per=neuron)."""
+    synapses (per=layer) or of each hidden unit's incoming synapses (per=neuron).
+
+    After rules that leave only some synapses available (a subnet, a neuron or synapse
+    mask), p is a fraction of the available ones and the largest are taken among them.
+    """
     if per not in ("layer", "neuron"):
         raise RuleError(f"rule 'top-k': per must be one of layer, neuron; got {per!r}")
 
@@ -561,6 +626,12 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
         del params
         lp = proposal.layers[0]
         sel0 = ctx.selection[0]
+        if sel0.listed is not None and per == "layer":
+            return (_top_listed(lp.delta, lp.pre, sel0, fraction), LayerSelection()), state
+        if sel0.listed is not None or sel0.synapses is not None:
+            allowed = _allowed_matrix(sel0, lp.delta.shape[0], lp.pre.shape[0])
+            top = _top_in_matrix(lp.delta, lp.pre, allowed, fraction, per)
+            return (LayerSelection(synapses=top), LayerSelection()), state
         if per == "neuron":
             n_pre = lp.pre.shape[0] if sel0.pre is None else jnp.sum(sel0.pre != 0)
             k = count_of(fraction, n_pre)
