@@ -329,6 +329,8 @@ def test_registered_with_parameters() -> None:
         ("caching:threshold=0.1,cost=-0.1", "cost"),
         ("caching:threshold=0.1,consolidate_units=21", "consolidate_units"),
         ("caching:threshold=0.1,consolidate_units=-1", "consolidate_units"),
+        ("caching:threshold=0.1,consolidate_units=inf", "consolidate_units"),
+        ("caching:threshold=0.1,consolidate_units=nan", "consolidate_units"),
         ("caching:threshold=0.1,per=column", "per"),
         ("caching", "threshold"),
     ],

@@ -14,6 +14,7 @@ only in numbers can be vmapped): :func:`spec_numbers` lists them and
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,7 +142,7 @@ def _convert(entry: Entry, param: Param, raw: Any, kind: str = "rule") -> Any:
     except (TypeError, ValueError):
         raise RuleError(f"{where} must be a number, got {raw!r}") from None
     if param.kind == "int":
-        if number != int(number):
+        if not math.isfinite(number) or number != int(number):
             raise RuleError(f"{where} must be an integer, got {raw!r}")
         return int(number)
     return number
@@ -161,9 +162,8 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
     if isinstance(text, RuleSpec):
         return text
     if not isinstance(text, str) or not text.strip():
-        raise RuleError(
-            f"a rule must be a non-empty string such as 'subnet:units=100', got {text!r}"
-        )
+        example = "subnet:units=100" if kind == "rule" else "caching:threshold=0.001"
+        raise RuleError(f"a {kind} must be a non-empty string such as {example!r}, got {text!r}")
     name, _, rest = text.strip().partition(":")
     name = name.strip()
     if name not in registry:
