@@ -16,6 +16,7 @@ from thrifty.train import (
     batch_mode,
     check_config,
     load_dataset,
+    preprocessing_for,
     run,
     run_many,
 )
@@ -49,6 +50,32 @@ def test_budget_ends_runs_that_never_converge(synthetic: data.Dataset) -> None:
     assert record["status"] == "budget"
     assert record["samples"] == 200  # 0.1 epoch of 2000 samples, a whole number of checks
     assert len(record["curve"]) == 2
+
+
+def test_budget_is_rounded_up_to_a_check_and_must_hold_one(synthetic: data.Dataset) -> None:
+    """0.075 epochs of 2000 samples are 150, rounded up to two checks of 100; a budget
+    shorter than one check would be stretched to it, and is refused before training."""
+    record = run(RunConfig(**SMALL, budget_epochs=0.075, criterion=1.0), synthetic)
+    assert (record["status"], record["samples"]) == ("budget", 200)
+    with pytest.raises(ConfigError, match="shorter than one check interval"):
+        run(RunConfig(**{**SMALL, "check_interval": 1000}, budget_epochs=0.4), synthetic)
+
+
+def test_data_other_than_the_configs_are_refused(synthetic: data.Dataset) -> None:
+    """A record names its data set and preprocessing: data of another set, or prepared
+    for another protocol, are refused before training."""
+    with pytest.raises(ConfigError, match="names 'mnist' but the data given are 'synthetic'"):
+        run(RunConfig(**{**SMALL, "dataset": "mnist"}), synthetic)
+    raw = dataclasses.replace(
+        synthetic, name="mnist", preprocessing=preprocessing_for(RunConfig(inputs="raw"))
+    )
+    with pytest.raises(ConfigError, match="prepared as"):
+        run_many([RunConfig(**{**SMALL, "dataset": "mnist"})], raw)
+
+
+def test_n_train_beyond_the_training_set_is_refused(synthetic: data.Dataset) -> None:
+    with pytest.raises(ConfigError, match="n_train must be at most the 2000"):
+        run(RunConfig(**SMALL, n_train=2001), synthetic)
 
 
 def test_divergence_is_reported_with_its_sample(synthetic: data.Dataset) -> None:

@@ -107,7 +107,9 @@ class RunConfig:
     inputs : {"centred", "raw"}
         ``raw``: pixels in [0, 1], no mean subtraction and no noise (Fig 6).
     budget_epochs : float > 0
-        Runs that have not met the criterion after this many epochs stop as "budget".
+        Runs that have not met the criterion after this many epochs stop as "budget"
+        (at the first check at or after it: the budget is rounded up to a whole number
+        of check intervals, and must hold at least one).
     check_interval : int or None
         Samples between two accuracy checks.
     sampling : {"epoch", "replacement"} or None

@@ -680,11 +680,34 @@ def load_dataset(
     )
 
 
+def check_dataset(config: RunConfig, dataset: Any) -> None:
+    """Raise ConfigError unless ``dataset`` is the data set ``config`` names, prepared
+    as its protocol and inputs say (a record must describe the data it was trained on)."""
+    config = config.resolved()
+    if dataset.name != config.dataset:
+        raise ConfigError(
+            f"dataset: the config names {config.dataset!r} but the data given are "
+            f"{dataset.name!r}; load them with load_dataset(config)"
+        )
+    wanted = preprocessing_for(config)
+    if dataset.preprocessing is not None and dataset.preprocessing != wanted:
+        raise ConfigError(
+            f"dataset: the data were prepared as {dataset.preprocessing}, the config's "
+            f"protocol {config.protocol!r} and inputs {config.inputs!r} need {wanted}; "
+            "load them with load_dataset(config)"
+        )
+
+
 def prepare_arrays(config: RunConfig, dataset: Any) -> dict[str, jax.Array]:
     """Device arrays of the augmented training and check sets, in the run's dtype."""
     dtype = jnp.dtype(config.dtype)
     x_train, y_train = dataset.x_train, dataset.y_train
     if config.n_train is not None:
+        if config.n_train > len(y_train):
+            raise ConfigError(
+                f"n_train must be at most the {len(y_train)} training images of "
+                f"{config.dataset}, got {config.n_train}"
+            )
         x_train, y_train = x_train[: config.n_train], y_train[: config.n_train]
     check = (
         (dataset.x_val, dataset.y_val)
@@ -702,10 +725,21 @@ def prepare_arrays(config: RunConfig, dataset: Any) -> dict[str, jax.Array]:
 
 
 def budget_samples(config: RunConfig, n_train: int) -> int:
-    """Sample budget, rounded up to a whole number of checks."""
+    """Sample budget, rounded up to a whole number of checks (a run stops at a check).
+
+    Raises ConfigError when the budget (``budget_epochs · n_train`` samples) is shorter
+    than one check interval, which the rounding would stretch many times over.
+    """
     interval = config.check_interval
     assert interval is not None
-    return math.ceil(config.budget_epochs * n_train / interval) * interval
+    budget = config.budget_epochs * n_train
+    if budget < interval * (1 - 1e-9):
+        raise ConfigError(
+            f"budget_epochs: a budget of {budget:.0f} samples ({config.budget_epochs:g} "
+            f"epochs of {n_train}) is shorter than one check interval ({interval} "
+            "samples); a run stops only at a check"
+        )
+    return math.ceil(budget / interval) * interval
 
 
 class _Tracker:
@@ -852,6 +886,7 @@ def run(
         ``samples_per_s``, ``versions``, ``data_source``.
     """
     config = check_config(config)
+    check_dataset(config, dataset)
     arrays = arrays if arrays is not None else prepare_arrays(config, dataset)
     structure = _structure_for(config, arrays, dataset)
     numbers = _as_arrays(numbers_of(config), jnp.dtype(config.dtype))
@@ -1014,6 +1049,7 @@ def run_many(
             "run_many needs configs that share dataset, protocol, inputs, dtype, n_train and "
             f"check_set; got {sorted(map(str, data_keys))}"
         )
+    check_dataset(configs[0], dataset)
     arrays = arrays if arrays is not None else prepare_arrays(configs[0], dataset)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, c in enumerate(configs):
