@@ -235,6 +235,15 @@ def test_flatten_columns(record: dict[str, Any]) -> None:
     assert flatten(fake())["rules"] == "" and flatten(fake())["alphas"] == ""
 
 
+def test_load_of_a_missing_store_or_a_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load(tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        load(tmp_path / "file")
+
+
 def test_load_and_parquet(tmp_path: Path, record: dict[str, Any]) -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
@@ -256,6 +265,7 @@ def test_load_and_parquet(tmp_path: Path, record: dict[str, Any]) -> None:
     assert list(back.columns) == list(df.columns)
     assert back["m0"].tolist() == df["m0"].tolist()
     assert [list(map(list, c)) for c in back["curve"]] == df["curve"].tolist()
+    (tmp_path / "nothing").mkdir()
     empty = load(tmp_path / "nothing")
     assert len(empty) == 0 and "m0" not in empty.columns and "lr" in empty.columns
 

@@ -517,6 +517,11 @@ def load(
         or leave it out with a warning; the skipped paths are in
         ``df.attrs["skipped"]`` either way (empty when none).
 
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        ``root`` does not exist, or is a file.
+
     Returns
     -------
     pandas.DataFrame
@@ -530,6 +535,13 @@ def load(
     """
     import pandas as pd
 
+    if not isinstance(root, ResultStore):
+        if not os.path.exists(root):
+            raise FileNotFoundError(f"no result store at {os.fspath(root)!r}: it does not exist")
+        if not os.path.isdir(root):
+            raise NotADirectoryError(
+                f"{os.fspath(root)!r} is a file; a result store is a directory (sweep --out)"
+            )
     store = root if isinstance(root, ResultStore) else ResultStore(root)
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be one of raise, skip; got {errors!r}")
