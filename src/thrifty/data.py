@@ -866,11 +866,12 @@ def load_raw(
         base = Path(named).expanduser()
         directory = base / name if (base / name).is_dir() else base
         origin = f"{directory} ({how})"
+        # the cache is not read here, so the advice names the directory given
         try:
-            files = _read_directory(name, directory, cache)
+            files = _read_directory(name, directory, directory)
         except _UnavailableError as err:
             raise DataError(f"{name}: {err}") from None
-        raw = _assemble(name, files, origin, f"directory {directory} ({how})", cache)
+        raw = _assemble(name, files, origin, f"directory {directory} ({how})", directory)
         emit(f"{name}: using {raw.source}")
         return raw
 
