@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,19 @@ def test_train_summary_and_rules(capsys: pytest.CaptureFixture[str]) -> None:
     assert "subnet:units=8 + top-k:fraction=0.5" in text
 
 
+def test_summary_shows_transient_cost_m_alpha_and_what_is_left_in_s(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", "--dataset", "synthetic", "--hidden", "8", "--quiet", "--alpha", "0.5"]
+    assert main([*args, "--synapses", "caching:threshold=0.01"]) == 0
+    text = capsys.readouterr().out
+    assert "of which transient cost" in text and "M_alpha (alpha = 0.5)" in text
+    assert "left in s    hidden:" in text and "left in s    output:" in text
+    assert main(args) == 0
+    plain = capsys.readouterr().out
+    assert "transient" not in plain and "left in s" not in plain and "M_alpha" in plain
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -70,6 +84,97 @@ def test_invalid_options_fail_before_work(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert needle in err
+
+
+@pytest.mark.parametrize(
+    ("command", "out", "needle"),
+    [
+        ("train", "adir", "is a directory"),
+        ("train", "missing/x.json", "does not exist"),
+        ("train", "afile/x.json", "is not a directory"),
+        ("sweep", "afile", "is not a directory"),
+        ("sweep", "afile/results", "cannot create"),
+        ("reproduce", "afile", "is not a directory"),
+    ],
+)
+def test_bad_output_paths_fail_before_any_run(
+    command: str, out: str, needle: str, tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    """A path that cannot be written stops the command before it trains anything."""
+    import thrifty.experiments
+    import thrifty.reproduce
+    import thrifty.train
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started despite a bad --out")
+
+    monkeypatch.setattr(thrifty.train, "run", no_work)
+    monkeypatch.setattr(thrifty.experiments, "run_sweep", no_work)
+    monkeypatch.setattr(thrifty.reproduce, "reproduce", no_work)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "sweep.toml").write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    args = {
+        "train": ["train", "--dataset", "synthetic", "--hidden", "5"],
+        "sweep": ["sweep", "sweep.toml"],
+        "reproduce": ["reproduce"],
+    }[command]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", out])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and needle in err
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["adir", "afile", "sweep.toml"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("list.json", "[1, 2]", "must hold a [run] table"),
+        ("text.toml", '[run]\nn_hidden = "100"\n', "n_hidden must be an integer"),
+        ("unknown.toml", "[run]\nfoo = 1\n", "unknown config field(s) foo"),
+        ("sweep.toml", "seeds = [0, 1]\n[run]\nn_hidden = 5\n", "thrifty sweep"),
+    ],
+)
+def test_train_config_file_errors_name_the_file(
+    name: str, content: str, needle: str, tmp_path: Any, capsys: Any
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and f"--config {str(path)!r}" in err.replace("--config: ", "--config ")
+
+
+def test_an_option_overriding_the_config_file_is_named(tmp_path: Any, capsys: Any) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text("[run]\nn_hidden = 5\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(path), "--hidden", "0"])
+    assert "--hidden: n_hidden" in capsys.readouterr().err
+
+
+def test_sweep_with_failed_runs_exits_with_1(tmp_path: Any, capsys: Any) -> None:
+    """Every run fails (no data where --data-dir points): recorded, and the status is 1."""
+    config = tmp_path / "sweep.toml"
+    config.write_text('[run]\ndataset = "mnist"\nn_hidden = 5\n')
+    code = main(
+        ["sweep", str(config), "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path / "no")]
+    )
+    assert code == 1
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_unusable_scheduler_is_an_error_naming_it(tmp_path: Any, capsys: Any) -> None:
+    config = tmp_path / "sweep.toml"
+    config.write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(config), "--out", str(tmp_path / "r"), "--scheduler", "nohost"])
+    assert exc.value.code == 2
+    assert "Dask" in capsys.readouterr().err
 
 
 def test_unknown_dataset_lists_choices() -> None:

@@ -80,7 +80,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--loss", choices=LOSSES, help="output loss (default mse)")
     p.add_argument("--inputs", choices=INPUTS, help="centred (default) or raw pixels")
-    p.add_argument("--budget-epochs", type=float, help="sample budget in epochs (default 5)")
+    p.add_argument(
+        "--budget-epochs",
+        type=float,
+        help="sample budget in epochs (default 5), rounded up to a whole number of "
+        "check intervals: a run stops at a check",
+    )
     p.add_argument("--check-interval", type=int, help="samples between accuracy checks")
     p.add_argument("--criterion", type=float, help="accuracy that ends training (0.95 MNIST)")
     p.add_argument("--dtype", choices=DTYPES, help="float32 (default) or float64")
@@ -95,29 +100,38 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
     values: dict[str, Any] = {}
     if args.config is not None:
         values.update(_read_run_table(args.config))
+    from_file = set(values)
     for opt, field in _TRAIN_FIELDS.items():
         v = getattr(args, opt, None)
         if v is not None:
             values[field] = v
+            from_file.discard(field)
     if args.rule:
         values["rules"] = tuple(args.rule)
+        from_file.discard("rules")
     if args.alpha:
         values["alphas"] = tuple(args.alpha)
+        from_file.discard("alphas")
     try:
         return RunConfig.from_dict(values)
     except ConfigError as exc:
+        # name where the bad value came from: the option, or the config file
         message = str(exc)
         options = {field: opt for opt, field in _TRAIN_FIELDS.items()}
         options.update(rules="rule", alphas="alpha")
         field = message.split(" ", 1)[0]
-        if field in options:
+        if field in options and field not in from_file:
             raise ConfigError(f"--{options[field].replace('_', '-')}: {message}") from None
+        if args.config is not None:
+            raise ConfigError(f"--config {str(args.config)!r}: {message}") from None
         raise
 
 
 def _read_run_table(path: Path) -> dict[str, Any]:
     import tomllib
 
+    if path.is_dir():
+        raise ConfigError(f"--config: {str(path)!r} is a directory, not a config file")
     if not path.is_file():
         raise ConfigError(f"--config: no such file {str(path)!r}")
     text = path.read_text()
@@ -125,6 +139,14 @@ def _read_run_table(path: Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"--config: cannot parse {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {str(path)!r} must hold a [run] table of config fields")
+    sweep_keys = sorted({"grid", "seeds", "runs"} & set(data))
+    if sweep_keys:
+        raise ConfigError(
+            f"--config: {str(path)!r} describes a sweep ({', '.join(sweep_keys)}); "
+            "`thrifty train` runs one config: use `thrifty sweep` for it"
+        )
     table = data.get("run", data)
     if not isinstance(table, dict):
         raise ConfigError(f"--config: {str(path)!r} must hold a [run] table of config fields")
@@ -160,6 +182,9 @@ def summary(record: dict[str, Any]) -> str:
     for layer in ("hidden", "output", "total"):
         e = record["energy"][layer]
         lines.append(f"  {layer:<10}{_fmt_int(e['m0']):>22}{e['m1']:>16.6g}")
+    if record["energy"]["total"].get("m1_transient"):
+        transient = record["energy"]["total"]["m1_transient"]
+        lines.append(f"  {'of which transient cost':<32}{transient:>16.6g}")
     if record.get("minimal_energy"):
         m = record["minimal_energy"]["total"]
         ineff = record["inefficiency"]
@@ -167,6 +192,15 @@ def summary(record: dict[str, Any]) -> str:
             f"  {'minimal':<10}{_fmt_int(m['m0']):>22}{m['m1']:>16.6g}"
             f"   (inefficiency M0 {ineff['m0']:.3g}×, M1 {ineff['m1']:.3g}×)"
         )
+    total = record["energy"]["total"]
+    for alpha, value in (total.get("m_alpha") or {}).items():
+        lines.append(f"  {f'M_alpha (alpha = {alpha})':<32}{value:>16.6g}")
+    for layer, left in (record.get("synapse_summary") or {}).items():
+        if isinstance(left, dict) and "remaining_m0" in left:
+            lines.append(
+                f"left in s    {layer}: {_fmt_int(left['remaining_m0'])} synapses, "
+                f"Σ|s| = {left['remaining_m1']:.6g}"
+            )
     lines.append(
         f"wall time   {record['wall_time_s']:.1f} s, {record['samples_per_s'] or 0:.0f} samples/s"
     )
@@ -187,6 +221,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.json and not args.quiet:
             print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
 
+    if args.out is not None:
+        _check_output_file(args.out)
     record = train.run(config, dataset, progress=progress)
     if args.out is not None:
         _write_json(args.out, record)
@@ -196,8 +232,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_output_file(path: Path) -> None:
+    """Raise ConfigError unless a file can be written at ``path`` (checked before a run,
+    so that a finished run is not lost to a bad ``--out``)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"--out: {str(path)!r} is a directory; give a file name")
+    if not parent.exists():
+        raise ConfigError(f"--out: the directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise ConfigError(f"--out: {str(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--out: {str(path)!r} cannot be written")
+
+
+def _check_output_dir(path: Path) -> None:
+    """Create the directory ``path`` (and its parents) if needed; ConfigError if that
+    fails or it cannot be written (checked before any run)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out: {str(path)!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create the directory {str(path)!r}: {exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: the directory {str(path)!r} cannot be written")
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -234,6 +301,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     configs = configs_from_file(args.file)
     for c in configs:
         check_config(c)
+    _check_output_dir(args.out)
     result = run_sweep(
         configs,
         args.out,
@@ -243,13 +311,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         batch=args.batch,
     )
     print(result)
-    return 0
+    return 1 if result.failed else 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``thrifty reproduce``: runs, figures and the report."""
     from thrifty.reproduce import reproduce
 
+    _check_output_dir(args.out)
     report = reproduce(
         args.scale,
         out=args.out,
@@ -328,11 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         jax.config.update("jax_enable_x64", True)
     enable_compilation_cache()
     from thrifty.data import DataError
+    from thrifty.experiments.executors import SchedulerError
+    from thrifty.experiments.store import StoreError
     from thrifty.rules.registry import RuleError
 
     try:
         return int(args.func(args))
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
         parser.exit(2, f"thrifty {args.command}: error: {exc}\n")
     except DataError as exc:
         parser.exit(4, f"thrifty {args.command}: data error: {exc}\n")

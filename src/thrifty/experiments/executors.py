@@ -45,6 +45,11 @@ __all__ = [
 ]
 
 
+class SchedulerError(ConnectionError):
+    """A Dask scheduler was asked for and cannot be used (Dask missing, a malformed
+    address, or no scheduler answering); names the address."""
+
+
 class ExecutorLike(Protocol):
     """Anything with the ``submit`` method of :class:`concurrent.futures.Executor`."""
 
@@ -320,6 +325,8 @@ def open_executor(
     ------
     ValueError
         ``workers`` < 1, or both ``client`` and ``scheduler`` given.
+    SchedulerError
+        ``scheduler`` given, and Dask is not installed or no scheduler answers there.
     """
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
@@ -329,10 +336,13 @@ def open_executor(
         try:
             from distributed import Client
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise SchedulerError(
                 "scheduler= needs Dask: pip install 'thrifty[dask]' (dask[distributed])"
             ) from exc
-        own = Client(scheduler, timeout="30s")
+        try:
+            own = Client(scheduler, timeout="30s")
+        except (ValueError, OSError) as exc:
+            raise SchedulerError(f"cannot use the Dask scheduler {scheduler!r}: {exc}") from exc
         try:
             yield OpenExecutor(DaskExecutor(own), f"Dask scheduler {scheduler}", None)
         finally:
