@@ -215,7 +215,7 @@ def chain(*rules: Rule) -> Rule:
 
     Example
     -------
-    >>> rule = chain(subnet(units=100), keep_top_fraction(0.05))  # doctest: +SKIP
+    >>> rule = chain(subnet(units=100), keep_top_fraction(fraction=0.05))  # doctest: +SKIP
     """
     if not rules:
         return identity()
