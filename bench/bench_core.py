@@ -14,13 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
 
-from common import chunk_rate, naive_numpy_rate
+from common import chunk_rate, naive_numpy_rate, sizes_from_argv
 from thrifty.config import RunConfig
 
 NAIVE_SAMPLES = {100: 2000, 1000: 300, 10000: 30}
 
 
 def main() -> None:
+    sizes_from_argv(__doc__, [])  # only --help; the sizes are those of NAIVE_SAMPLES
     print(
         f"# plain backprop, float32, {jax.devices()[0].device_kind}, "
         f"{platform.processor() or platform.machine()}"

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import N_DATA, best_of, chunk_rate, synthetic_inputs
+from common import N_DATA, best_of, chunk_rate, sizes_from_argv, synthetic_inputs
 from thrifty.config import RunConfig
 from thrifty.train import (
     Structure,
@@ -108,6 +108,7 @@ def peak_flops(size: int = 2048, repeats: int = 5) -> float:
 
 
 def main() -> None:
+    sizes = sizes_from_argv(__doc__, [100, 1000])
     print("# aggregate samples/s; 'separate' = one compiled single-run chunk after another")
     print(
         f"# device: {jax.devices()[0].device_kind}; run_many's default here: "
@@ -119,7 +120,7 @@ def main() -> None:
         "layer's block products; 'at peak', those products at the speed of one 2048² product"
     )
     print(f"{'N':>6} {'runs':>5} {'mode':>13} {'run_many':>10} {'separate':>10} {'ratio':>7}")
-    for n in [int(a) for a in sys.argv[1:]] or [100, 1000]:
+    for n in sizes:
         before = chunk_rate(RunConfig(n_hidden=n), repeats=5)
         rates = {}
         for batch in (1, 8, 32):

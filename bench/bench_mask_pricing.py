@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 import thrifty.energy as energy
 import thrifty.rules.library as library
-from common import rates_of_ways
+from common import rates_of_ways, sizes_from_argv
 from thrifty.config import RunConfig
 
 RULE = "synapse-mask:hidden=0.1,output=1"
@@ -59,7 +59,7 @@ def two_products(
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [300, 1000, 10_000]
+    sizes = sizes_from_argv(__doc__, [300, 1000, 10_000])
     ways = {"two": two_products, "one": energy._masked_sums}
     print(f"# device: {jax.devices()[0].device_kind}; float32; rule {RULE}; samples/s")
     print(f"{'N':>6} {'two products':>13} {'one product':>12} {'gain':>6}")

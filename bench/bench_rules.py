@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import chunk_rate
+from common import chunk_rate, sizes_from_argv
 from thrifty.config import RunConfig
 
 CASES = {
@@ -32,7 +32,7 @@ CASES = {
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    n = sizes_from_argv(__doc__, [10_000])[0]
     print(f"# N = {n}, float32; ratio = samples/s relative to plain backprop (same process)")
     base = chunk_rate(RunConfig(n_hidden=n))
     print(f"{'rule':<26} {'samples/s':>10} {'ratio':>7} {'per sample':>11} {'deferred gain':>14}")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import best_of, chunk_rate, naive_numpy_rate
+from common import best_of, chunk_rate, naive_numpy_rate, sizes_from_argv
 from thrifty.config import RunConfig
 from thrifty.synapses import SYNAPSE_MODELS
 
@@ -69,7 +69,7 @@ def numpy_copy_bandwidth(n_bytes: int) -> float:
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 10_000, 30_000]
+    sizes = sizes_from_argv(__doc__, [100, 1000, 10_000, 30_000])
     print(f"# device: {jax.devices()[0].device_kind}; float32; chunks of 1000 samples")
     header = (
         f"{'N':>6} {'case':<12} {'samples/s':>10} {'vs plain':>9} {'floor/s':>9} {'of floor':>9}"

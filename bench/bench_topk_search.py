@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import thrifty.rules.library as library
-from common import best_of, rates_of_ways
+from common import best_of, rates_of_ways, sizes_from_argv
 from thrifty.config import RunConfig
 from thrifty.ops import sort_by_magnitude
 
@@ -125,7 +125,7 @@ def threshold_time(threshold: Any, a: jax.Array, b: jax.Array, k: int, loops: in
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [300, 1000, 10_000]
+    sizes = sizes_from_argv(__doc__, [300, 1000, 10_000])
     ways = {"bisection": bisected_threshold, "thrifty": library.product_threshold}
     print(f"# device: {jax.devices()[0].device_kind}; float32")
     print("# the search alone, MNIST-like inputs (80 % zero pixels): counts and µs per threshold")

@@ -17,13 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import best_of
+from common import best_of, sizes_from_argv
 from thrifty.network import Params, augment, init_params
 from thrifty.train import CheckSet, accuracy
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    n = sizes_from_argv(__doc__, [10_000])[0]
     rng = np.random.default_rng(0)
     x = augment(jnp.asarray(rng.normal(0, 0.3, (10_000, 784)), jnp.float32))
     y = jnp.asarray(rng.integers(0, 10, 10_000), jnp.int32)

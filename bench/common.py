@@ -6,6 +6,7 @@ ratios, because these machines are shared and absolute timings drift.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,20 @@ from thrifty.network import augment
 from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
 
 N_DATA = 5000
+
+
+def sizes_from_argv(doc: str | None, default: list[int]) -> list[int]:
+    """Hidden-layer sizes given on the command line, or ``default``; ``-h``/``--help``
+    prints ``doc`` (the benchmark's docstring) and exits."""
+    args = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in args):
+        print(doc or "")
+        raise SystemExit(0)
+    try:
+        sizes = [int(a) for a in args]
+    except ValueError:
+        raise SystemExit(f"arguments must be hidden-layer sizes (integers), got {args}") from None
+    return sizes or default
 
 
 def synthetic_inputs(seed: int = 0) -> tuple[jax.Array, jax.Array]:
