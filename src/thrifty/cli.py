@@ -182,9 +182,9 @@ def summary(record: dict[str, Any]) -> str:
     for layer in ("hidden", "output", "total"):
         e = record["energy"][layer]
         lines.append(f"  {layer:<10}{_fmt_int(e['m0']):>22}{e['m1']:>16.6g}")
-    if record["energy"]["total"].get("m1_transient"):
-        transient = record["energy"]["total"]["m1_transient"]
-        lines.append(f"  {'of which transient cost':<32}{transient:>16.6g}")
+    total = record["energy"]["total"]
+    if total.get("m1_transient"):
+        lines.append(f"  {'of which transient cost':<32}{total['m1_transient']:>16.6g}")
     if record.get("minimal_energy"):
         m = record["minimal_energy"]["total"]
         ineff = record["inefficiency"]
@@ -192,7 +192,6 @@ def summary(record: dict[str, Any]) -> str:
             f"  {'minimal':<10}{_fmt_int(m['m0']):>22}{m['m1']:>16.6g}"
             f"   (inefficiency M0 {ineff['m0']:.3g}×, M1 {ineff['m1']:.3g}×)"
         )
-    total = record["energy"]["total"]
     for alpha, value in (total.get("m_alpha") or {}).items():
         lines.append(f"  {f'M_alpha (alpha = {alpha})':<32}{value:>16.6g}")
     for layer, left in (record.get("synapse_summary") or {}).items():
@@ -214,6 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from thrifty import train
 
     config = train.check_config(_config_from_args(args))
+    if args.out is not None:
+        _check_output_file(args.out)
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
     dataset = train.load_dataset(config, data_dir=args.data_dir, log=log)
 
@@ -221,8 +222,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.json and not args.quiet:
             print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
 
-    if args.out is not None:
-        _check_output_file(args.out)
     record = train.run(config, dataset, progress=progress)
     if args.out is not None:
         _write_json(args.out, record)
