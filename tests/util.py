@@ -21,6 +21,15 @@ def tie_free_data(n: int = 60, n_inputs: int = 20, seed: int = 0) -> tuple[np.nd
     return np.asarray(augment(jnp.asarray(x))), y
 
 
+def tied_data(n: int = 60, n_inputs: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented float64 inputs (n, n_inputs + 1), quarters from −0.75 to 0.75, so that
+    many inputs, and the updates of one unit, are exactly equal; and labels (n,)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (n, n_inputs)) * 0.25
+    y = rng.integers(0, 10, n).astype(np.int32)
+    return np.asarray(augment(jnp.asarray(x))), y
+
+
 def fast_run(
     config: RunConfig,
     x_aug: np.ndarray,

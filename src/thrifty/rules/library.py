@@ -334,7 +334,8 @@ def product_threshold(
         ``threshold[j] = τ / b_j`` (``inf`` where ``b_j = 0``) for the largest τ
         such that ``#{(i, j): a_i >= threshold[j]} >= k``. Exactly ``k`` pairs pass
         (all pairs when fewer exist), unless two values of ``a`` are closer than
-        one rounding step of the threshold; then a few more may pass.
+        one rounding step of the threshold; then a few more may pass. Of products
+        tied at τ in different columns, those of the lower columns pass.
 
     Notes
     -----
@@ -348,11 +349,12 @@ def product_threshold(
     k = k.astype(itype)
     lo = threshold_bits(a, a_sorted, b, k)
     # Products within one rounding step of τ pass together; when that lets more
-    # than k pass, raise the thresholds of just enough columns to the next τ.
+    # than k pass, raise the thresholds of just enough columns to the next τ, the
+    # last columns first: ties go to the lower index, as in a stable sort.
     passing = a.shape[0] - first_passing(lo, a_sorted, b)
     passing_next = a.shape[0] - first_passing(lo + 1, a_sorted, b)
     excess = jnp.sum(passing) - k
-    raise_col = jnp.cumsum(passing - passing_next) <= excess
+    raise_col = jnp.cumsum((passing - passing_next)[::-1])[::-1] <= excess
     return jnp.where(
         raise_col & (excess > 0),
         column_thresholds(lo + 1, b, a.dtype),
