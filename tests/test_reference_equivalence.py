@@ -119,18 +119,28 @@ def _random_mask_ref(structure: Any, numbers: Any, key: jax.Array, params: Param
 
 
 def _compare(
-    rules: tuple[str, ...], make_ref: Any, lr: float = 0.05, data: Any = tie_free_data
+    rules: tuple[str, ...],
+    make_ref: Any,
+    lr: float = 0.05,
+    data: Any = tie_free_data,
+    alphas: tuple[float, ...] = (),
 ) -> None:
     x, y = data()
     order = np.random.default_rng(1).integers(0, len(y), T)
     cfg = RunConfig(
-        dataset="synthetic", n_hidden=N_HIDDEN, rules=rules, lr=lr, sigma=0.3, dtype="float64"
+        dataset="synthetic",
+        n_hidden=N_HIDDEN,
+        rules=rules,
+        lr=lr,
+        sigma=0.3,
+        dtype="float64",
+        alphas=alphas,
     )
     initial, final, out, (structure, numbers, k_steps) = fast_run(cfg, x, y, order)
     p0 = initial.params
     rule_ref = make_ref(initial.rule_state, (structure, numbers, k_steps, p0))
     w1, w2, records = ref.train(
-        p0[0], p0[1], x, y, order, lr=lr, rule=rule_ref, keep_selections=True
+        p0[0], p0[1], x, y, order, lr=lr, rule=rule_ref, keep_selections=True, alphas=alphas
     )
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
@@ -146,6 +156,13 @@ def _compare(
         np.testing.assert_allclose(
             np.asarray(e.m1_potentiation), [r.m1_potentiation[layer] for r in records], rtol=1e-6
         )
+        if alphas:
+            np.testing.assert_allclose(
+                np.asarray(e.m_alpha),
+                [r.m_alpha[layer] for r in records],
+                rtol=1e-6,
+                atol=1e-300,
+            )
     np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=1e-9)
     _compare_selections(_specs(structure, numbers)[0], initial, x, y, order, records, lr)
 
@@ -210,6 +227,13 @@ def test_top_k_with_tied_updates_matches_reference(case: str) -> None:
     _compare(rules, make_ref, data=tied_data)
 
 
+@pytest.mark.parametrize("case", ["backprop", "synapse-mask", "top-k-layer", "subnet", "lazy"])
+def test_m_alpha_matches_reference(case: str) -> None:
+    """The extra meters Σ|Δw|^α against the reference's dense sums, per step and layer."""
+    rules, make_ref = CASES[case]
+    _compare(rules, make_ref, alphas=(0.5, 2.0))
+
+
 def test_random_neuron_mask_matches_reference() -> None:
     def make(st: Any, extra: Any) -> Any:
         structure, numbers, k_steps, p0 = extra
@@ -227,11 +251,12 @@ def test_random_neuron_mask_matches_reference() -> None:
     )
     initial, final, out, extra = fast_run(cfg, x, y, order)
     rule_ref = make(initial.rule_state, (*extra, initial.params))
-    w1, _w2, records = ref.train(
+    w1, w2, records = ref.train(
         initial.params[0], initial.params[1], x, y, order, lr=0.05, rule=rule_ref
     )
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
-    np.testing.assert_array_equal(np.asarray(out.energy[0].m0), [r.m0[0] for r in records])
+    np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
+    _compare_meters(out, records, rtol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
@@ -249,12 +274,29 @@ def test_variants_match_reference(loss: str, activation: str) -> None:
         activation=activation,
     )
     initial, final, out, _ = fast_run(cfg, x, y, order)
-    w1, _w2, records = ref.train(
+    w1, w2, records = ref.train(
         initial.params[0], initial.params[1], x, y, order, lr=0.05, loss=loss, activation=activation
     )
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
-    np.testing.assert_array_equal(np.asarray(out.energy[0].m0), [r.m0[0] for r in records])
-    np.testing.assert_allclose(np.asarray(out.energy[0].m1), [r.m1[0] for r in records], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
+    _compare_meters(out, records, rtol=1e-6)
+
+
+def _compare_meters(out: Any, records: Any, rtol: float) -> None:
+    """M0 and its potentiation part equal, M1 and its part within ``rtol``, both layers."""
+    for layer in range(2):
+        e = out.energy[layer]
+        for name in ("m0", "m0_potentiation"):
+            np.testing.assert_array_equal(
+                np.asarray(getattr(e, name)), [getattr(r, name)[layer] for r in records]
+            )
+        for name in ("m1", "m1_potentiation"):
+            np.testing.assert_allclose(
+                np.asarray(getattr(e, name)),
+                [getattr(r, name)[layer] for r in records],
+                rtol=rtol,
+                atol=1e-300,
+            )
 
 
 def test_float32_stays_close_to_reference() -> None:
@@ -267,5 +309,4 @@ def test_float32_stays_close_to_reference() -> None:
     w1, w2, records = ref.train(initial.params[0], initial.params[1], x, y, order, lr=0.05)
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-5, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-5, rtol=0)
-    np.testing.assert_array_equal(np.asarray(out.energy[0].m0), [r.m0[0] for r in records])
-    np.testing.assert_allclose(np.asarray(out.energy[0].m1), [r.m1[0] for r in records], rtol=1e-5)
+    _compare_meters(out, records, rtol=1e-5)

@@ -21,6 +21,8 @@ class StepRecord:
     m1, m1_potentiation : list of float, one per layer
     loss : float
     selection : list of boolean matrices (only when asked for)
+    m_alpha : list of list of float
+        Per layer, Σ|Δw|^α over the changed synapses, one per exponent asked for.
     """
 
     m0: list[int]
@@ -29,6 +31,7 @@ class StepRecord:
     m1_potentiation: list[float]
     loss: float
     selection: list[np.ndarray] | None = None
+    m_alpha: list[list[float]] | None = None
 
 
 def energy_of(dw: np.ndarray) -> tuple[int, int, float, float]:
@@ -54,6 +57,7 @@ def train(
     loss: str = "mse",
     n_outputs: int = 10,
     keep_selections: bool = False,
+    alphas: Sequence[float] = (),
 ) -> tuple[np.ndarray, np.ndarray, list[StepRecord]]:
     """Train on the samples ``order`` one at a time, plain synapses.
 
@@ -64,6 +68,7 @@ def train(
     x_aug : (n, n_in + 1) augmented inputs; labels : (n,) ints
     order : sample indices, one per step
     rule : reference rule or None (plain backprop)
+    alphas : exponents α of extra meters Σ|Δw|^α (``StepRecord.m_alpha``)
 
     Returns
     -------
@@ -97,6 +102,9 @@ def train(
                 m1_potentiation=[e[3] for e in energies],
                 loss=loss_value(acts.y, target, loss),
                 selection=allowed if keep_selections else None,
+                m_alpha=[
+                    [float(np.sum(np.abs(a[a != 0]) ** alpha)) for alpha in alphas] for a in applied
+                ],
             )
         )
     return w[0], w[1], records
