@@ -230,6 +230,29 @@ def test_each_figure_survives_an_empty_table(name: str, tmp_path: Path) -> None:
     assert path.stat().st_size > 0
 
 
+def test_a_log_axis_over_equal_values_can_be_drawn(tmp_path: Path) -> None:
+    """Equal medians and a fitted line that varies by rounding only (every run met the
+    criterion at the first check) leave a log axis that can be drawn."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from thrifty.figures import style
+
+    fig, ax = plt.subplots()
+    x = np.array([10.0, 20.0, 40.0])
+    style.errorbar(ax, x, np.full(3, 1000.0), np.full(3, 1000.0), np.full(3, 1000.0), kind="plain")
+    xs = np.geomspace(10.0, 40.0, 50)  # a fit of equal values: 1e-13 apart
+    style.theory_line(ax, xs, 1000.000000000001 * xs**-1.3749204242630202e-17, kind="theory")
+    style.style_axes(ax, xlog=True, ylog=True)
+    lo, hi = ax.get_ylim()
+    assert lo < 1000.0 < hi and hi / lo > 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(tmp_path / "flat.png")
+    plt.close(fig)
+
+
 def test_fig1b_recovers_the_exponents_and_n_min(frame: pd.DataFrame) -> None:
     data = module("fig1b").compute(frame, "mnist")
     assert data.values["n_min"] == 30

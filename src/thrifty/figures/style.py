@@ -137,13 +137,19 @@ def style_axes(
     xlog: bool = False,
     ylog: bool = False,
 ) -> None:
-    """Labels, log scales and a light grid."""
+    """Labels, log scales and a light grid.
+
+    A log axis whose data span almost nothing (all points equal, up to rounding) is
+    widened to a factor of 1.5 each way around them, so that it can be drawn.
+    """
     with rc_context():
         if xlog:
             ax.set_xscale("log")
+            _widen_narrow_log_range(ax.get_xlim(), ax.set_xlim)
             _log_ticks(ax.xaxis, ax.get_xlim())
         if ylog:
             ax.set_yscale("log")
+            _widen_narrow_log_range(ax.get_ylim(), ax.set_ylim)
             _log_ticks(ax.yaxis, ax.get_ylim())
         if xlabel:
             ax.set_xlabel(xlabel)
@@ -152,6 +158,13 @@ def style_axes(
         if title:
             ax.set_title(title, loc="left")
         ax.grid(True, which="major", alpha=0.25, linewidth=0.6)
+
+
+def _widen_narrow_log_range(lim: tuple[float, float], set_lim: Any) -> None:
+    lo, hi = sorted(lim)
+    if lo > 0 and np.isfinite(hi) and hi / lo < 1.01:
+        centre = np.sqrt(lo * hi)
+        set_lim(centre / 1.5, centre * 1.5)
 
 
 def tick_text(value: float) -> str:
