@@ -124,9 +124,10 @@ def _compare(
     lr: float = 0.05,
     data: Any = tie_free_data,
     alphas: tuple[float, ...] = (),
+    steps: int = T,
 ) -> None:
     x, y = data()
-    order = np.random.default_rng(1).integers(0, len(y), T)
+    order = np.random.default_rng(1).integers(0, len(y), steps)
     cfg = RunConfig(
         dataset="synthetic",
         n_hidden=N_HIDDEN,
@@ -225,6 +226,20 @@ def test_top_k_with_tied_updates_matches_reference(case: str) -> None:
     with ties going to the lower index, as the reference's stable sort takes them."""
     rules, make_ref = CASES[case]
     _compare(rules, make_ref, data=tied_data)
+
+
+@pytest.mark.parametrize("case", ["backprop", "subnet", "neuron-mask", "lazy", "subnet+select"])
+def test_runs_with_deferred_updates_match_reference(case: str) -> None:
+    """200 steps: three whole blocks of 64 samples whose updates are applied at once
+    (``thrifty.train.defers_updates``), then 8 more, against the reference's steps."""
+    from thrifty.train import Structure, _as_arrays, deferred_block, defers_updates, numbers_of
+
+    rules, make_ref = CASES[case]
+    cfg = RunConfig(dataset="synthetic", n_hidden=N_HIDDEN, rules=rules, dtype="float64")
+    numbers = _as_arrays(numbers_of(cfg.resolved()), jnp.float64)
+    assert defers_updates(Structure.of(cfg.resolved(), 20, 10), numbers)
+    assert deferred_block(N_HIDDEN) == 64
+    _compare(rules, make_ref, steps=200)
 
 
 @pytest.mark.parametrize("case", ["backprop", "synapse-mask", "top-k-layer", "subnet", "lazy"])
