@@ -235,6 +235,14 @@ def test_flatten_columns(record: dict[str, Any]) -> None:
     assert flatten(fake())["rules"] == "" and flatten(fake())["alphas"] == ""
 
 
+def test_a_budget_shorter_than_a_check_refuses_the_sweep_before_any_run(tmp_path: Path) -> None:
+    configs = [RunConfig(n_hidden=5, budget_epochs=b) for b in (1.0, 0.01)]
+    with pytest.raises(ConfigError, match=r"config 1 .*budget of 500 samples"):
+        run_sweep(configs, tmp_path / "r")
+    records = tmp_path / "r" / "records"
+    assert not records.exists() or not any(records.iterdir())
+
+
 def test_load_of_a_missing_store_or_a_file_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load(tmp_path / "results")

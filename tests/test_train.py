@@ -15,6 +15,7 @@ from thrifty.train import (
     VMAP_ON_CPU_UP_TO,
     batch_mode,
     check_config,
+    expected_n_train,
     load_dataset,
     preprocessing_for,
     run,
@@ -59,6 +60,16 @@ def test_budget_is_rounded_up_to_a_check_and_must_hold_one(synthetic: data.Datas
     assert (record["status"], record["samples"]) == ("budget", 200)
     with pytest.raises(ConfigError, match="shorter than one check interval"):
         run(RunConfig(**{**SMALL, "check_interval": 1000}, budget_epochs=0.4), synthetic)
+
+
+def test_budgets_of_stored_data_sets_are_checked_before_loading() -> None:
+    assert expected_n_train(RunConfig()) == 50_000
+    assert expected_n_train(RunConfig(protocol="reference")) == 60_000
+    assert expected_n_train(RunConfig(dataset="fashion-mnist", n_train=3000)) == 3000
+    assert expected_n_train(RunConfig(dataset="synthetic")) is None
+    with pytest.raises(ConfigError, match="budget of 500 samples"):
+        check_config(RunConfig(budget_epochs=0.01))
+    check_config(RunConfig(budget_epochs=0.02))  # exactly one check
 
 
 def test_data_other_than_the_configs_are_refused(synthetic: data.Dataset) -> None:

@@ -638,8 +638,28 @@ def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
             "dtype float64 needs JAX's 64-bit mode: set JAX_ENABLE_X64=1 or call "
             "jax.config.update('jax_enable_x64', True) first"
         )
+    n_train = expected_n_train(config)
+    if n_train is not None:
+        budget_samples(config, n_train)
     del n_inputs
     return config
+
+
+STORED_TRAINING_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000}
+"""Images in the training file of each stored data set."""
+
+
+def expected_n_train(config: RunConfig) -> int | None:
+    """Training samples a run of ``config`` draws from, known before loading the data:
+    the stored training images less the validation sixth (``split="validation"``), at
+    most ``n_train``; None for synthetic data, whose size is the caller's."""
+    config = config.resolved()
+    stored = STORED_TRAINING_IMAGES.get(config.dataset)
+    if stored is None:
+        return None
+    split = preprocessing_for(config).split
+    available = stored - stored // 6 if split == "validation" else stored
+    return min(available, config.n_train) if config.n_train is not None else available
 
 
 def preprocessing_for(config: RunConfig) -> Any:
