@@ -149,6 +149,31 @@ def test_train_config_file_errors_name_the_file(
     assert needle in err and f"--config {str(path)!r}" in err.replace("--config: ", "--config ")
 
 
+def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[run]\nn_hidden = 5\nrules = ["bogus"]\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--config", str(path)])
+    assert exc.value.code == 2
+    assert f"--config {str(path)!r}: unknown rule 'bogus'" in capsys.readouterr().err
+
+
+def test_a_record_that_cannot_be_written_is_still_printed(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    import thrifty.cli
+
+    def full_disk(path: Any, data: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(thrifty.cli, "_write_json", full_disk)
+    args = ["train", "--dataset", "synthetic", "--hidden", "5", "--json"]
+    assert main([*args, "--out", str(tmp_path / "r.json")]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] in ("converged", "budget")
+    assert "No space left" in err and "printed above" in err
+
+
 def test_an_option_overriding_the_config_file_is_named(tmp_path: Any, capsys: Any) -> None:
     path = tmp_path / "run.toml"
     path.write_text("[run]\nn_hidden = 5\n")

@@ -97,6 +97,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The checked config of the options and ``--config`` file; errors name the option
+    or the file that gave the bad value."""
+    from thrifty.rules.registry import RuleError
+    from thrifty.train import check_config
+
     values: dict[str, Any] = {}
     if args.config is not None:
         values.update(_read_run_table(args.config))
@@ -113,13 +118,17 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         values["alphas"] = tuple(args.alpha)
         from_file.discard("alphas")
     try:
-        return RunConfig.from_dict(values)
+        return check_config(RunConfig.from_dict(values))
+    except RuleError as exc:
+        if args.config is not None and {"rules", "synapses"} & from_file:
+            raise RuleError(f"--config {str(args.config)!r}: {exc}") from None
+        raise
     except ConfigError as exc:
         # name where the bad value came from: the option, or the config file
         message = str(exc)
         options = {field: opt for opt, field in _TRAIN_FIELDS.items()}
         options.update(rules="rule", alphas="alpha")
-        field = message.split(" ", 1)[0]
+        field = message.split(" ", 1)[0].rstrip(":")
         if field in options and field not in from_file:
             raise ConfigError(f"--{options[field].replace('_', '-')}: {message}") from None
         if args.config is not None:
@@ -212,7 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``thrifty train``: validate everything, load data, train, print the summary."""
     from thrifty import train
 
-    config = train.check_config(_config_from_args(args))
+    config = _config_from_args(args)
     if args.out is not None:
         _check_output_file(args.out)
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
@@ -223,9 +232,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
 
     record = train.run(config, dataset, progress=progress)
-    if args.out is not None:
-        _write_json(args.out, record)
     print(json.dumps(record, indent=2) if args.json else summary(record))
+    if args.out is not None:
+        try:
+            _write_json(args.out, record)
+        except OSError as exc:
+            print(
+                f"thrifty train: error: --out: cannot write {str(args.out)!r} ({exc}); "
+                "the record is printed above",
+                file=sys.stderr,
+            )
+            return 2
     return 0 if record["status"] != "diverged" else 3
 
 
@@ -249,8 +266,8 @@ def _check_output_file(path: Path) -> None:
         raise ConfigError(f"--out: the directory {str(parent)!r} does not exist")
     if not parent.is_dir():
         raise ConfigError(f"--out: {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--out: {str(path)!r} cannot be written")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: the directory {str(parent)!r} cannot be written")
 
 
 def _check_output_dir(path: Path) -> None:

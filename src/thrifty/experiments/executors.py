@@ -39,6 +39,7 @@ __all__ = [
     "InlineExecutor",
     "LocalPool",
     "OpenExecutor",
+    "SchedulerError",
     "as_concurrent_future",
     "is_worker_loss",
     "open_executor",
