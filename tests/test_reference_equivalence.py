@@ -3,7 +3,7 @@
 Both are fed the same initial weights, sample order and random masks. In float64
 the weights agree within 1e-9, M0 is identical at every step and M1 agrees within
 1e-6 relative; selections are identical on tie-free data, and for top-k also on
-inputs with many exact ties.
+inputs with many exact ties (equal inputs; the errors of two units never tie).
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ def test_listed_mask_then_top_k_matches_reference(case: str, monkeypatch: Any) -
 )
 def test_top_k_with_tied_updates_matches_reference(case: str) -> None:
     """Inputs on a coarse grid tie many updates of a unit; the largest updates are taken
-    with ties going to the lower index, as the reference's stable sort takes them."""
+    with ties within a unit going to the lower input, as the reference's stable sort
+    takes them (the errors are continuous, so no two units tie)."""
     rules, make_ref = CASES[case]
     _compare(rules, make_ref, data=tied_data)
 

@@ -335,7 +335,9 @@ def product_threshold(
         such that ``#{(i, j): a_i >= threshold[j]} >= k``. Exactly ``k`` pairs pass
         (all pairs when fewer exist), unless two values of ``a`` are closer than
         one rounding step of the threshold; then a few more may pass. Of products
-        tied at τ in different columns, those of the lower columns pass.
+        tied at τ in different columns, those of the lower columns pass (for ties
+        within one row, the choice of a stable sort by flat index; between rows it
+        may differ from that choice).
 
     Notes
     -----
@@ -350,7 +352,8 @@ def product_threshold(
     lo = threshold_bits(a, a_sorted, b, k)
     # Products within one rounding step of τ pass together; when that lets more
     # than k pass, raise the thresholds of just enough columns to the next τ, the
-    # last columns first: ties go to the lower index, as in a stable sort.
+    # last columns first: ties within a row go to the lower index, as in a stable
+    # sort (ties between rows are settled by column, which a stable sort may not be).
     passing = a.shape[0] - first_passing(lo, a_sorted, b)
     passing_next = a.shape[0] - first_passing(lo + 1, a_sorted, b)
     excess = jnp.sum(passing) - k
