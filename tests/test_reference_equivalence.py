@@ -183,19 +183,28 @@ def _compare_selections(
     w = [np.array(initial.params[0]), np.array(initial.params[1])]
     state = initial.rule_state
     key = jax.random.split(jax.random.key(0))[1]  # the step key of fast_run(seed=0)
+
+    @jax.jit  # one program per rule: op by op, every step would compile its own loops
+    def select(params: Params, x_t: Any, target: Any, state: Any, ctx: Context) -> Any:
+        proposal = propose(params, x_t, target)
+        sel, state = rule.update(proposal, state, params, ctx)
+        dense = [
+            dense_selection(lp.delta, lp.pre, s) for lp, s in zip(proposal.layers, sel, strict=True)
+        ]
+        return proposal, dense, state
+
     for t, idx in enumerate(order):
         params = Params(jnp.asarray(w[0]), jnp.asarray(w[1]))
         target = jax.nn.one_hot(int(y[idx]), 10, dtype=jnp.float64)
-        proposal = propose(params, jnp.asarray(x[idx]), target)
         ctx = Context(
             step=jnp.asarray(t, jnp.int32),
             label=jnp.asarray(int(y[idx])),
             key=jax.random.fold_in(key, t),
         )
-        sel, state = rule.update(proposal, state, params, ctx)
+        proposal, dense, state = select(params, jnp.asarray(x[idx]), target, state, ctx)
         for layer in range(2):
             lp = proposal.layers[layer]
-            fast = np.asarray(dense_selection(lp.delta, lp.pre, sel[layer]))
+            fast = np.asarray(dense[layer])
             nonzero = np.outer(np.asarray(lp.delta) != 0, np.asarray(lp.pre) != 0)
             np.testing.assert_array_equal(fast & nonzero, records[t].selection[layer] & nonzero)
             dw = -lr * np.outer(np.asarray(lp.delta), np.asarray(lp.pre))
