@@ -88,6 +88,15 @@ DATASETS = (MNIST, FASHION)
 
 #: Validation accuracy at which training stops, per data set.
 CRITERION: dict[str, float] = {MNIST: 0.95, FASHION: 0.85}
+#: Images in the training file of each data set (its checksums pin them).
+STORED_TRAINING_IMAGES: dict[str, int] = {MNIST: 60_000, FASHION: 60_000}
+
+
+def training_part(n: int, split: str) -> int:
+    """How many of ``n`` training images train under ``split``: all of them with
+    ``"test"``, all but the last sixth (the validation set) with ``"validation"``."""
+    return n - n // 6 if split == "validation" else n
+
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -992,7 +1001,7 @@ def prepare(raw: RawImages, preprocessing: Preprocessing) -> Dataset:
     train_all = _scaled(raw.train_images, p.scale)
     test = _scaled(raw.test_images, p.scale)
     n = train_all.shape[0]
-    cut = n - n // 6 if p.split == "validation" else n
+    cut = training_part(n, p.split)
     if p.split == "validation" and not 0 < cut < n:
         raise ValueError(f"split='validation' needs at least 6 training images to split, got {n}")
     train, val = train_all[:cut], train_all[cut:]

@@ -645,20 +645,17 @@ def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
     return config
 
 
-STORED_TRAINING_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000}
-"""Images in the training file of each stored data set."""
-
-
 def expected_n_train(config: RunConfig) -> int | None:
     """Training samples a run of ``config`` draws from, known before loading the data:
     the stored training images less the validation sixth (``split="validation"``), at
     most ``n_train``; None for synthetic data, whose size is the caller's."""
+    from thrifty import data
+
     config = config.resolved()
-    stored = STORED_TRAINING_IMAGES.get(config.dataset)
+    stored = data.STORED_TRAINING_IMAGES.get(config.dataset)
     if stored is None:
         return None
-    split = preprocessing_for(config).split
-    available = stored - stored // 6 if split == "validation" else stored
+    available = data.training_part(stored, preprocessing_for(config).split)
     return min(available, config.n_train) if config.n_train is not None else available
 
 
