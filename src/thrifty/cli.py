@@ -259,7 +259,7 @@ def _write_json(path: Path, data: Any) -> None:
 def _check_output_file(path: Path) -> None:
     """Raise ConfigError unless a file can be written at ``path`` (checked before a run,
     so that a finished run is not lost to a bad ``--out``)."""
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # Path(".") for a bare file name
     if path.is_dir():
         raise ConfigError(f"--out: {str(path)!r} is a directory; give a file name")
     if not parent.exists():
