@@ -145,27 +145,27 @@ def _compare(
     )
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
-    for layer in range(2):
-        e = out.energy[layer]
-        m0_ref = np.array([r.m0[layer] for r in records])
-        np.testing.assert_array_equal(np.asarray(e.m0), m0_ref)
-        np.testing.assert_array_equal(
-            np.asarray(e.m0_potentiation), [r.m0_potentiation[layer] for r in records]
-        )
-        m1_ref = np.array([r.m1[layer] for r in records])
-        np.testing.assert_allclose(np.asarray(e.m1), m1_ref, rtol=1e-6, atol=1e-300)
-        np.testing.assert_allclose(
-            np.asarray(e.m1_potentiation), [r.m1_potentiation[layer] for r in records], rtol=1e-6
-        )
-        if alphas:
-            np.testing.assert_allclose(
-                np.asarray(e.m_alpha),
-                [r.m_alpha[layer] for r in records],
-                rtol=1e-6,
-                atol=1e-300,
-            )
+    _compare_meters(out, records, rtol=1e-6, alphas=bool(alphas))
     np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=1e-9)
     _compare_selections(_specs(structure, numbers)[0], initial, x, y, order, records, lr)
+
+
+def _compare_meters(out: Any, records: Any, rtol: float, alphas: bool = False) -> None:
+    """Per step and layer: M0 and its potentiation part equal, M1, its potentiation part
+    and (``alphas``) the M_alpha meters within ``rtol``."""
+    for layer in range(2):
+        e = out.energy[layer]
+        for name in ("m0", "m0_potentiation"):
+            np.testing.assert_array_equal(
+                np.asarray(getattr(e, name)), [getattr(r, name)[layer] for r in records]
+            )
+        for name in ["m1", "m1_potentiation"] + (["m_alpha"] if alphas else []):
+            np.testing.assert_allclose(
+                np.asarray(getattr(e, name)),
+                [getattr(r, name)[layer] for r in records],
+                rtol=rtol,
+                atol=0,
+            )
 
 
 def _compare_selections(
@@ -305,23 +305,6 @@ def test_variants_match_reference(loss: str, activation: str) -> None:
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
     _compare_meters(out, records, rtol=1e-6)
-
-
-def _compare_meters(out: Any, records: Any, rtol: float) -> None:
-    """M0 and its potentiation part equal, M1 and its part within ``rtol``, both layers."""
-    for layer in range(2):
-        e = out.energy[layer]
-        for name in ("m0", "m0_potentiation"):
-            np.testing.assert_array_equal(
-                np.asarray(getattr(e, name)), [getattr(r, name)[layer] for r in records]
-            )
-        for name in ("m1", "m1_potentiation"):
-            np.testing.assert_allclose(
-                np.asarray(getattr(e, name)),
-                [getattr(r, name)[layer] for r in records],
-                rtol=rtol,
-                atol=1e-300,
-            )
 
 
 def test_float32_stays_close_to_reference() -> None:
