@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,6 +127,42 @@ def test_bad_output_paths_fail_before_any_run(
     err = capsys.readouterr().err
     assert "--out" in err and needle in err
     assert sorted(q.name for q in tmp_path.iterdir()) == ["adir", "afile", "sweep.toml"]
+
+
+@pytest.mark.parametrize("command", ["sweep", "reproduce"])
+@pytest.mark.parametrize("writes", [False, True])
+def test_failed_start_leaves_no_empty_output_dir(
+    command: str, writes: bool, tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    """A command that fails before writing anything removes the --out directories
+    it created; one that wrote something keeps them."""
+    import thrifty.experiments
+    import thrifty.reproduce
+    from thrifty.data import DataError
+
+    def fails(*args: Any, out: Any = None, **kwargs: Any) -> None:
+        out = Path(out if out is not None else args[1])
+        assert out.is_dir()
+        if writes:
+            (out / "records").mkdir()
+        raise DataError("no data here")
+
+    monkeypatch.setattr(thrifty.experiments, "run_sweep", fails)
+    monkeypatch.setattr(thrifty.reproduce, "reproduce", fails)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.toml").write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    (tmp_path / "kept").mkdir()
+    args = {"sweep": ["sweep", "sweep.toml"], "reproduce": ["reproduce"]}[command]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", "new/deeper/results"])
+    assert exc.value.code == 4
+    assert "no data here" in capsys.readouterr().err
+    assert (tmp_path / "new/deeper/results/records").is_dir() == writes
+    assert (tmp_path / "new").exists() == writes
+    # a directory that existed before is never removed
+    with pytest.raises(SystemExit):
+        main([*args, "--out", "kept"])
+    assert (tmp_path / "kept").is_dir()
 
 
 @pytest.mark.parametrize(

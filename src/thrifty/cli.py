@@ -12,10 +12,11 @@ reproduce   reproduce the paper's figures and write a report
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,17 +271,42 @@ def _check_output_file(path: Path) -> None:
         raise ConfigError(f"--out: the directory {str(parent)!r} cannot be written")
 
 
-def _check_output_dir(path: Path) -> None:
+def _check_output_dir(path: Path) -> list[Path]:
     """Create the directory ``path`` (and its parents) if needed; ConfigError if that
-    fails or it cannot be written (checked before any run)."""
+    fails or it cannot be written (checked before any run).
+
+    Returns the directories it created, deepest first (see :func:`_output_dir`).
+    """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out: {str(path)!r} exists and is not a directory")
+    created = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create the directory {str(path)!r}: {exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"--out: the directory {str(path)!r} cannot be written")
+    return created
+
+
+@contextlib.contextmanager
+def _output_dir(path: Path) -> Iterator[None]:
+    """Check and create the results directory ``path`` for the commands inside.
+
+    When they fail (a data error, an interrupt), the directories created here are
+    removed again if they are still empty, so a failed start leaves nothing behind;
+    a directory holding anything, such as the records of finished runs, is kept.
+    """
+    created = _check_output_dir(path)
+    try:
+        yield
+    except BaseException:
+        for directory in created:
+            try:
+                directory.rmdir()  # only succeeds while empty
+            except OSError:
+                break
+        raise
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -317,15 +343,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     configs = configs_from_file(args.file)
     for c in configs:
         check_config(c)
-    _check_output_dir(args.out)
-    result = run_sweep(
-        configs,
-        args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        data_dir=args.data_dir,
-        batch=args.batch,
-    )
+    with _output_dir(args.out):
+        result = run_sweep(
+            configs,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            data_dir=args.data_dir,
+            batch=args.batch,
+        )
     print(result)
     return 1 if result.failed else 0
 
@@ -334,14 +360,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """``thrifty reproduce``: runs, figures and the report."""
     from thrifty.reproduce import reproduce
 
-    _check_output_dir(args.out)
-    report = reproduce(
-        args.scale,
-        out=args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        data_dir=args.data_dir,
-    )
+    with _output_dir(args.out):
+        report = reproduce(
+            args.scale,
+            out=args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            data_dir=args.data_dir,
+        )
     print(f"report: {report}")
     return 0
 
