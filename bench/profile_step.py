@@ -12,6 +12,8 @@ Usage::
 
     PYTHONPATH=src python bench/profile_step.py --n 1000 --synapses caching:threshold=0.001
     PYTHONPATH=src python bench/profile_step.py --n 10000 --rules subnet:units=100 --data mnist
+    PYTHONPATH=src python bench/profile_step.py --n 10000 --synapses caching:threshold=0.001 \
+        --data centred
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bench_caching import Timer
+from common import synthetic_inputs
 from thrifty.config import RunConfig
 from thrifty.train import load_dataset, run_chunk
 
@@ -63,11 +67,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="hidden units")
     parser.add_argument("--synapses", default="plain", help="synapse-model string")
     parser.add_argument("--rules", nargs="*", default=[], help="plasticity rules")
-    parser.add_argument("--data", choices=("synthetic", "mnist"), default="synthetic")
+    parser.add_argument(
+        "--data",
+        choices=("synthetic", "centred", "mnist"),
+        default="synthetic",
+        help="inputs: N(0, 1) (as bench_caching.py), centred N(0, 0.3²) (as bench_speed.py "
+        "and bench_caching_bounds.py), or MNIST",
+    )
     parser.add_argument("--samples", type=int, default=1000, help="samples per chunk")
     parser.add_argument("--top", type=int, default=25, help="operations to print")
     args = parser.parse_args()
     data = None
+    if args.data == "centred":
+        x, y = synthetic_inputs()
+        data = (np.asarray(x[:, :-1]), np.asarray(y))
     if args.data == "mnist":
         mnist = load_dataset(RunConfig(dataset="mnist"))
         data = (mnist.x_train[:5000], mnist.y_train[:5000])
