@@ -235,9 +235,17 @@ def test_flatten_columns(record: dict[str, Any]) -> None:
     assert flatten(fake())["rules"] == "" and flatten(fake())["alphas"] == ""
 
 
-def test_a_budget_shorter_than_a_check_refuses_the_sweep_before_any_run(tmp_path: Path) -> None:
-    configs = [RunConfig(n_hidden=5, budget_epochs=b) for b in (1.0, 0.01)]
-    with pytest.raises(ConfigError, match=r"config 1 .*budget of 500 samples"):
+@pytest.mark.parametrize(
+    ("dataset", "budget", "needle"),
+    [("mnist", 0.01, "budget of 500 samples"), ("synthetic", 0.1, "budget of 200 samples")],
+)
+def test_a_budget_shorter_than_a_check_refuses_the_sweep_before_any_run(
+    tmp_path: Path, dataset: str, budget: float, needle: str
+) -> None:
+    """Stored data sets have known sizes; synthetic data (2000 training samples from
+    the sweep's loader) are made first. Either way no run starts."""
+    configs = [RunConfig(dataset=dataset, n_hidden=5, budget_epochs=b) for b in (1.0, budget)]
+    with pytest.raises(ConfigError, match=rf"config 1 .*{needle}"):
         run_sweep(configs, tmp_path / "r")
     records = tmp_path / "r" / "records"
     assert not records.exists() or not any(records.iterdir())

@@ -566,7 +566,11 @@ def run_sweep(
 
 
 def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[str, RunConfig], int]:
-    """Validate every config (rules included) and keep the first of each key."""
+    """Validate every config (rules and budget included) and keep the first of each key.
+
+    The budget of a run on synthetic data is checked against the data it will get
+    (made here, once per process, and kept for the runs).
+    """
     from thrifty import train
     from thrifty.rules.registry import RuleError
 
@@ -577,6 +581,10 @@ def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[st
         cfg = _as_config(item, i)
         try:
             train.check_config(cfg)
+            if train.expected_n_train(cfg) is None:  # synthetic: its size once made
+                cfg = cfg.resolved()
+                arrays = _arrays_for(cfg, dataset_for(cfg), None)
+                train.budget_samples(cfg, int(arrays["x_train"].shape[0]))
         except (ConfigError, RuleError) as exc:
             raise type(exc)(f"config {i} ({cfg.key()}): {exc}") from None
         unique.setdefault(cfg.key(), cfg)
