@@ -13,7 +13,7 @@ Usage::
     PYTHONPATH=src python bench/profile_step.py --n 1000 --synapses caching:threshold=0.001
     PYTHONPATH=src python bench/profile_step.py --n 10000 --rules subnet:units=100 --data mnist
     PYTHONPATH=src python bench/profile_step.py --n 10000 --synapses caching:threshold=0.001 \
-        --data centred
+        --data normal-0.3
 """
 
 from __future__ import annotations
@@ -69,16 +69,16 @@ def main() -> None:
     parser.add_argument("--rules", nargs="*", default=[], help="plasticity rules")
     parser.add_argument(
         "--data",
-        choices=("synthetic", "centred", "mnist"),
+        choices=("synthetic", "normal-0.3", "mnist"),
         default="synthetic",
-        help="inputs: N(0, 1) (as bench_caching.py), centred N(0, 0.3²) (as bench_speed.py "
-        "and bench_caching_bounds.py), or MNIST",
+        help="inputs: N(0, 1) (as bench_caching.py), N(0, 0.3²) (as bench_speed.py and "
+        "bench_caching_bounds.py), or MNIST",
     )
     parser.add_argument("--samples", type=int, default=1000, help="samples per chunk")
     parser.add_argument("--top", type=int, default=25, help="operations to print")
     args = parser.parse_args()
     data = None
-    if args.data == "centred":
+    if args.data == "normal-0.3":
         x, y = synthetic_inputs()
         data = (np.asarray(x[:, :-1]), np.asarray(y))
     if args.data == "mnist":
