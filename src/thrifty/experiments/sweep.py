@@ -582,9 +582,9 @@ def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[st
         try:
             train.check_config(cfg)
             if train.expected_n_train(cfg) is None:  # synthetic: its size once made
-                cfg = cfg.resolved()
-                arrays = _arrays_for(cfg, dataset_for(cfg), None)
-                train.budget_samples(cfg, int(arrays["x_train"].shape[0]))
+                made = cfg.resolved()
+                arrays = _arrays_for(made, dataset_for(made), None)
+                train.budget_samples(made, int(arrays["x_train"].shape[0]))
         except (ConfigError, RuleError) as exc:
             raise type(exc)(f"config {i} ({cfg.key()}): {exc}") from None
         unique.setdefault(cfg.key(), cfg)
