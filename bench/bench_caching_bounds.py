@@ -23,7 +23,8 @@ measured here):
 The last three compute wrong results; they bound the time of a step that must
 still do the rest. Their time does not depend on what the network has learnt (every
 pass is over whole arrays); the time of consolidating does: it grows with the units
-that reach θ, which the benchmark counts after the timed chunks. "× floor" is the
+that reach θ, which the benchmark counts in a run of its own, after as many samples
+as the timing took. "× floor" is the
 floor's samples/s divided by the case's: the issue's target for caching is 4. The
 bounds replace parts of the CPU step of large layers (``consolidation_capacity``);
 elsewhere only the full step is timed. Run:

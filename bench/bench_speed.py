@@ -12,7 +12,7 @@ once, 2·N·785·4 bytes, at the bandwidth measured in this process by an in-pla
 rewrite of an array of that size, compiled by XLA (so it uses the same threads as
 training): the footprint of a STREAM copy of the weights, a source and a destination
 each of the weights' size. Where the weights alone fit in a cache and twice their
-size does not (N = 10 000 on a 32 MB L3), the floor is so set by the memory beyond
+size does not (N = 10 000 on a 32 MB L3), the floor is then set by the memory beyond
 that cache; the bandwidth of rewriting an array of the weights' size alone is
 printed too. Run: ``python bench/bench_speed.py [N ...]``.
 """
