@@ -35,6 +35,7 @@ minutes on two cores).
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,12 +49,12 @@ import numpy as np
 
 import thrifty.caching as caching_module
 from bench_speed import copy_bandwidth, floor_rate
-from common import N_DATA, chunk_rate, sizes_from_argv, synthetic_inputs
+from common import N_DATA, chunk_rate, initial_run, sizes_from_argv
 from thrifty.config import RunConfig
 from thrifty.network import Params
 from thrifty.rules.registry import register
 from thrifty.synapses import SYNAPSE_MODELS, SynapseModel
-from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
+from thrifty.train import run_chunk
 
 THRESHOLD = 0.001
 
@@ -64,23 +65,9 @@ def _register_bound(name: str, persistent_product: bool) -> None:
     that each is traced on its own."""
 
     @register(name, registry=SYNAPSE_MODELS)
-    def without_persistent_product(
-        *,
-        threshold: float,
-        tau: float = 1000.0,
-        cost: float = 0.001,
-        per: str = "synapse",
-        consolidate_units: int = 0,
-        alphas: tuple[float, ...] = (),
-    ) -> SynapseModel:
-        model = caching_module.caching(
-            threshold=threshold,
-            tau=tau,
-            cost=cost,
-            per=per,
-            consolidate_units=consolidate_units,
-            alphas=alphas,
-        )
+    @functools.wraps(caching_module.caching)  # its parameters, read by the registry
+    def without_persistent_product(**given: Any) -> SynapseModel:
+        model = caching_module.caching(**given)
 
         def hidden_input(params: Params, state: Any, x_aug: jax.Array) -> jax.Array:
             s = state.transient.hidden
@@ -135,11 +122,8 @@ def consolidations(n_hidden: int, warm: int, samples: int = 64) -> tuple[float, 
     ``warm`` samples: synapses and units per sample, and the share of units that
     consolidate at least once within 32 samples (means over ``samples`` samples,
     stepped one at a time so that ``l`` can be compared after each)."""
-    config = RunConfig(n_hidden=n_hidden, synapses=f"caching:threshold={THRESHOLD}").resolved()
-    x, y = synthetic_inputs()
-    structure = Structure.of(config, 784, 10)
-    numbers = _as_arrays(numbers_of(config), jnp.float32)
-    state = _init(structure, numbers, jax.random.key(0), jnp.float32(config.sigma))
+    config = RunConfig(n_hidden=n_hidden, synapses=f"caching:threshold={THRESHOLD}")
+    x, y, structure, numbers, state = initial_run(config)
     order = jnp.asarray(np.random.default_rng(1).integers(0, N_DATA, warm + samples), jnp.int32)
     steps = jnp.arange(warm + samples, dtype=jnp.int32)
     key = jax.random.key(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +54,17 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def initial_run(config: RunConfig) -> tuple[jax.Array, jax.Array, Structure, dict, Any]:
+    """A float32 run of ``config`` on :func:`synthetic_inputs`, before its first sample:
+    ``(x, y, structure, numbers, state)`` for :func:`thrifty.train.run_chunk`."""
+    config = config.resolved()
+    x, y = synthetic_inputs()
+    structure = Structure.of(config, 784, 10)
+    numbers = _as_arrays(numbers_of(config), jnp.float32)
+    state = _init(structure, numbers, jax.random.key(0), jnp.float32(config.sigma))
+    return x, y, structure, numbers, state
+
+
 def chunk_rate(
     config: RunConfig, chunk: int = 1000, repeats: int = 3, block: int | None = None
 ) -> float:
@@ -61,11 +73,7 @@ def chunk_rate(
     ``block``: as in :func:`thrifty.train.run_chunk` (1: every sample stepped on its
     own; None: the default).
     """
-    config = config.resolved()
-    x, y = synthetic_inputs()
-    structure = Structure.of(config, 784, 10)
-    numbers = _as_arrays(numbers_of(config), jnp.float32)
-    state = _init(structure, numbers, jax.random.key(0), jnp.float32(config.sigma))
+    x, y, structure, numbers, state = initial_run(config)
     rng = np.random.default_rng(1)
     idx = jnp.asarray(rng.integers(0, N_DATA, chunk), jnp.int32)
     steps = jnp.arange(chunk, dtype=jnp.int32)
