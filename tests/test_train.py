@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from thrifty import data
 from thrifty.config import ConfigError, RunConfig
+from thrifty.network import augment
 from thrifty.train import (
     VMAP_DEFERRED_ON_CPU_UP_TO,
     VMAP_ON_CPU_UP_TO,
+    Structure,
+    _as_arrays,
+    _batched,
+    _correct,
+    _correct_from,
+    _hidden_rows,
+    _init,
     batch_mode,
     check_config,
     expected_n_train,
     load_dataset,
+    numbers_of,
     preprocessing_for,
     run,
+    run_chunk,
     run_many,
 )
 
@@ -225,3 +239,46 @@ def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPa
     assert batch_mode(100) == "map"
     monkeypatch.setenv("THRIFTY_BATCH", "vmap")
     assert batch_mode(10_000) == "vmap"
+
+
+def _dot_precisions(lowered: Any) -> list[str]:
+    """The precision of every ``dot_general`` in a lowered program."""
+    return re.findall(r"dot_general .*precision = \[(\w+), \w+\]", lowered.as_text())
+
+
+@pytest.mark.parametrize("rules", [(), ("top-k:fraction=0.05",)])
+@pytest.mark.parametrize("caller_default", [None, "bfloat16"])
+def test_every_matrix_product_is_true_float32(
+    rules: tuple[str, ...], caller_default: str | None
+) -> None:
+    """The compiled training chunk, run_many's batched chunk and the accuracy checks
+    ask for HIGHEST precision in every matrix product, whatever the caller's default
+    (a GPU's own default rounds float32 operands to TensorFloat-32)."""
+    rng = np.random.default_rng(0)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (8, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 8), jnp.int32)
+    config = RunConfig(**SMALL, rules=rules).resolved()
+    structure = Structure.of(config, 784, 10)
+    numbers = _as_arrays(numbers_of(config), jnp.float32)
+    key = jax.random.key(0)
+    idx = jnp.arange(4, dtype=jnp.int32)
+    with jax.default_matmul_precision(caller_default):
+        state = _init(structure, numbers, key, jnp.float32(config.sigma))
+        p = state.params
+        two = functools.partial(jax.tree.map, lambda a: jnp.stack([a, a]))
+        _, batched_chunk = _batched(structure, "vmap")
+        programs = {
+            "run_chunk": run_chunk.lower(state, idx, idx, x, y, numbers, key, structure=structure),
+            "run_many": batched_chunk.lower(
+                two(state), two(idx), idx, x, y, two(numbers), two(key)
+            ),
+            "accuracy": _correct.lower(p, x, y, activation="leaky_relu"),
+            "hidden rows": _hidden_rows.lower(p.hidden, x, activation="leaky_relu"),
+            "checks": _correct_from.lower(
+                jnp.zeros((8, 16)), idx[:2], p.hidden[:2], p.output, x, y, activation="leaky_relu"
+            ),
+        }
+    for name, program in programs.items():
+        precisions = _dot_precisions(program)
+        assert precisions, f"{name}: no matrix product found"
+        assert set(precisions) == {"HIGHEST"}, (name, precisions)

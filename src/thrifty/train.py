@@ -479,14 +479,40 @@ def _chunk(
     return state, out._replace(updated=tuple(inverse_simpson(t) for t in tally))
 
 
-run_chunk = jax.jit(_chunk, static_argnames=("structure", "block"), donate_argnums=(0,))
+MATMUL_PRECISION = "float32"
+"""Precision of every matrix product that thrifty compiles (``jax_default_matmul_precision``):
+true float32 arithmetic. JAX's own default lets a GPU round float32 operands to
+TensorFloat-32 (10 bits of mantissa) in its matrix units, which would make the weights,
+and every energy counted from them, depend on the device. On a CPU the two are the same."""
+
+
+def _jit(fun: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    """``jax.jit(fun, **options)``, traced and run with matrix products in
+    :data:`MATMUL_PRECISION` whatever the caller's default. ``.lower`` lowers it
+    likewise (to inspect the program)."""
+    compiled = jax.jit(fun, **options)
+
+    @functools.wraps(fun)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return compiled(*args, **kwargs)
+
+    def lower(*args: Any, **kwargs: Any) -> Any:
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return compiled.lower(*args, **kwargs)
+
+    call.lower = lower  # type: ignore[attr-defined]
+    return call
+
+
+run_chunk = _jit(_chunk, static_argnames=("structure", "block"), donate_argnums=(0,))
 """Compiled chunk: ``(state, indices (T,), steps (T,), x (n, d+1), y (n,), numbers, key)``;
 keywords ``structure`` and ``block`` (see :func:`_chunk`)."""
 
-_init = jax.jit(init_state, static_argnames=("structure",))
+_init = _jit(init_state, static_argnames=("structure",))
 
 
-@functools.partial(jax.jit, static_argnames=("activation",))
+@functools.partial(_jit, static_argnames=("activation",))
 def _correct(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> jax.Array:
     return jnp.sum(predict(params, x_aug, activation=activation) == y)
 
@@ -500,17 +526,17 @@ HIDDEN_CACHE_BYTES = 1 << 30
 """Largest hidden-activity cache (bytes) that :class:`CheckSet` keeps for a check set."""
 
 
-@functools.partial(jax.jit, static_argnames=("activation",))
+@functools.partial(_jit, static_argnames=("activation",))
 def _hidden_rows(w_hidden: jax.Array, x_aug: jax.Array, *, activation: str) -> jax.Array:
     return activate(x_aug @ w_hidden.T, activation)
 
 
-@jax.jit
+@_jit
 def _changed_rows(w: jax.Array, w_ref: jax.Array) -> jax.Array:
     return jnp.any(w != w_ref, axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("activation",))
+@functools.partial(_jit, static_argnames=("activation",))
 def _correct_from(
     hidden: jax.Array,
     rows: jax.Array,
@@ -993,7 +1019,7 @@ def _batched(
     ``mode`` is ``"vmap"`` or ``"map"`` (see :func:`batch_mode`); both give the
     same results as separate runs.
     """
-    init = jax.jit(jax.vmap(functools.partial(init_state, structure)))
+    init = _jit(jax.vmap(functools.partial(init_state, structure)))
     single = functools.partial(_chunk, structure=structure)
     if mode == "vmap":
         batched = jax.vmap(single, in_axes=(0, 0, None, None, None, 0, 0))
@@ -1013,10 +1039,10 @@ def _batched(
                 (state, indices, numbers, keys),
             )
 
-    return init, jax.jit(batched, donate_argnums=(0,))
+    return init, _jit(batched, donate_argnums=(0,))
 
 
-@functools.partial(jax.jit, static_argnames=("activation",))
+@functools.partial(_jit, static_argnames=("activation",))
 def _correct_many(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> jax.Array:
     return jax.lax.map(lambda p: _correct(p, x_aug, y, activation=activation), params)
 
