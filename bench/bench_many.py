@@ -12,10 +12,17 @@ vmapped. No way of running the batch that keeps those products can beat it, so i
 ratio to the separate runs bounds what ``run_many`` can gain on the machine. A second,
 looser ceiling, ``at peak``, is the rate at which those products would run at the
 machine's speed for one large matrix product (2048², measured in the same process).
+Both ceilings compute in thrifty's matrix-product precision
+(:data:`thrifty.train.MATMUL_PRECISION`).
+
+``--vmap-only`` times the vmapped batches against the separate runs and nothing else
+(no mapped batches, no ceilings): on a GPU, where each case costs seconds of
+compilation, the measurement that fits a short lease.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -28,6 +35,7 @@ import numpy as np
 from common import N_DATA, best_of, chunk_rate, sizes_from_argv, synthetic_inputs
 from thrifty.config import RunConfig
 from thrifty.train import (
+    MATMUL_PRECISION,
     Structure,
     _as_arrays,
     _batched,
@@ -92,7 +100,8 @@ def products_rate(n_hidden: int, batch: int, chunk: int = 1024, repeats: int = 3
     holder = [weights]
 
     def once() -> None:
-        holder[0] = jax.block_until_ready(products(holder[0], idx))
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            holder[0] = jax.block_until_ready(products(holder[0], idx))
 
     once()
     return batch * (chunk // block) * block / best_of(once, repeats)
@@ -102,12 +111,15 @@ def peak_flops(size: int = 2048, repeats: int = 5) -> float:
     """Flop/s of one compiled (size × size) @ (size × size) float32 product."""
     rng = np.random.default_rng(3)
     a, b = (jnp.asarray(rng.normal(size=(size, size)), jnp.float32) for _ in range(2))
-    product = jax.jit(jnp.matmul)
+    product = jax.jit(functools.partial(jnp.matmul, precision=MATMUL_PRECISION))
     jax.block_until_ready(product(a, b))
     return 2 * size**3 / best_of(lambda: jax.block_until_ready(product(a, b)), repeats)
 
 
 def main() -> None:
+    vmap_only = "--vmap-only" in sys.argv
+    if vmap_only:
+        sys.argv.remove("--vmap-only")
     sizes = sizes_from_argv(__doc__, [100, 1000])
     print("# aggregate samples/s; 'separate' = one compiled single-run chunk after another")
     print(
@@ -115,22 +127,25 @@ def main() -> None:
         f"{batch_mode(100, deferred=True)} at N = 100, "
         f"{batch_mode(1000, deferred=True)} at N = 1000"
     )
-    print(
-        "# ceilings for run_many: 'products only', the batch doing nothing but the input "
-        "layer's block products; 'at peak', those products at the speed of one 2048² product"
-    )
+    if not vmap_only:
+        print(
+            "# ceilings for run_many: 'products only', the batch doing nothing but the input "
+            "layer's block products; 'at peak', those products at the speed of one 2048² product"
+        )
     print(f"{'N':>6} {'runs':>5} {'mode':>13} {'run_many':>10} {'separate':>10} {'ratio':>7}")
     for n in sizes:
         before = chunk_rate(RunConfig(n_hidden=n), repeats=5)
         rates = {}
         for batch in (1, 8, 32):
-            for mode in ("vmap", "map"):
+            for mode in ("vmap",) if vmap_only else ("vmap", "map"):
                 rates[batch, mode] = batched_rate(n, batch, mode)
-            rates[batch, "products only"] = products_rate(n, batch)
+            if not vmap_only:
+                rates[batch, "products only"] = products_rate(n, batch)
         # the faster of two measurements, before and after: one alone can be slowed by
         # other work on the machine, which would inflate every ratio
         single = max(before, chunk_rate(RunConfig(n_hidden=n), repeats=5))
-        rates["any", "at peak"] = peak_flops() / (4 * 785 * n)
+        if not vmap_only:
+            rates["any", "at peak"] = peak_flops() / (4 * 785 * n)
         for (batch, mode), many in rates.items():
             print(
                 f"{n:>6} {batch:>5} {mode:>13} {many:>10.0f} {single:>10.0f} {many / single:>7.2f}"
