@@ -15,9 +15,9 @@
 #             until its time runs out (into /tmp/gpu-reproduction)
 #   count     the records it wrote, by status, and their summed run time
 # Set GPU_SH_STEPS to a subset ("env many") to run fewer; GPU_SH_SCALE=0.1 shortens
-# every limit (a dry run on a CPU). On an H200 each compiled program took 5-10 s to
-# build, and the steps' limits are sized from that: all of them do not fit one
-# 10-minute command; the tests alone, or many and speed, do.
+# every limit (a dry run on a CPU). On an H200 a test or a benchmark case took 5-11 s,
+# compiling included, and the steps' limits are sized from that: all of them do not
+# fit one 10-minute command; the tests alone, or many and speed, do.
 set -u
 out=${1:?usage: bench/gpu.sh OUTDIR [MNIST_DIR]}
 data=${2:-}
