@@ -11,17 +11,19 @@
 #   tests     the reference, training and run_many, and caching tests on the GPU
 #   many      bench/bench_many.py --vmap-only 100 1000 (run_many against separate runs)
 #   speed     bench/bench_speed.py (single runs against the memory floor)
+#   topk      bench/bench_topk_search.py 1000 (top-k's threshold search against a plain
+#             bisection of fixed length: is the search's while loop what is slow there?)
 #   reproduce thrifty reproduce --scale quick --workers 1 on MNIST_DIR, if given,
 #             until its time runs out (into /tmp/gpu-reproduction)
 #   count     the records it wrote, by status, and their summed run time
 # Set GPU_SH_STEPS to a subset ("env many") to run fewer; GPU_SH_SCALE=0.1 shortens
 # every limit (a dry run on a CPU). On an H200 a test or a benchmark case took 5-11 s,
 # compiling included, and the steps' limits are sized from that: all of them do not
-# fit one 10-minute command; the tests alone, or many and speed, do.
+# fit one 10-minute command; the tests alone, or many and speed, or topk, do.
 set -u
 out=${1:?usage: bench/gpu.sh OUTDIR [MNIST_DIR]}
 data=${2:-}
-steps=${GPU_SH_STEPS:-env tests many speed reproduce count}
+steps=${GPU_SH_STEPS:-env tests many speed topk reproduce count}
 scale=${GPU_SH_SCALE:-1}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -50,6 +52,7 @@ step tests 420 python3 -m pytest -q -p no:cacheprovider --durations=5 \
     tests/test_caching.py
 step many 120 python3 bench/bench_many.py --vmap-only 100 1000
 step speed 300 python3 bench/bench_speed.py
+step topk 180 python3 bench/bench_topk_search.py 1000
 if [ -n "$data" ]; then
     rm -rf /tmp/gpu-reproduction
     step reproduce 120 python3 -m thrifty reproduce --scale quick --workers 1 \
