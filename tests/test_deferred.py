@@ -15,13 +15,12 @@ from thrifty.rules import LayerSelection, Rule, registry
 from thrifty.train import (
     Structure,
     _as_arrays,
-    _init,
     deferred_block,
     defers_updates,
     numbers_of,
     run_chunk,
 )
-from util import tie_free_data
+from util import initial_state, tie_free_data
 
 T = 30
 
@@ -32,10 +31,7 @@ def _run(config: RunConfig, block: int, *, active: float = 1.0) -> tuple[Any, An
     order = np.random.default_rng(3).integers(0, len(y), T)
     config = config.resolved()
     dtype = jnp.dtype(config.dtype)
-    structure = Structure.of(config, x.shape[1] - 1, 10)
-    numbers = _as_arrays(numbers_of(config), dtype)
-    k_init, k_steps = jax.random.split(jax.random.key(0))
-    state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, dtype))
+    structure, numbers, state, k_steps = initial_state(config, x.shape[1] - 1)
     state = state._replace(active=jnp.asarray(active, dtype))
     initial = jax.tree.map(np.array, state)
     final, out = run_chunk(

@@ -18,23 +18,20 @@ from thrifty.network import augment
 from thrifty.train import (
     VMAP_DEFERRED_ON_CPU_UP_TO,
     VMAP_ON_CPU_UP_TO,
-    Structure,
-    _as_arrays,
     _batched,
     _correct,
     _correct_from,
     _hidden_rows,
-    _init,
     batch_mode,
     check_config,
     expected_n_train,
     load_dataset,
-    numbers_of,
     preprocessing_for,
     run,
     run_chunk,
     run_many,
 )
+from util import initial_state
 
 SMALL = dict(dataset="synthetic", n_hidden=16, check_interval=100)
 
@@ -261,12 +258,9 @@ def test_every_matrix_product_is_true_float32(
     x = augment(jnp.asarray(rng.normal(0, 0.3, (8, 784)), jnp.float32))
     y = jnp.asarray(rng.integers(0, 10, 8), jnp.int32)
     config = RunConfig(**SMALL, rules=rules).resolved()
-    structure = Structure.of(config, 784, 10)
-    numbers = _as_arrays(numbers_of(config), jnp.float32)
-    key = jax.random.key(0)
     idx = jnp.arange(4, dtype=jnp.int32)
     with jax.default_matmul_precision(caller_default):
-        state = _init(structure, numbers, key, jnp.float32(config.sigma))
+        structure, numbers, state, key = initial_state(config, 784)
         p = state.params
         two = functools.partial(jax.tree.map, lambda a: jnp.stack([a, a]))
         _, batched_chunk = _batched(structure, "vmap")

@@ -30,6 +30,20 @@ def tied_data(n: int = 60, n_inputs: int = 20, seed: int = 0) -> tuple[np.ndarra
     return np.asarray(augment(jnp.asarray(x))), y
 
 
+def initial_state(
+    config: RunConfig, n_inputs: int, *, seed: int = 0
+) -> tuple[Structure, dict[str, Any], Any, jax.Array]:
+    """A run of ``config`` (resolved) with ``n_inputs`` inputs and 10 outputs, before its
+    first sample: ``(structure, numbers, TrainState, key of its steps)`` for
+    :func:`thrifty.train.run_chunk`, in the config's dtype, from the seed ``seed``."""
+    dtype = jnp.dtype(config.dtype)
+    structure = Structure.of(config, n_inputs, 10)
+    numbers = _as_arrays(numbers_of(config), dtype)
+    k_init, k_steps = jax.random.split(jax.random.key(seed))
+    state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, dtype))
+    return structure, numbers, state, k_steps
+
+
 def fast_run(
     config: RunConfig,
     x_aug: np.ndarray,
@@ -45,11 +59,7 @@ def fast_run(
     """
     config = config.resolved()
     dtype = jnp.dtype(config.dtype)
-    structure = Structure.of(config, x_aug.shape[1] - 1, 10)
-    numbers = _as_arrays(numbers_of(config), dtype)
-    key = jax.random.key(seed)
-    k_init, k_steps = jax.random.split(key)
-    state = _init(structure, numbers, k_init, jnp.asarray(config.sigma, dtype))
+    structure, numbers, state, k_steps = initial_state(config, x_aug.shape[1] - 1, seed=seed)
     if params is not None:
         state = state._replace(params=Params(*(jnp.asarray(w, dtype) for w in params)))
     initial = jax.tree.map(lambda a: np.array(a), state)
