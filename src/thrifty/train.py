@@ -492,17 +492,17 @@ def _jit(fun: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     likewise (to inspect the program)."""
     compiled = jax.jit(fun, **options)
 
-    @functools.wraps(fun)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        with jax.default_matmul_precision(MATMUL_PRECISION):
-            return compiled(*args, **kwargs)
+    def in_precision(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with jax.default_matmul_precision(MATMUL_PRECISION):
+                return f(*args, **kwargs)
 
-    def lower(*args: Any, **kwargs: Any) -> Any:
-        with jax.default_matmul_precision(MATMUL_PRECISION):
-            return compiled.lower(*args, **kwargs)
+        return call
 
-    call.lower = lower  # type: ignore[attr-defined]
-    return call
+    run = functools.wraps(fun)(in_precision(compiled))
+    run.lower = in_precision(compiled.lower)  # type: ignore[attr-defined]
+    return run
 
 
 run_chunk = _jit(_chunk, static_argnames=("structure", "block"), donate_argnums=(0,))
