@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from thrifty import reference
-from thrifty.network import augment, init_params, loss_value, n_synapses, propose
+from thrifty.network import (
+    augment,
+    forward,
+    init_params,
+    loss_value,
+    n_synapses,
+    predict,
+    propose,
+)
+from util import dot_precisions
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu"])
@@ -67,3 +76,24 @@ def test_propose_with_parts_equals_propose_with_their_sum() -> None:
         ):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
             np.testing.assert_array_equal(np.asarray(c), np.asarray(b))
+
+
+def test_network_products_are_true_float32_whatever_the_callers_default() -> None:
+    """forward, propose, loss_value and predict name HIGHEST precision in every matrix
+    product, also when a user compiles them under a lower default (a GPU's own default
+    rounds float32 operands to TensorFloat-32)."""
+    params = init_params(jax.random.key(0), n_hidden=8)
+    x = jnp.ones((785,), jnp.float32)
+    batch = jnp.ones((5, 785), jnp.float32)
+    target = jnp.zeros((10,), jnp.float32)
+    with jax.default_matmul_precision("bfloat16"):
+        programs = {
+            "forward": jax.jit(forward).lower(params, batch),
+            "propose": jax.jit(propose).lower((params, params), x, target),
+            "loss_value": jax.jit(loss_value).lower(params, x, target),
+            "predict": jax.jit(predict, static_argnames="batch").lower(params, batch, batch=2),
+        }
+    for name, program in programs.items():
+        precisions = dot_precisions(program)
+        assert precisions, f"{name}: no matrix product found"
+        assert set(precisions) == {"HIGHEST, HIGHEST"}, (name, precisions)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +29,7 @@ from thrifty.train import (
     run_chunk,
     run_many,
 )
-from util import initial_state
+from util import dot_precisions, initial_state
 
 SMALL = dict(dataset="synthetic", n_hidden=16, check_interval=100)
 
@@ -238,14 +236,6 @@ def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPa
     assert batch_mode(10_000) == "vmap"
 
 
-def _dot_precisions(lowered: Any) -> list[str]:
-    """The ``precision = [...]`` of every ``dot_general`` in a lowered program ("none"
-    for a product that names none)."""
-    dots = [line for line in lowered.as_text().splitlines() if "dot_general" in line]
-    found = [re.search(r"precision = \[([^\]]*)\]", line) for line in dots]
-    return [m.group(1) if m else "none" for m in found]
-
-
 @pytest.mark.parametrize("rules", [(), ("top-k:fraction=0.05",)])
 @pytest.mark.parametrize("caller_default", [None, "bfloat16"])
 def test_every_matrix_product_is_true_float32(
@@ -276,6 +266,6 @@ def test_every_matrix_product_is_true_float32(
             ),
         }
     for name, program in programs.items():
-        precisions = _dot_precisions(program)
+        precisions = dot_precisions(program)
         assert precisions, f"{name}: no matrix product found"
         assert set(precisions) == {"HIGHEST, HIGHEST"}, (name, precisions)

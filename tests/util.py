@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
@@ -11,6 +12,14 @@ import numpy as np
 from thrifty.config import RunConfig
 from thrifty.network import Params, augment
 from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
+
+
+def dot_precisions(lowered: Any) -> list[str]:
+    """The ``precision = [...]`` of every ``dot_general`` in a lowered program ("none"
+    for a product that names none)."""
+    dots = [line for line in lowered.as_text().splitlines() if "dot_general" in line]
+    found = [re.search(r"precision = \[([^\]]*)\]", line) for line in dots]
+    return [m.group(1) if m else "none" for m in found]
 
 
 def tie_free_data(n: int = 60, n_inputs: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

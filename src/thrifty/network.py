@@ -34,6 +34,16 @@ LOSSES = ("mse", "cross_entropy")
 LEAK = 0.1
 """Slope of the leaky ReLU for negative inputs."""
 
+MATMUL_PRECISION = "float32"
+"""Precision of every matrix product thrifty computes: true float32 arithmetic.
+
+JAX's own default (``jax_default_matmul_precision``) lets a GPU round float32 operands
+to TensorFloat-32 (10 bits of mantissa) in its matrix units, which would make the
+weights, and every energy counted from them, depend on the device. The products of
+this module name this precision themselves, so they hold whether or not the caller
+compiles them; :mod:`thrifty.train` compiles every program under it. On a CPU the
+two are the same."""
+
 
 class Params(NamedTuple):
     """Weights of the two layers, biases in the last column.
@@ -165,10 +175,15 @@ def output_loss(output: jax.Array, target: jax.Array, loss: str) -> jax.Array:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
+def _product(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a @ b`` in :data:`MATMUL_PRECISION`."""
+    return jnp.matmul(a, b, precision=MATMUL_PRECISION)
+
+
 def forward(params: Params, x_aug: jax.Array, *, activation: str = "leaky_relu") -> jax.Array:
     """Network output for augmented inputs ``x_aug`` of shape (..., n_inputs + 1)."""
-    hidden = activate(x_aug @ params.hidden.T, activation)
-    return augment(hidden) @ params.output.T
+    hidden = activate(_product(x_aug, params.hidden.T), activation)
+    return _product(augment(hidden), params.output.T)
 
 
 def loss_value(
@@ -216,12 +231,12 @@ def propose(
         ``outer(layers[l].delta, layers[l].pre)``.
     """
     parts = (params,) if isinstance(params, Params) else tuple(params)
-    u = _sum(p.hidden @ x_aug for p in parts) if hidden_input is None else hidden_input
+    u = _sum(_product(p.hidden, x_aug) for p in parts) if hidden_input is None else hidden_input
     hidden = augment(activate(u, activation))
-    y = _sum(p.output @ hidden for p in parts)
+    y = _sum(_product(p.output, hidden) for p in parts)
     delta_out = output_error(y, target, loss)
     n_hidden = parts[0].hidden.shape[0]
-    back = _sum(p.output[:, :n_hidden].T @ delta_out for p in parts)
+    back = _sum(_product(p.output[:, :n_hidden].T, delta_out) for p in parts)
     delta_hidden = back * activate_slope(u, activation)
     return Proposal(
         layers=(LayerProposal(delta_hidden, x_aug), LayerProposal(delta_out, hidden)),

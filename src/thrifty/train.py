@@ -48,6 +48,7 @@ from thrifty.energy import (
     updated_synapses,
 )
 from thrifty.network import (
+    MATMUL_PRECISION,
     LayerProposal,
     Params,
     Proposal,
@@ -477,13 +478,6 @@ def _chunk(
     zeros = tuple(jnp.zeros(w.shape, jnp.int32) for w in state.params)
     (state, tally), out = jax.lax.scan(tallied, (state, zeros), (indices, steps))
     return state, out._replace(updated=tuple(inverse_simpson(t) for t in tally))
-
-
-MATMUL_PRECISION = "float32"
-"""Precision of every matrix product that thrifty compiles (``jax_default_matmul_precision``):
-true float32 arithmetic. JAX's own default lets a GPU round float32 operands to
-TensorFloat-32 (10 bits of mantissa) in its matrix units, which would make the weights,
-and every energy counted from them, depend on the device. On a CPU the two are the same."""
 
 
 def _jit(fun: Callable[..., Any], **options: Any) -> Callable[..., Any]:
