@@ -100,6 +100,25 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
         ("subnet:units=6", "neuron-select:fraction=0.5"),
         lambda st, k: ref.chain([ref.subnet(_units(st[0])), ref.neuron_select(0.5, "error")]),
     ),
+    # rules that count what is left, after rules that select by more than unit masks
+    "top-k+select": (
+        ("top-k:fraction=0.05", "neuron-select:fraction=0.5"),
+        lambda st, k: ref.chain([ref.top_k(0.05, "layer"), ref.neuron_select(0.5, "error")]),
+    ),
+    "top-k+top-k": (
+        ("top-k:fraction=0.3", "top-k:fraction=0.5"),
+        lambda st, k: ref.chain([ref.top_k(0.3, "layer"), ref.top_k(0.5, "layer")]),
+    ),
+    "top-k+top-k-neuron": (
+        ("top-k:fraction=0.3", "top-k:fraction=0.5,per=neuron"),
+        lambda st, k: ref.chain([ref.top_k(0.3, "layer"), ref.top_k(0.5, "neuron")]),
+    ),
+    "synapse-mask+select": (
+        ("synapse-mask:hidden=0.05,output=1", "neuron-select:fraction=0.5"),
+        lambda st, k: ref.chain(
+            [ref.synapse_mask(_mask_matrices(st[0], k[3])), ref.neuron_select(0.5, "error")]
+        ),
+    ),
 }
 
 
@@ -217,9 +236,12 @@ def test_rule_matches_reference(case: str) -> None:
     _compare(rules, make_ref)
 
 
-@pytest.mark.parametrize("case", ["synapse-mask+top-k", "synapse-mask+top-k-neuron"])
+@pytest.mark.parametrize(
+    "case", ["synapse-mask+top-k", "synapse-mask+top-k-neuron", "synapse-mask+select"]
+)
 def test_listed_mask_then_top_k_matches_reference(case: str, monkeypatch: Any) -> None:
-    """A mask kept as a list of synapses: top-k ranks among the listed synapses."""
+    """A mask kept as a list of synapses: top-k ranks among the listed synapses, and
+    neuron-select among the units with a listed synapse."""
     from thrifty.rules import library
 
     monkeypatch.setattr(library, "LISTED_UP_TO", 2.0)  # every mask becomes a list
@@ -228,7 +250,16 @@ def test_listed_mask_then_top_k_matches_reference(case: str, monkeypatch: Any) -
 
 
 @pytest.mark.parametrize(
-    "case", ["top-k-layer", "top-k-neuron", "subnet+top-k", "lazy+top-k", "synapse-mask+top-k"]
+    "case",
+    [
+        "top-k-layer",
+        "top-k-neuron",
+        "subnet+top-k",
+        "lazy+top-k",
+        "synapse-mask+top-k",
+        "top-k+select",
+        "top-k+top-k-neuron",
+    ],
 )
 def test_top_k_with_tied_updates_matches_reference(case: str) -> None:
     """Inputs on a coarse grid tie many updates of a unit; the largest updates are taken

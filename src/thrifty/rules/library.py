@@ -549,20 +549,30 @@ def _last_passing(
     return jnp.sort(jnp.where(used, last, jnp.iinfo(itype).min))
 
 
-def _allowed_matrix(sel: LayerSelection, n_post: int, n_pre: int) -> jax.Array:
+def _allowed_matrix(sel: LayerSelection, delta: jax.Array, n_pre: int) -> jax.Array:
     """The synapses ``sel`` leaves available, as a bool matrix (n_post, n_pre): its
-    synapse matrix or list, within its post and pre masks."""
+    synapse matrix or list, its threshold on ``|delta|`` (shape (n_post,)), within its
+    post and pre masks."""
+    n_post = delta.shape[0]
+    allowed = jnp.ones((n_post, n_pre), bool)
     if sel.listed is not None:
         flat = jnp.zeros(n_post * n_pre, bool).at[sel.listed].set(True, mode="drop")
         allowed = flat.reshape(n_post, n_pre)
-    else:
-        assert sel.synapses is not None
-        allowed = sel.synapses
+    if sel.synapses is not None:
+        allowed = allowed & sel.synapses
+    if sel.threshold is not None:
+        allowed = allowed & (jnp.abs(delta)[:, None] >= sel.threshold[None, :])
     if sel.post is not None:
         allowed = allowed & (sel.post != 0)[:, None]
     if sel.pre is not None:
         allowed = allowed & (sel.pre != 0)[None, :]
     return allowed
+
+
+def _beyond_masks(sel: LayerSelection) -> bool:
+    """Whether ``sel`` selects by more than its post and pre masks (a synapse matrix or
+    list, or a threshold)."""
+    return sel.listed is not None or sel.synapses is not None or sel.threshold is not None
 
 
 def _top_in_matrix(
@@ -633,8 +643,8 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
         sel0 = ctx.selection[0]
         if sel0.listed is not None and per == "layer":
             return (_top_listed(lp.delta, lp.pre, sel0, fraction), LayerSelection()), state
-        if sel0.listed is not None or sel0.synapses is not None:
-            allowed = _allowed_matrix(sel0, lp.delta.shape[0], lp.pre.shape[0])
+        if _beyond_masks(sel0):
+            allowed = _allowed_matrix(sel0, lp.delta, lp.pre.shape[0])
             top = _top_in_matrix(lp.delta, lp.pre, allowed, fraction, per)
             return (LayerSelection(synapses=top), LayerSelection()), state
         if per == "neuron":
@@ -673,9 +683,14 @@ def select_neurons(*, fraction: float, by: str = "error") -> Rule:
             else jnp.abs(proposal.layers[1].pre[:n])
         )
         sel0 = ctx.selection[0]
-        if sel0.post is not None:  # rank only the units still available
-            scores = jnp.where(sel0.post != 0, scores, -jnp.ones_like(scores))
-        avail = n if sel0.post is None else jnp.sum(sel0.post != 0)
+        # rank only the units with a synapse still available
+        units = None if sel0.post is None else sel0.post != 0
+        if _beyond_masks(sel0) or sel0.pre is not None:
+            lp = proposal.layers[0]
+            units = jnp.any(_allowed_matrix(sel0, lp.delta, lp.pre.shape[0]), axis=1)
+        if units is not None:
+            scores = jnp.where(units, scores, -jnp.ones_like(scores))
+        avail = n if units is None else jnp.sum(units)
         post = rank_mask(scores, count_of(fraction, avail), params.hidden.dtype)
         return (LayerSelection(post=post), LayerSelection()), state
 
