@@ -17,6 +17,7 @@ every fixed restriction and of top-k, in float64 and float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,6 +256,36 @@ def test_chained_after_subnet_stays_inside_it(name: str, case: Case | None) -> N
         assert not np.any(chosen & ~allowed)
     assert np.asarray(inside[0]).sum() == SUBNET * (N_IN + 1)
     assert np.asarray(inside[1]).sum() == N_OUT * (SUBNET + 1)
+
+
+def _half_up(x: float) -> int:
+    return max(math.floor(x + 0.5), 1)
+
+
+COUNTS_IN_SUBNET = {
+    # rule → synapses of the input layer it selects within a subnet of SUBNET units
+    "top-k:fraction=0.1,per=layer": _half_up(0.1 * SUBNET * (N_IN + 1)),
+    "top-k:fraction=0.3,per=neuron": SUBNET * _half_up(0.3 * (N_IN + 1)),
+    "neuron-select:fraction=0.3,by=error": _half_up(0.3 * SUBNET) * (N_IN + 1),
+    "neuron-select:fraction=0.5,by=activity": _half_up(0.5 * SUBNET) * (N_IN + 1),
+}
+
+
+@pytest.mark.parametrize("spec", sorted(COUNTS_IN_SUBNET))
+def test_counting_rules_after_subnet_count_within_it(spec: str) -> None:
+    """(e) a rule that takes a fraction takes it of what the subnet leaves: as many
+    synapses as the fraction of the subnet's, all inside it; the output layer stays
+    the subnet's."""
+    k_init, k_step = jax.random.split(jax.random.key(8))
+    chained = build([f"subnet:units={SUBNET}", spec])
+    state = chained.init(PARAMS, k_init)
+    sel, _ = chained.update(PROPOSAL, state, PARAMS, _ctx(k_step))
+    sub, _ = build([f"subnet:units={SUBNET}"]).update(PROPOSAL, state[0], PARAMS, _ctx(k_step))
+    got, inside = _priced(sel)[0], _priced(sub)[0]
+    chosen = np.asarray(got[0])
+    assert int(chosen.sum()) == COUNTS_IN_SUBNET[spec]
+    assert not np.any(chosen & ~np.asarray(inside[0]))
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(inside[1]))
 
 
 FULL_CASES = [p for p in PARAMS_LIST if p.values[1] is None or p.values[1].full is not None]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from test_conformance import LABEL, PARAMS, PARAMS_LIST, PROPOSAL, Case
-from thrifty.energy import dense_selection, price_layer
+from thrifty.energy import apply_layer, dense_selection, price_layer
 from thrifty.network import LayerProposal
 from thrifty.rules import build, intersect
 from thrifty.rules.base import Context, LayerSelection
@@ -231,7 +231,9 @@ def _zero_energy(selection: Any, proposal: Any) -> list[jax.Array]:
 @pytest.mark.parametrize(("name", "case"), PARAMS_LIST)
 def test_zero_proposal_costs_nothing(name: str, case: Case | None, zero: str) -> None:
     """Every rule: when backprop proposes Δw = 0 (all errors 0, or all activities 0),
-    nothing is paid, whatever the rule selects."""
+    its selection holds no NaN (a mask or threshold computed from all-zero errors or
+    activities, e.g. by a division), nothing is paid and no weight moves. Pricing and
+    applying multiply by the masks, so a NaN in them would show in both."""
     if case is None:
         pytest.fail(f"registered rule {name!r} has no entry in test_conformance.CASES")
     layers = tuple(
@@ -244,7 +246,12 @@ def test_zero_proposal_costs_nothing(name: str, case: Case | None, zero: str) ->
     # a misclassified sample, so that lazy learning selects everything
     ctx = Context(step=jnp.asarray(1), label=jnp.asarray(LABEL), key=key)
     sel, _ = rule.update(proposal, state, PARAMS, ctx)
+    for field in jax.tree.leaves(sel):
+        assert not np.any(np.isnan(np.asarray(field, float))), sel
     assert [float(v) for v in _zero_energy(sel, proposal)] == [0.0] * 10
+    for w, lp, layer_sel in zip(PARAMS, proposal.layers, sel, strict=True):
+        moved = apply_layer(w, lp.delta, lp.pre, layer_sel, 0.01)
+        np.testing.assert_array_equal(np.asarray(moved), np.asarray(w))
 
 
 # ----------------------------------------------------------------------- intersect

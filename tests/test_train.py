@@ -103,6 +103,10 @@ def test_divergence_is_reported_with_its_sample(synthetic: data.Dataset) -> None
     assert record["status"] == "diverged"
     assert record["diverged_at"] is not None and 0 <= record["diverged_at"] < 100
     assert record["samples"] == record["diverged_at"]
+    # the samples before the divergence are paid in full (every update of plain
+    # backprop on these inputs is non-zero), the one that diverged is not
+    n_syn = sum(record["n_synapses"].values())
+    assert record["energy"]["total"]["m0"] == record["diverged_at"] * n_syn
     assert np.isfinite(record["energy"]["total"]["m1"])
     assert record["accuracy"] is None
 
