@@ -273,6 +273,46 @@ def test_ledger_counts_only_the_steps_taken() -> None:
     assert ledger.m1 == pytest.approx(6.0)
 
 
+def test_ledger_keeps_every_meter_apart_per_layer_and_in_total() -> None:
+    """Each meter of each layer has its own per-step values (powers of two, so that any
+    meter added into another, or a step counted twice or not at all, changes a sum);
+    the ledger sums them per layer and in total, over the first ``upto`` steps."""
+
+    def steps(scale: float) -> StepEnergy:
+        base = np.array([1.0, 2.0, 4.0])
+        return StepEnergy(
+            m0=np.array([1, 2, 4], np.int32) * int(scale),
+            m0_potentiation=np.array([8, 16, 32], np.int32) * int(scale),
+            m1=np.float32(64 * scale) * base,
+            m1_potentiation=np.float32(512 * scale) * base,
+            m_alpha=np.stack([4096 * scale * base, 32768 * scale * base], axis=1),
+            transient=np.float32(2**18 * scale) * base,
+        )
+
+    ledger = Ledger(2, alphas=(0.5, 2.0))
+    ledger.add((steps(1), steps(2**20)), upto=2)  # steps 1 and 2 of 3 count: 3 units
+    ledger.add((steps(1), steps(2**20)))  # all three: 7 units
+    record = ledger.to_dict()
+    for name, scale in (("hidden", 1), ("output", 2**20)):
+        layer = record[name]
+        assert layer["m0"] == 10 * scale
+        assert layer["m0_potentiation"] == 80 * scale
+        assert layer["m1"] == 640 * scale
+        assert layer["m1_potentiation"] == 5120 * scale
+        assert layer["m1_transient"] == 10 * 2**18 * scale
+        assert layer["m_alpha"] == {"0.5": 40960 * scale, "2.0": 327680 * scale}
+    both = 1 + 2**20
+    assert record["total"] == {
+        "m0": 10 * both,
+        "m0_potentiation": 80 * both,
+        "m1": 640 * both,
+        "m1_potentiation": 5120 * both,
+        "m1_transient": 10 * 2**18 * both,
+        "m_alpha": {"0.5": 40960 * both, "2.0": 327680 * both},
+    }
+    assert ledger.m0 == 10 * both and ledger.m1 == 640 * both
+
+
 def test_ledger_accepts_a_single_layer_step_energy() -> None:
     """``Ledger.add`` is documented to take ``StepEnergy | tuple[StepEnergy, ...]``."""
     ledger = Ledger(1)
