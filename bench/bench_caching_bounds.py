@@ -25,7 +25,7 @@ still do the rest. Their time does not depend on what the network has learnt (ev
 pass is over whole arrays); the time of consolidating does: it grows with the units
 that reach θ, which the benchmark counts in a run of its own, after as many samples
 as the timing took. "× floor" is the
-floor's samples/s divided by the case's: the issue's target for caching is 4. The
+floor's samples/s divided by the case's: the target for caching is 4 (docs/performance.md). The
 bounds replace parts of the CPU step of large layers (``consolidation_capacity``);
 elsewhere only the full step is timed. Run:
 ``python bench/bench_caching_bounds.py [N ...]`` (default 10 000 and 30 000; about 5

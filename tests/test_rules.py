@@ -433,7 +433,7 @@ def test_count_of_rounds_halves_up_with_at_least_one() -> None:
 def test_count_of_rounds_decimal_halves_up_in_every_dtype(
     fraction: float, size: int, k: int
 ) -> None:
-    """SPEC §4.4: k = round(p·size), halves up. A fraction written as a decimal whose
+    """docs/rules.md: k = round(p·size), halves up. A fraction written as a decimal whose
     product with the size is a half must give the same k in float64 and float32 runs."""
     assert int(count_of(jnp.float32(fraction), size)) == k
     assert int(count_of(fraction, size)) == k

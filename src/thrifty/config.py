@@ -29,7 +29,7 @@ DTYPES = ("float32", "float64")
 CRITERIA = {"mnist": 0.95, "fashion-mnist": 0.85, "synthetic": 0.9}
 
 PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # SPEC §2: the default protocol of thrifty.
+    # the default protocol of thrifty (docs/data.md)
     "default": {
         "sigma": 0.01,
         "check_interval": 1000,
@@ -87,7 +87,7 @@ class RunConfig:
     ----------
     dataset : {"mnist", "fashion-mnist", "synthetic"}
     protocol : {"default", "reference"}
-        Data preprocessing and training protocol (SPEC §2); ``None`` fields below
+        Data preprocessing and training protocol (docs/data.md); ``None`` fields below
         take the protocol's value.
     n_hidden : int
         Hidden units N ≥ 1.

@@ -105,7 +105,7 @@ TEST_LABELS = "t10k-labels-idx1-ubyte"
 #: The four IDX files of a data set, in the order they are looked for.
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
-#: SHA-256 of the uncompressed IDX files (SPEC section 7): the identity of a data set.
+#: SHA-256 of the uncompressed IDX files (table in docs/data.md): the identity of a data set.
 CHECKSUMS: dict[str, dict[str, str]] = {
     MNIST: {
         TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -292,7 +292,7 @@ class Preprocessing:
             )
 
 
-#: The default protocol (SPEC section 2): pixels in [0, 1], scalar training mean
+#: The default protocol (docs/data.md): pixels in [0, 1], scalar training mean
 #: subtracted, noise 0.001, 50 000 / 10 000 train / validation split.
 DEFAULT_PREPROCESSING = Preprocessing()
 #: The authors' own protocol: pixels in [0, 0.98], each set its own scalar mean, noise

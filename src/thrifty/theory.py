@@ -2,7 +2,7 @@
 
 Three pieces, all plain NumPy (and SciPy's t distribution for intervals):
 
-- the **counting argument** of SPEC §4.1 for random synapse masks: the optimal plastic
+- the paper's **counting argument** for random synapse masks: the optimal plastic
   fractions ``p1`` (input→hidden) and ``p2`` (hidden→output) of a network with N hidden
   units, given the smallest network ``N_min`` that learns the task with full plasticity,
   and the number of plastic synapses, to which the energy of eq. (1) is proportional;
@@ -47,7 +47,7 @@ V1_SYNAPSES = V1_NEURONS * V1_SYNAPSES_PER_NEURON
 
 
 # --------------------------------------------------------------------------------------
-# Counting argument (SPEC §4.1)
+# Counting argument
 # --------------------------------------------------------------------------------------
 
 
@@ -96,7 +96,7 @@ def optimal_fractions(
     n_inputs: int = N_INPUTS,
     n_outputs: int = N_OUTPUTS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal plastic fractions ``(p1, p2)`` of random synapse masks (SPEC §4.1).
+    """Optimal plastic fractions ``(p1, p2)`` of random synapse masks (the counting argument).
 
     Minimises the number of plastic synapses ``N·(p1·n_inputs + p2·n_outputs)``
     subject to ``p1·p2·N = N_min`` (enough plastic paths between every input and

@@ -4,8 +4,9 @@ Two panels (M0, M1) against N, log-log:
 
 - plain backprop (black);
 - random synapse mask with the fractions of the counting argument for the measured
-  ``N_min`` (green, ``synapse-mask-optimal``), and the theory of SPEC §4.1 as a dashed
-  green line, its constant fitted to the measured mask energy at the smallest N;
+  ``N_min`` (green, ``synapse-mask-optimal``), and the counting argument
+  (:mod:`thrifty.theory`) as a dashed green line, its constant fitted to the measured
+  mask energy at the smallest N;
 - neuron mask (blue): a fixed random set of plastic hidden units, uncoordinated; the
   number of plastic units optimised per N and per measure;
 - subnet (purple): coordinated plastic subnet, its size optimised per N and per measure.

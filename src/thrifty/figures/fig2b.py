@@ -1,6 +1,6 @@
 """Fig 2b: the theoretically optimal random synapse mask against network size.
 
-From the counting argument of SPEC §4.1 with the measured ``N_min`` (Fig 1b): left, the
+From the counting argument (:mod:`thrifty.theory`) with the measured ``N_min`` (Fig 1b): left, the
 optimal plastic fractions ``p1`` (input→hidden) and ``p2`` (hidden→output); right, the
 number of plastic synapses in each layer and in total, beside all synapses ``794·N``.
 Dotted verticals: the regime boundaries ``N_min`` and ``78.4·N_min``. No runs of its own.

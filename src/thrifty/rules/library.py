@@ -185,7 +185,8 @@ def synapse_mask(
 def optimal_mask_fractions(
     n_hidden: int, n_min: Any, n_inputs: int = 784, n_outputs: int = 10
 ) -> tuple[jax.Array, jax.Array]:
-    """Fractions (p1, p2) of the counting argument (SPEC §4.1) for N hidden units.
+    """Fractions (p1, p2) of the counting argument for N hidden units (as
+    :func:`thrifty.theory.optimal_fractions`).
 
     Minimises ``N (p1·n_inputs + p2·n_outputs)`` subject to ``p1·p2·N = n_min``:
     full plasticity up to ``N = n_min``, then ``p1 = n_min / N`` up to
