@@ -170,20 +170,101 @@ def test_failed_start_leaves_no_empty_output_dir(
     [
         ("list.json", "[1, 2]", "must hold a [run] table"),
         ("text.toml", '[run]\nn_hidden = "100"\n', "n_hidden must be an integer"),
-        ("unknown.toml", "[run]\nfoo = 1\n", "unknown config field(s) foo"),
+        ("unknown.toml", "[run]\nfoo = 1\n", "unknown config field(s) 'foo'"),
         ("sweep.toml", "seeds = [0, 1]\n[run]\nn_hidden = 5\n", "thrifty sweep"),
+        ("empty.toml", "", "empty; give a [run] table"),
+        ("beside.toml", 'dataset = "synthetic"\n[run]\nn_hidden = 5\n', "top-level key"),
+        ("tables.toml", "[other]\nn_hidden = 5\n", "unknown table(s) 'other'"),
+        ("upper.JSON", '{"run": {"n_hidden": "5"}}', "n_hidden must be an integer"),
+        ("binary.toml", "\udcff", "cannot read config file"),
     ],
 )
 def test_train_config_file_errors_name_the_file(
     name: str, content: str, needle: str, tmp_path: Any, capsys: Any
 ) -> None:
     path = tmp_path / name
-    path.write_text(content)
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(SystemExit) as exc:
         main(["train", "--config", str(path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert needle in err and f"--config {str(path)!r}" in err.replace("--config: ", "--config ")
+
+
+def test_float64_in_a_config_or_sweep_file_turns_on_64_bit_mode(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The dtype of a --config or sweep file decides JAX's 64-bit mode, as --dtype does;
+    JAX_ENABLE_X64 counts only when it says yes."""
+    from thrifty.cli import _needs_x64, build_parser
+
+    f64, f32 = tmp_path / "f64.toml", tmp_path / "f32.toml"
+    f64.write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\ndtype = "float64"\n')
+    f32.write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[run]\nn_hidden = 5\n[grid]\ndtype = ["float32", "float64"]\n')
+    parse = build_parser().parse_args
+    for value in ("0", "false", ""):
+        monkeypatch.setenv("JAX_ENABLE_X64", value)
+        assert _needs_x64(parse(["train", "--config", str(f64)]))
+        assert _needs_x64(parse(["sweep", str(grid), "--out", "r"]))
+        assert not _needs_x64(parse(["train", "--config", str(f32)]))
+        assert not _needs_x64(parse(["train", "--config", str(f64), "--dtype", "float32"]))
+        assert not _needs_x64(parse(["sweep", str(f32), "--out", "r"]))
+        assert not _needs_x64(parse(["reproduce"]))
+    monkeypatch.setenv("JAX_ENABLE_X64", "1")
+    assert _needs_x64(parse(["reproduce"]))
+
+
+def test_a_float64_config_file_trains_from_the_command_line(tmp_path: Any) -> None:
+    """A fresh process (64-bit mode off at the start) runs a float64 config file."""
+    path = tmp_path / "f64.toml"
+    path.write_text(
+        '[run]\ndataset = "synthetic"\nn_hidden = 5\ndtype = "float64"\ncheck_interval = 200\n'
+        "budget_epochs = 0.5\n"
+    )
+    done = thrifty("train", "--config", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["config"]["dtype"] == "float64"
+
+
+def test_a_bad_config_of_a_sweep_is_named_with_its_grid_point(tmp_path: Any, capsys: Any) -> None:
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        '[run]\ndataset = "synthetic"\nn_hidden = 10\n'
+        '[grid]\nrules = ["lazy", "subnet:units=20"]\nlr = [0.01, 0.02]\n'
+    )
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(path), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{str(path)!r}, config 3 of 4 (rules=['subnet:units=20']): rule 'subnet'" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_terminating_a_run_exits_143_without_a_traceback(tmp_path: Any) -> None:
+    """SIGTERM (kill, timeout, a batch system) is handled as Ctrl-C is: a message and its
+    own exit status, no record half-written."""
+    import signal
+    import time
+
+    out = tmp_path / "r.json"
+    args = ["--dataset", "synthetic", "--hidden", "5", "--check-interval", "100"]
+    args += ["--budget-epochs", "1000", "--criterion", "1", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thrifty", "train", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    while "samples" not in proc.stderr.readline():  # training has started
+        assert proc.poll() is None and time.monotonic() < deadline
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert "terminated" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:
@@ -208,6 +289,11 @@ def test_a_record_that_cannot_be_written_is_still_printed(
     assert main([*args, "--out", str(tmp_path / "r.json")]) == 2
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] in ("converged", "budget")
+    assert "No space left" in err and "printed above" in err
+    # without --json, the whole record follows the summary
+    assert main([*args[:-1], "--out", str(tmp_path / "r.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("run ") and json.loads(out[out.index("\n{") :])["samples"] > 0
     assert "No space left" in err and "printed above" in err
 
 

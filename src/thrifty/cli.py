@@ -18,9 +18,8 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from thrifty.compile_cache import enable_compilation_cache
 from thrifty.config import (
     ACTIVATIONS,
     DATASETS,
@@ -54,7 +53,10 @@ _TRAIN_FIELDS = {
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", type=Path, help="TOML or JSON file with a [run] table of config fields"
+        "--config",
+        type=Path,
+        help="TOML file (JSON if it ends in .json) with a [run] table of config fields; "
+        "options given as well override its fields",
     )
     p.add_argument("--dataset", choices=DATASETS, help="data set (default mnist)")
     p.add_argument(
@@ -71,7 +73,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="SPEC",
         help="plasticity rule, repeatable, e.g. subnet:units=100 or top-k:per=layer,fraction=0.05 "
-        "(see `thrifty rules`)",
+        "(see `thrifty rules`); replaces the rules of --config",
     )
     p.add_argument(
         "--synapses", metavar="SPEC", help="synapse model: plain (default) or caching:..."
@@ -87,10 +89,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="sample budget in epochs (default 5), rounded up to a whole number of "
         "check intervals: a run stops at a check",
     )
-    p.add_argument("--check-interval", type=int, help="samples between accuracy checks")
-    p.add_argument("--criterion", type=float, help="accuracy that ends training (0.95 MNIST)")
+    p.add_argument(
+        "--check-interval",
+        type=int,
+        help="samples between accuracy checks (default 1000; 2000 with --protocol reference)",
+    )
+    p.add_argument(
+        "--criterion",
+        type=float,
+        help="accuracy that ends training (default 0.95 MNIST, 0.85 Fashion-MNIST, 0.9 synthetic)",
+    )
     p.add_argument("--dtype", choices=DTYPES, help="float32 (default) or float64")
-    p.add_argument("--alpha", type=float, action="append", help="extra M_alpha meter, repeatable")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        action="append",
+        help="extra M_alpha meter, repeatable; replaces the alphas of --config",
+    )
     p.add_argument("--n-train", type=int, help="use only the first N training images")
     p.add_argument(
         "--data-dir", help="directory with the IDX files (else $THRIFTY_DATA, the cache, ...)"
@@ -138,29 +153,31 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _read_run_table(path: Path) -> dict[str, Any]:
-    import tomllib
+    """The config fields of a ``--config`` file (TOML, or JSON by the suffix ``.json``):
+    its ``[run]`` table or its top-level fields, checked as ``thrifty sweep`` checks a
+    file of one run."""
+    from thrifty.experiments.configfile import read, run_fields
 
     if path.is_dir():
         raise ConfigError(f"--config: {str(path)!r} is a directory, not a config file")
-    if not path.is_file():
-        raise ConfigError(f"--config: no such file {str(path)!r}")
-    text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"--config: cannot parse {str(path)!r}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config: {str(path)!r} must hold a [run] table of config fields")
+        data = read(path)
+    except ConfigError as exc:
+        # "--config 'PATH': what is wrong", without the path a second time
+        named = repr(str(path))
+        message = str(exc).replace(f" {named}", "").replace(f"{named} ", "")
+        message = message.replace("table (a JSON object)", "[run] table (a JSON object)")
+        raise ConfigError(f"--config {named}: {message}") from None
     sweep_keys = sorted({"grid", "seeds", "runs"} & set(data))
     if sweep_keys:
         raise ConfigError(
             f"--config: {str(path)!r} describes a sweep ({', '.join(sweep_keys)}); "
             "`thrifty train` runs one config: use `thrifty sweep` for it"
         )
-    table = data.get("run", data)
-    if not isinstance(table, dict):
-        raise ConfigError(f"--config: {str(path)!r} must hold a [run] table of config fields")
-    return dict(table)
+    try:
+        return run_fields(data, repr(str(path)))
+    except ConfigError as exc:
+        raise ConfigError(f"--config {exc}") from None
 
 
 def _fmt_int(n: int | None) -> str:
@@ -238,9 +255,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             _write_json(args.out, record)
         except OSError as exc:
+            if not args.json:  # the summary alone would lose the record
+                print(json.dumps(record, indent=2))
             print(
-                f"thrifty train: error: --out: cannot write {str(args.out)!r} ({exc}); "
-                "the record is printed above",
+                f"thrifty train: error: --out: cannot write {str(args.out)!r} "
+                f"({exc.strerror or exc}); the record is printed above",
                 file=sys.stderr,
             )
             return 2
@@ -338,11 +357,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``thrifty sweep FILE --out DIR``: run a grid of configs, resuming where it stopped."""
     from thrifty.experiments import run_sweep
     from thrifty.experiments.configfile import configs_from_file
+    from thrifty.rules.registry import RuleError
     from thrifty.train import check_config
 
     configs = configs_from_file(args.file)
-    for c in configs:
-        check_config(c)
+    for i, c in enumerate(configs):
+        try:
+            check_config(c)
+        except (ConfigError, RuleError) as exc:
+            where = f"config {i + 1} of {len(configs)}" + _differences(c, configs[0])
+            raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None
     with _output_dir(args.out):
         result = run_sweep(
             configs,
@@ -354,6 +378,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     print(result)
     return 1 if result.failed else 0
+
+
+def _differences(config: RunConfig, first: RunConfig) -> str:
+    """The fields in which ``config`` differs from ``first`` (the grid point that made
+    it), as ``" (field=value, ...)"``; empty when none does."""
+    a, b = config.to_dict(), first.to_dict()
+    changed = [f"{k}={v!r}" for k, v in a.items() if v != b.get(k)]
+    return f" ({', '.join(changed)})" if changed else ""
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -400,17 +432,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rules", help="list rules and synapse models")
     p.set_defaults(func=cmd_rules)
 
-    p = sub.add_parser("data", help="fetch and verify data sets")
-    p.add_argument("--dataset", action="append", choices=("mnist", "fashion-mnist"))
-    p.add_argument("--data-dir", help="directory with the IDX files")
+    p = sub.add_parser(
+        "data",
+        help="fetch and verify data sets",
+        description="Fetch a data set into the cache (~/.cache/thrifty, or $THRIFTY_CACHE) "
+        "and verify its checksums; one that is already there is only verified.",
+    )
+    p.add_argument(
+        "--dataset",
+        action="append",
+        choices=("mnist", "fashion-mnist"),
+        help="repeatable (default: mnist)",
+    )
+    p.add_argument("--data-dir", help="read the IDX files from this directory instead")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("sweep", help="run a grid of configs from a TOML/JSON file")
-    p.add_argument("file", type=Path)
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of configs from a TOML/JSON file",
+        description="Run every config a file describes (a [run] table, a [grid] of values, "
+        "seeds; see the README) and store one record per run in --out. Runs whose record "
+        "is already there are skipped, so running the command again resumes a sweep.",
+    )
+    p.add_argument("file", type=Path, help="TOML file (JSON if it ends in .json)")
     p.add_argument("--out", type=Path, required=True, help="results directory")
-    p.add_argument("--workers", type=_positive_int, default=1)
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="local worker processes (default 1)"
+    )
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
-    p.add_argument("--data-dir")
+    p.add_argument(
+        "--data-dir",
+        help="directory with the IDX files, on the workers (else $THRIFTY_DATA, the cache, ...)",
+    )
     p.add_argument(
         "--batch",
         type=_positive_int,
@@ -419,38 +472,126 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("reproduce", help="reproduce the paper's figures and write a report")
-    p.add_argument("--scale", choices=("quick", "full"), default="quick")
-    p.add_argument("--out", type=Path, default=Path("reproduction"), help="output directory")
-    p.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper's figures and write a report",
+        description="Run the figures' sweeps, draw the figures and write report.md and "
+        "report.html in --out. Runs already stored there are skipped, so running the "
+        "command again resumes it.",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick (default: small networks; 14 min with --workers 2 on 2 cores) or "
+        "full (the paper's sizes and seeds, for a cluster)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reproduction"),
+        help="output directory (default ./reproduction)",
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="local worker processes (default 1)"
+    )
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
     p.add_argument("--data-dir", help="directory with the IDX files")
     p.set_defaults(func=cmd_reproduce)
     return parser
 
 
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+
+
+def _needs_x64(args: argparse.Namespace) -> bool:
+    """Whether the command runs a float64 config: JAX's 64-bit mode must then be on
+    before anything is computed. Reads a ``--config`` or sweep file for its dtype."""
+    if os.environ.get("JAX_ENABLE_X64", "").strip().lower() in _TRUE:
+        return True
+    if getattr(args, "dtype", None) is not None:
+        return bool(args.dtype == "float64")
+    if args.command == "train" and args.config is not None:
+        return _read_run_table(args.config).get("dtype") == "float64"
+    if args.command == "sweep":
+        from thrifty.experiments.configfile import configs_from_file
+
+        return any(c.dtype == "float64" for c in configs_from_file(args.file))
+    return False
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch system's wall time), handled as Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _one_line(message: Any, category: type[Warning], *_: Any, **__: Any) -> str:
+    return f"thrifty: warning: {message}\n"
+
+
+@contextlib.contextmanager
+def _command_signals() -> Iterator[None]:
+    """SIGTERM raises like Ctrl-C while a command runs (in the main thread), and
+    warnings print as one line; both are restored afterwards."""
+    import signal
+    import threading
+    import warnings
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    formatting = warnings.formatwarning
+    warnings.formatwarning = _one_line  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        warnings.formatwarning = formatting
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``thrifty`` command."""
+    """Entry point of the ``thrifty`` command.
+
+    Exit status: 0 done; 1 a sweep with failed runs; 2 bad options, config or output
+    path; 3 a diverged run; 4 a data error; 130 interrupted (Ctrl-C); 143 terminated
+    (SIGTERM).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "dtype", None) == "float64" or os.environ.get("JAX_ENABLE_X64"):
-        import jax
+    with _command_signals():
+        try:
+            # JAX's first import is slow; an interrupt during it gets the same answer
+            from thrifty.compile_cache import enable_compilation_cache
+            from thrifty.data import DataError
+            from thrifty.experiments.executors import SchedulerError
+            from thrifty.experiments.store import StoreError
+            from thrifty.rules.registry import RuleError
+        except KeyboardInterrupt as exc:
+            _interrupted(parser, exc)
+        try:
+            if _needs_x64(args):
+                import jax
 
-        jax.config.update("jax_enable_x64", True)
-    enable_compilation_cache()
-    from thrifty.data import DataError
-    from thrifty.experiments.executors import SchedulerError
-    from thrifty.experiments.store import StoreError
-    from thrifty.rules.registry import RuleError
+                jax.config.update("jax_enable_x64", True)
+            enable_compilation_cache()
+            return int(args.func(args))
+        except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
+            parser.exit(2, f"thrifty {args.command}: error: {exc}\n")
+        except DataError as exc:
+            parser.exit(4, f"thrifty {args.command}: data error: {exc}\n")
+        except KeyboardInterrupt as exc:
+            _interrupted(parser, exc)
+    raise AssertionError("unreachable")
 
-    try:
-        return int(args.func(args))
-    except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
-        parser.exit(2, f"thrifty {args.command}: error: {exc}\n")
-    except DataError as exc:
-        parser.exit(4, f"thrifty {args.command}: data error: {exc}\n")
-    except KeyboardInterrupt:
-        parser.exit(130, "interrupted\n")
+
+def _interrupted(parser: argparse.ArgumentParser, exc: KeyboardInterrupt) -> NoReturn:
+    if isinstance(exc, _Terminated):
+        parser.exit(143, "terminated\n")
+    parser.exit(130, "interrupted\n")
 
 
 if __name__ == "__main__":

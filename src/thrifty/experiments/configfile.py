@@ -54,7 +54,14 @@ from typing import Any
 
 from thrifty.config import ConfigError, RunConfig
 
-__all__ = ["MAX_CONFIGS", "TOP_LEVEL_KEYS", "configs_from_file", "configs_from_mapping", "read"]
+__all__ = [
+    "MAX_CONFIGS",
+    "TOP_LEVEL_KEYS",
+    "configs_from_file",
+    "configs_from_mapping",
+    "read",
+    "run_fields",
+]
 
 TOP_LEVEL_KEYS = ("grid", "run", "runs", "seeds")
 """The keys of a structured file."""
@@ -136,24 +143,8 @@ def configs_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> 
         raise ConfigError(f"{source}: must be a table, got {type(data).__name__}")
     _check_keys(data, source, "top level")
     if not any(k in data for k in TOP_LEVEL_KEYS):
-        if not data:
-            raise ConfigError(
-                f"{source}: empty; give a [run] table, a [grid] table or config fields "
-                f"({', '.join(_FIELDS)})"
-            )
-        tables = sorted(k for k, v in data.items() if isinstance(v, Mapping))
-        if tables:
-            raise ConfigError(
-                f"{source}: unknown table(s) {', '.join(map(repr, tables))}; allowed top-level "
-                f"keys: {', '.join(TOP_LEVEL_KEYS)}"
-            )
-        return [_config(data, f"{source} (run)")]
-    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join(TOP_LEVEL_KEYS)} (config fields go into the [run] table)"
-        )
+        return [_config(run_fields(data, source), f"{source} (run)")]
+    _check_top_level(data, source)
 
     base = _table(data.get("run", {}), source, "run")
     bases = [base]
@@ -200,6 +191,45 @@ def configs_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> 
             where += (", " + ", ".join(f"{k}={v!r}" for k, v in point.items())) if point else ""
             out.append(_config({**fields, **point}, where + ")"))
     return out
+
+
+def run_fields(data: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """The config fields of a file that describes one run: its ``[run]`` table, or its
+    top level when it has no table (the fields are checked by :class:`RunConfig`).
+
+    Raises
+    ------
+    ConfigError
+        For an empty file, a sweep (``grid``, ``runs``, ``seeds``), keys beside
+        ``[run]`` or tables other than it, naming ``source``.
+    """
+    if not data:
+        raise ConfigError(
+            f"{source}: empty; give a [run] table or config fields ({', '.join(_FIELDS)})"
+        )
+    if "run" not in data:
+        tables = sorted(k for k, v in data.items() if isinstance(v, Mapping))
+        if tables:
+            raise ConfigError(
+                f"{source}: unknown table(s) {', '.join(map(repr, tables))}; allowed top-level "
+                f"keys: {', '.join(TOP_LEVEL_KEYS)}"
+            )
+        _check_keys(data, source, "top level")
+        return dict(data)
+    _check_top_level(data, source)
+    sweep = sorted({"grid", "runs", "seeds"} & set(data))
+    if sweep:
+        raise ConfigError(f"{source}: describes a sweep ({', '.join(sweep)}), not one run")
+    return _table(data["run"], source, "run")
+
+
+def _check_top_level(data: Mapping[str, Any], source: str) -> None:
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; allowed: "
+            f"{', '.join(TOP_LEVEL_KEYS)} (config fields go into the [run] table)"
+        )
 
 
 def _check_keys(table: Mapping[Any, Any], source: str, where: str) -> None:

@@ -264,5 +264,5 @@ def describe(registry: dict[str, Entry] | None = None) -> str:
             kind = "|".join(p.choices) if p.choices else p.kind
             parts.append(f"{p.name}=<{kind}>" + ("" if p.required else f" (default {p.default})"))
         lines.append(f"{name}" + (":" + ", ".join(parts) if parts else ""))
-        lines.append(f"    {entry.summary}")
+        lines.append(f"    {entry.summary.replace('``', '')}")  # plain text, not markup
     return "\n".join(lines)
