@@ -608,9 +608,18 @@ class Sampler:
         Number of training samples.
     mode : {"epoch", "replacement"}
     seed : numpy.random.SeedSequence
+
+    Raises
+    ------
+    ValueError
+        For no training samples or another mode.
     """
 
     def __init__(self, n: int, mode: str, seed: np.random.SeedSequence) -> None:
+        if n < 1:
+            raise ValueError(f"no training samples to draw from (n = {n})")
+        if mode not in ("epoch", "replacement"):
+            raise ValueError(f"sampling must be 'epoch' or 'replacement', got {mode!r}")
         self.n = n
         self.mode = mode
         self.rng = np.random.default_rng(seed)
