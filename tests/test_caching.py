@@ -78,6 +78,28 @@ CASES: dict[str, tuple[str, tuple[str, ...], Any]] = {
         ("top-k:fraction=0.3",),
         lambda st: ref.top_k(0.3, "layer"),
     ),
+    # a synapse matrix: the transient update is masked synapse by synapse
+    "synapse-mask-rule": (
+        "caching:threshold=0.04,tau=30,cost=0.01",
+        ("synapse-mask:hidden=0.3,output=0.6",),
+        lambda st: ref.synapse_mask([np.asarray(st.hidden), np.asarray(st.output)]),
+    ),
+    "select-rule": (
+        "caching:threshold=0.04,tau=30,cost=0.01",
+        ("neuron-select:fraction=0.5",),
+        lambda st: ref.neuron_select(0.5, "error"),
+    ),
+    # grouped consolidation within a subnet of consolidating units
+    "neuron-in-subnet": (
+        "caching:threshold=0.06,tau=30,cost=0.01,per=neuron,consolidate_units=4",
+        (),
+        lambda st: None,
+    ),
+    "layer-in-subnet": (
+        "caching:threshold=0.06,tau=30,cost=0.01,per=layer,consolidate_units=4",
+        (),
+        lambda st: None,
+    ),
 }
 
 
@@ -500,3 +522,19 @@ def test_live_rows_product_equals_full_product(n_live: int) -> None:
     got = caching_module.live_rows_product(jnp.asarray(s), jnp.asarray(live), jnp.asarray(x), 6)
     np.testing.assert_allclose(np.asarray(got), s @ x, rtol=1e-12, atol=0)
     assert np.all(np.asarray(got)[~live] == 0)
+
+
+@pytest.mark.parametrize("n_pre", [785, 4095, 4096, 5000])
+def test_event_counts_are_exact_on_either_side_of_the_packing_limit(n_pre: int) -> None:
+    """The counts of consolidations and of those with s > 0, packed two to a float for
+    rows shorter than 4096 and counted apart for longer ones (the output layer of a
+    network of 4096 hidden units or more)."""
+    from thrifty.caching import _event_counts
+
+    rng = np.random.default_rng(n_pre)
+    events = rng.random((6, n_pre)) < 0.9
+    positive = rng.random((6, n_pre)) < 0.5
+    events[0] = positive[0] = True  # a full row: the largest packed count
+    count, count_positive = _event_counts(jnp.asarray(events), jnp.asarray(positive))
+    assert int(count) == int(events.sum())
+    assert int(count_positive) == int((events & positive).sum())
