@@ -67,8 +67,10 @@ def test_budget_is_rounded_up_to_a_check_and_must_hold_one(synthetic: data.Datas
     shorter than one check would be stretched to it, and is refused before training."""
     record = run(RunConfig(**SMALL, budget_epochs=0.075, criterion=1.0), synthetic)
     assert (record["status"], record["samples"]) == ("budget", 200)
-    with pytest.raises(ConfigError, match="shorter than one check interval"):
+    with pytest.raises(ConfigError, match="shorter than one check interval") as exc:
         run(RunConfig(**{**SMALL, "check_interval": 1000}, budget_epochs=0.4), synthetic)
+    # what would do: 1000 of 2000 samples is half an epoch; 0.4 epochs are 800 samples
+    assert "budget_epochs to at least 0.5 or lower check_interval to at most 800" in str(exc.value)
 
 
 def test_budgets_of_stored_data_sets_are_checked_before_loading() -> None:

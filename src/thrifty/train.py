@@ -783,7 +783,8 @@ def budget_samples(config: RunConfig, n_train: int) -> int:
         raise ConfigError(
             f"budget_epochs: a budget of {budget:.0f} samples ({config.budget_epochs:g} "
             f"epochs of {n_train}) is shorter than one check interval ({interval} "
-            "samples); a run stops only at a check"
+            "samples), and a run stops only at a check: raise budget_epochs to at least "
+            f"{interval / n_train:.4g} or lower check_interval to at most {max(int(budget), 1)}"
         )
     return math.ceil(budget / interval) * interval
 
