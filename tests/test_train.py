@@ -81,6 +81,11 @@ def test_budgets_of_stored_data_sets_are_checked_before_loading() -> None:
     with pytest.raises(ConfigError, match="budget of 500 samples"):
         check_config(RunConfig(budget_epochs=0.01))
     check_config(RunConfig(budget_epochs=0.02))  # exactly one check
+    # more training images than the data set has (50 000 once the validation sixth is
+    # set apart) are refused before loading it, too
+    with pytest.raises(ConfigError, match="n_train must be at most the 50000"):
+        check_config(RunConfig(n_train=50_001))
+    check_config(RunConfig(n_train=50_000))
 
 
 def test_data_other_than_the_configs_are_refused(synthetic: data.Dataset) -> None:

@@ -676,8 +676,11 @@ def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
 
 def expected_n_train(config: RunConfig) -> int | None:
     """Training samples a run of ``config`` draws from, known before loading the data:
-    the stored training images less the validation sixth (``split="validation"``), at
-    most ``n_train``; None for synthetic data, whose size is the caller's."""
+    the stored training images less the validation sixth (``split="validation"``), or
+    ``n_train`` of them; None for synthetic data, whose size is the caller's.
+
+    Raises ConfigError when ``n_train`` asks for more than there are.
+    """
     from thrifty import data
 
     config = config.resolved()
@@ -685,7 +688,18 @@ def expected_n_train(config: RunConfig) -> int | None:
     if stored is None:
         return None
     available = data.training_part(stored, preprocessing_for(config).split)
-    return min(available, config.n_train) if config.n_train is not None else available
+    if config.n_train is None:
+        return available
+    _check_n_train(config, available)
+    return config.n_train
+
+
+def _check_n_train(config: RunConfig, available: int) -> None:
+    if config.n_train is not None and config.n_train > available:
+        raise ConfigError(
+            f"n_train must be at most the {available} training images of "
+            f"{config.dataset}, got {config.n_train}"
+        )
 
 
 def preprocessing_for(config: RunConfig) -> Any:
@@ -749,11 +763,7 @@ def prepare_arrays(config: RunConfig, dataset: Any) -> dict[str, jax.Array]:
     dtype = jnp.dtype(config.dtype)
     x_train, y_train = dataset.x_train, dataset.y_train
     if config.n_train is not None:
-        if config.n_train > len(y_train):
-            raise ConfigError(
-                f"n_train must be at most the {len(y_train)} training images of "
-                f"{config.dataset}, got {config.n_train}"
-            )
+        _check_n_train(config, len(y_train))
         x_train, y_train = x_train[: config.n_train], y_train[: config.n_train]
     check = (
         (dataset.x_val, dataset.y_val)
