@@ -135,6 +135,15 @@ def test_invalid_config_fails_before_work() -> None:
         RunConfig(dataset="cifar")
     with pytest.raises(ConfigError, match="unknown config field"):
         RunConfig.from_dict({"n_hiden": 3})
+    with pytest.raises(ConfigError, match=r"n_hidden must be an integer in \[1, 2735647\]"):
+        RunConfig(n_hidden=3_000_000_000)
+    # numbers that float32 would round to infinity or to zero; float64 holds them
+    for field, value, becomes in (("lr", 1e300, "inf"), ("sigma", 1e-320, "0.0")):
+        with pytest.raises(ConfigError, match=f"{field} must be .* float32 .*would be {becomes}"):
+            check_config(RunConfig(**{field: value}))
+        check_config(RunConfig(**{field: value}, dtype="float64"))
+    with pytest.raises(ConfigError, match="alphas must be"):
+        check_config(RunConfig(alphas=(1e39,)))
 
 
 def test_float64_needs_x64_mode(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,9 @@ SAMPLINGS = ("epoch", "replacement")
 DTYPES = ("float32", "float64")
 CRITERIA = {"mnist": 0.95, "fashion-mnist": 0.85, "synthetic": 0.9}
 
+MAX_HIDDEN = (2**31 - 1) // 785
+"""Most hidden units: the synapses of an MNIST input layer must have int32 indices."""
+
 PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
     # the default protocol of thrifty (docs/data.md)
     "default": {
@@ -153,9 +156,11 @@ class RunConfig:
         if (
             not isinstance(self.n_hidden, int)
             or isinstance(self.n_hidden, bool)
-            or self.n_hidden < 1
+            or not 1 <= self.n_hidden <= MAX_HIDDEN
         ):
-            raise ConfigError(f"n_hidden must be an integer >= 1, got {self.n_hidden!r}")
+            raise ConfigError(
+                f"n_hidden must be an integer in [1, {MAX_HIDDEN}], got {self.n_hidden!r}"
+            )
         object.__setattr__(self, "lr", _positive("lr", self.lr))
         if self.sigma is not None:
             object.__setattr__(self, "sigma", _positive("sigma", self.sigma))

@@ -667,6 +667,18 @@ def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
             "dtype float64 needs JAX's 64-bit mode: set JAX_ENABLE_X64=1 or call "
             "jax.config.update('jax_enable_x64', True) first"
         )
+    # numbers > 0 that the run's dtype would round to 0 or infinity
+    real = np.dtype(config.dtype).type
+    for name, value in [("lr", config.lr), ("sigma", config.sigma)] + [
+        ("alphas", a) for a in config.alphas
+    ]:
+        with np.errstate(over="ignore"):
+            rounded = real(value)
+        if not (np.isfinite(rounded) and rounded > 0):
+            raise ConfigError(
+                f"{name} must be a number > 0 that {config.dtype} holds, got {value!r} "
+                f"(it would be {float(rounded)!r})"
+            )
     n_train = expected_n_train(config)
     if n_train is not None:
         budget_samples(config, n_train)
