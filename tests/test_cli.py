@@ -75,6 +75,8 @@ def test_summary_shows_transient_cost_m_alpha_and_what_is_left_in_s(
         (["--rule", "top-k:fraction=1.5"], "fraction"),
         (["--rule", "top-k:fraction=0.1,size=3"], "size"),
         (["--synapses", "teleport"], "teleport"),
+        (["--out", ""], "--out: must be a path, got an empty string"),
+        (["--lr", "1e300"], "--lr: lr must be a number > 0 that float32 holds"),
     ],
 )
 def test_invalid_options_fail_before_work(
@@ -305,15 +307,32 @@ def test_an_option_overriding_the_config_file_is_named(tmp_path: Any, capsys: An
     assert "--hidden: n_hidden" in capsys.readouterr().err
 
 
-def test_sweep_with_failed_runs_exits_with_1(tmp_path: Any, capsys: Any) -> None:
-    """Every run fails (no data where --data-dir points): recorded, and the status is 1."""
+def test_sweep_with_failed_runs_exits_with_1(
+    tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run fails (it raises): recorded, and the status is 1."""
+    from thrifty import train
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("out of luck")
+
+    monkeypatch.setattr(train, "run", fails)
+    config = tmp_path / "sweep.toml"
+    config.write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    assert main(["sweep", str(config), "--out", str(tmp_path / "r")]) == 1
+    assert "1 failed" in capsys.readouterr().out
+
+
+def test_sweep_without_its_data_stops_before_any_run(tmp_path: Any, capsys: Any) -> None:
+    """No data where --data-dir points: exit status 4 before a run starts, and the
+    results directory is not made."""
     config = tmp_path / "sweep.toml"
     config.write_text('[run]\ndataset = "mnist"\nn_hidden = 5\n')
-    code = main(
-        ["sweep", str(config), "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path / "no")]
-    )
-    assert code == 1
-    assert "1 failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(config), "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path)])
+    assert exc.value.code == 4
+    assert "mnist" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_unusable_scheduler_is_an_error_naming_it(tmp_path: Any, capsys: Any) -> None:

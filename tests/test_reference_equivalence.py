@@ -113,6 +113,10 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
         ("top-k:fraction=0.3", "top-k:fraction=0.5,per=neuron"),
         lambda st, k: ref.chain([ref.top_k(0.3, "layer"), ref.top_k(0.5, "neuron")]),
     ),
+    "top-k-neuron+select": (
+        ("top-k:fraction=0.2,per=neuron", "neuron-select:fraction=0.5"),
+        lambda st, k: ref.chain([ref.top_k(0.2, "neuron"), ref.neuron_select(0.5, "error")]),
+    ),
     "synapse-mask+select": (
         ("synapse-mask:hidden=0.05,output=1", "neuron-select:fraction=0.5"),
         lambda st, k: ref.chain(

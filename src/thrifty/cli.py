@@ -54,7 +54,7 @@ _TRAIN_FIELDS = {
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
-        type=Path,
+        type=_path,
         help="TOML file (JSON if it ends in .json) with a [run] table of config fields; "
         "options given as well override its fields",
     )
@@ -367,6 +367,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except (ConfigError, RuleError) as exc:
             where = f"config {i + 1} of {len(configs)}" + _differences(c, configs[0])
             raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None
+    if args.scheduler is None:  # local workers read the data from here: check it once
+        from thrifty.reproduce import fetch_data
+
+        datasets = sorted({c.dataset for c in configs})
+        fetch_data(datasets, args.data_dir, required=datasets)
     with _output_dir(args.out):
         result = run_sweep(
             configs,
@@ -404,6 +409,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _path(text: str) -> Path:
+    """A path option; an empty one (an unset shell variable) is an error, not ``.``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a path, got an empty string")
+    return Path(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -425,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one network and print its energy")
     _add_run_options(p)
     p.add_argument("--json", action="store_true", help="print the full record as JSON")
-    p.add_argument("--out", type=Path, help="also write the record to this JSON file")
+    p.add_argument("--out", type=_path, help="also write the record to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)
 
@@ -454,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds; see the README) and store one record per run in --out. Runs whose record "
         "is already there are skipped, so running the command again resumes a sweep.",
     )
-    p.add_argument("file", type=Path, help="TOML file (JSON if it ends in .json)")
-    p.add_argument("--out", type=Path, required=True, help="results directory")
+    p.add_argument("file", type=_path, help="TOML file (JSON if it ends in .json)")
+    p.add_argument("--out", type=_path, required=True, help="results directory")
     p.add_argument(
         "--workers", type=_positive_int, default=1, help="local worker processes (default 1)"
     )
@@ -488,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=_path,
         default=Path("reproduction"),
         help="output directory (default ./reproduction)",
     )

@@ -686,9 +686,13 @@ def select_neurons(*, fraction: float, by: str = "error") -> Rule:
         sel0 = ctx.selection[0]
         # rank only the units with a synapse still available
         units = None if sel0.post is None else sel0.post != 0
-        if _beyond_masks(sel0) or sel0.pre is not None:
+        if _beyond_masks(sel0):
             lp = proposal.layers[0]
             units = jnp.any(_allowed_matrix(sel0, lp.delta, lp.pre.shape[0]), axis=1)
+        elif sel0.pre is not None:  # a unit has a synapse left while any input is left
+            some = jnp.any(sel0.pre != 0)
+            units = some if units is None else units & some
+            units = jnp.broadcast_to(units, scores.shape)
         if units is not None:
             scores = jnp.where(units, scores, -jnp.ones_like(scores))
         avail = n if units is None else jnp.sum(units)
