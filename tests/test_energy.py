@@ -29,6 +29,7 @@ from thrifty.energy import (
     price_layer,
 )
 from thrifty.rules.base import NO_SYNAPSE, LayerSelection
+from util import numpy_selection
 
 LR = 0.05
 ALPHAS = (0.5, 2.0)
@@ -95,27 +96,9 @@ def _forms() -> dict[str, LayerSelection]:
     }
 
 
-def _dense_mask(delta: np.ndarray, pre: np.ndarray, sel: LayerSelection) -> np.ndarray:
-    mask = np.ones((delta.size, pre.size), bool)
-    d = delta.copy()
-    if sel.post is not None:
-        mask &= (np.asarray(sel.post) != 0)[:, None]
-        d = d * np.asarray(sel.post)
-    if sel.pre is not None:
-        mask &= (np.asarray(sel.pre) != 0)[None, :]
-    if sel.synapses is not None:
-        mask &= np.asarray(sel.synapses, bool)
-    if sel.listed is not None:
-        listed = np.asarray(sel.listed)
-        mask &= np.isin(np.arange(mask.size), listed).reshape(mask.shape)
-    if sel.threshold is not None:
-        mask &= np.abs(d)[:, None] >= np.asarray(sel.threshold, float)[None, :]
-    return mask
-
-
 def _dense_dw(delta: np.ndarray, pre: np.ndarray, sel: LayerSelection, lr: float) -> np.ndarray:
     dw = -lr * np.outer(delta, pre)
-    return np.where(_dense_mask(delta, pre, sel), dw, 0.0)
+    return np.where(numpy_selection(delta, pre, sel), dw, 0.0)
 
 
 def _cast(sel: LayerSelection, dtype: jnp.dtype) -> LayerSelection:
@@ -150,7 +133,7 @@ def test_price_layer_matches_dense(form: str, dtype: str) -> None:
     sel64 = _cast(sel, jnp.float64)
     np.testing.assert_array_equal(
         np.asarray(dense_selection(jnp.asarray(delta), jnp.asarray(pre), sel64)),
-        _dense_mask(delta, pre, sel),
+        numpy_selection(delta, pre, sel),
     )
     w = np.random.default_rng(5).normal(size=(N_POST, N_PRE))
     new = _apply(jnp.asarray(w), jnp.asarray(delta), jnp.asarray(pre), sel64, LR)
@@ -162,7 +145,7 @@ def test_every_form_selects_something_and_not_everything() -> None:
     delta, pre = _vectors()
     nonzero = np.outer(delta != 0, pre != 0)
     for name, sel in _forms().items():
-        chosen = _dense_mask(delta, pre, sel) & nonzero
+        chosen = numpy_selection(delta, pre, sel) & nonzero
         assert chosen.any(), name
         assert (chosen.sum() < nonzero.sum()) == (name != "none"), name
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from thrifty.config import RunConfig
 from thrifty.network import Params, augment
+from thrifty.rules.base import LayerSelection
 from thrifty.train import Structure, _as_arrays, _init, numbers_of, run_chunk
 
 
@@ -83,3 +84,23 @@ def fast_run(
         structure=structure,
     )
     return initial, final, out, (structure, numbers, k_steps)
+
+
+def numpy_selection(delta: np.ndarray, pre: np.ndarray, sel: LayerSelection) -> np.ndarray:
+    """A layer's selection as a boolean (n_post, n_pre) matrix, in NumPy from the
+    selection's fields alone (independent of :func:`thrifty.energy.dense_selection`)."""
+    mask = np.ones((delta.size, pre.size), bool)
+    d = delta.copy()
+    if sel.post is not None:
+        mask &= (np.asarray(sel.post) != 0)[:, None]
+        d = d * np.asarray(sel.post)
+    if sel.pre is not None:
+        mask &= (np.asarray(sel.pre) != 0)[None, :]
+    if sel.synapses is not None:
+        mask &= np.asarray(sel.synapses, bool)
+    if sel.listed is not None:
+        listed = np.asarray(sel.listed)
+        mask &= np.isin(np.arange(mask.size), listed).reshape(mask.shape)
+    if sel.threshold is not None:
+        mask &= np.abs(d)[:, None] >= np.asarray(sel.threshold, float)[None, :]
+    return mask
