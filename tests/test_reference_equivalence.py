@@ -117,6 +117,26 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
         ("top-k:fraction=0.2,per=neuron", "neuron-select:fraction=0.5"),
         lambda st, k: ref.chain([ref.top_k(0.2, "neuron"), ref.neuron_select(0.5, "error")]),
     ),
+    "top-k+synapse-mask+top-k": (
+        ("top-k:fraction=0.3", "synapse-mask:hidden=0.3,output=1", "top-k:fraction=0.5"),
+        lambda st, k: ref.chain(
+            [
+                ref.top_k(0.3, "layer"),
+                ref.synapse_mask(_mask_matrices(st[1], k[3])),
+                ref.top_k(0.5, "layer"),
+            ]
+        ),
+    ),
+    "top-k+synapse-mask+select": (
+        ("top-k:fraction=0.3", "synapse-mask:hidden=0.3,output=1", "neuron-select:fraction=0.5"),
+        lambda st, k: ref.chain(
+            [
+                ref.top_k(0.3, "layer"),
+                ref.synapse_mask(_mask_matrices(st[1], k[3])),
+                ref.neuron_select(0.5, "error"),
+            ]
+        ),
+    ),
     "synapse-mask+select": (
         ("synapse-mask:hidden=0.05,output=1", "neuron-select:fraction=0.5"),
         lambda st, k: ref.chain(
@@ -241,7 +261,14 @@ def test_rule_matches_reference(case: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "case", ["synapse-mask+top-k", "synapse-mask+top-k-neuron", "synapse-mask+select"]
+    "case",
+    [
+        "synapse-mask+top-k",
+        "synapse-mask+top-k-neuron",
+        "synapse-mask+select",
+        "top-k+synapse-mask+top-k",
+        "top-k+synapse-mask+select",
+    ],
 )
 def test_listed_mask_then_top_k_matches_reference(case: str, monkeypatch: Any) -> None:
     """A mask kept as a list of synapses: top-k ranks among the listed synapses, and

@@ -600,20 +600,58 @@ def _top_in_matrix(
     return ranks < k[:, None]
 
 
-def _top_listed(
-    delta: jax.Array, pre: jax.Array, sel: LayerSelection, fraction: float
-) -> LayerSelection:
-    """Top-k per layer among the synapses listed in ``sel`` (within its post and pre
-    masks): ``round(p · #listed)`` of them, ties taken in list (index) order; a
-    selection with a list of shape ``sel.listed.shape``."""
-    assert sel.listed is not None
-    listed, n_pre = sel.listed, pre.shape[0]
+def _listed_left(
+    sel: LayerSelection, delta: jax.Array, n_pre: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Rows, columns and availability of the synapses listed in ``sel`` (shape of
+    ``sel.listed``): listed, not padding, within its post and pre masks and passing its
+    threshold on ``|delta|``."""
+    assert sel.listed is not None and sel.synapses is None
+    listed = sel.listed
     rows, cols = listed // n_pre, listed % n_pre
     allowed = listed != NO_SYNAPSE
     if sel.post is not None:
         allowed = allowed & (sel.post.at[rows].get(mode="fill", fill_value=0) != 0)
     if sel.pre is not None:
         allowed = allowed & (sel.pre.at[cols].get(mode="fill", fill_value=0) != 0)
+    if sel.threshold is not None:
+        d = jnp.abs(delta).at[rows].get(mode="fill", fill_value=0)
+        allowed = allowed & (d >= sel.threshold.at[cols].get(mode="fill", fill_value=0))
+    return rows, cols, allowed
+
+
+def _units_left(sel: LayerSelection, delta: jax.Array, n_pre: int) -> jax.Array | None:
+    """Bool (n_post,): the units with a synapse that ``sel`` leaves available; None when
+    it leaves every unit one (no masks at all)."""
+    n_post = delta.shape[0]
+    if sel.synapses is not None:  # the matrix is at hand
+        return jnp.any(_allowed_matrix(sel, delta, n_pre), axis=1)
+    if sel.listed is not None:
+        rows, _, allowed = _listed_left(sel, delta, n_pre)
+        return jnp.zeros((n_post,), bool).at[rows].max(allowed, mode="drop")
+    units = None if sel.post is None else sel.post != 0
+    if sel.threshold is None and sel.pre is None:
+        return units
+    # a unit keeps a synapse when |δ_i| passes the lowest threshold of an available input
+    if sel.threshold is not None:
+        thresholds = sel.threshold.astype(delta.dtype)
+        if sel.pre is not None:
+            thresholds = jnp.where(sel.pre != 0, thresholds, jnp.inf)
+        kept = jnp.abs(delta) >= jnp.min(thresholds)
+    else:
+        kept = jnp.broadcast_to(jnp.any(sel.pre != 0), (n_post,))
+    return kept if units is None else units & kept
+
+
+def _top_listed(
+    delta: jax.Array, pre: jax.Array, sel: LayerSelection, fraction: float
+) -> LayerSelection:
+    """Top-k per layer among the synapses listed in ``sel`` (within its post and pre
+    masks and its threshold): ``round(p · #available)`` of them, ties taken in list
+    (index) order; a selection with a list of shape ``sel.listed.shape``."""
+    listed = sel.listed
+    assert listed is not None
+    rows, cols, allowed = _listed_left(sel, delta, pre.shape[0])
     d = jnp.abs(delta).at[rows].get(mode="fill", fill_value=0)
     x = jnp.abs(pre).at[cols].get(mode="fill", fill_value=0)
     scores = jnp.where(allowed, d * x, jnp.asarray(-1, delta.dtype))
@@ -685,14 +723,8 @@ def select_neurons(*, fraction: float, by: str = "error") -> Rule:
         )
         sel0 = ctx.selection[0]
         # rank only the units with a synapse still available
-        units = None if sel0.post is None else sel0.post != 0
-        if _beyond_masks(sel0):
-            lp = proposal.layers[0]
-            units = jnp.any(_allowed_matrix(sel0, lp.delta, lp.pre.shape[0]), axis=1)
-        elif sel0.pre is not None:  # a unit has a synapse left while any input is left
-            some = jnp.any(sel0.pre != 0)
-            units = some if units is None else units & some
-            units = jnp.broadcast_to(units, scores.shape)
+        lp = proposal.layers[0]
+        units = _units_left(sel0, lp.delta, lp.pre.shape[0])
         if units is not None:
             scores = jnp.where(units, scores, -jnp.ones_like(scores))
         avail = n if units is None else jnp.sum(units)
