@@ -269,6 +269,63 @@ def test_terminating_a_run_exits_143_without_a_traceback(tmp_path: Any) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stored_sweep_needs_no_data(
+    tmp_path: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the data of runs not stored yet is checked: a finished sweep runs again
+    (skipping everything) where its data is gone."""
+    from thrifty.experiments.store import ResultStore
+
+    monkeypatch.setattr(ResultStore, "is_final", lambda self, key: True)
+    config = tmp_path / "sweep.toml"
+    config.write_text('[run]\ndataset = "mnist"\nn_hidden = 5\n')
+    args = ["sweep", str(config), "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert "1 skipped" in capsys.readouterr().out
+
+
+def test_main_leaves_signal_handlers_and_warning_format_as_it_found_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a command runs, SIGTERM is thrifty's only where nobody handles it, and only
+    thrifty's own warnings print as one line; afterwards both are as before."""
+    import os
+    import signal
+    import warnings
+
+    import thrifty.cli
+
+    seen: dict[str, Any] = {}
+
+    def command(args: Any) -> int:
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        fmt = warnings.formatwarning
+        seen["ours"] = fmt("careful", UserWarning, thrifty.cli.__file__, 1, "")
+        seen["theirs"] = fmt("careful", UserWarning, os.path.abspath("elsewhere.py"), 7, "")
+        if seen.get("signal"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(thrifty.cli, "cmd_rules", command)
+    formatting = warnings.formatwarning
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert main(["rules"]) == 0
+        assert seen["handler"] is thrifty.cli._terminate
+        assert seen["ours"] == "thrifty: warning: careful\n"
+        assert "elsewhere.py:7: UserWarning: careful" in seen["theirs"]
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert warnings.formatwarning is formatting
+        # a caller's own handler stays in place and gets the signal
+        caught: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+        seen["signal"] = True
+        assert main(["rules"]) == 0
+        assert caught == [signal.SIGTERM] and seen["handler"] is not thrifty.cli._terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[run]\nn_hidden = 5\nrules = ["bogus"]\n')

@@ -165,7 +165,7 @@ def _read_run_table(path: Path) -> dict[str, Any]:
     except ConfigError as exc:
         # "--config 'PATH': what is wrong", without the path a second time
         named = repr(str(path))
-        message = str(exc).replace(f" {named}", "").replace(f"{named} ", "")
+        message = str(exc).replace(f" {named}", "", 1).replace(f"{named} ", "", 1)
         message = message.replace("table (a JSON object)", "[run] table (a JSON object)")
         raise ConfigError(f"--config {named}: {message}") from None
     sweep_keys = sorted({"grid", "seeds", "runs"} & set(data))
@@ -367,11 +367,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except (ConfigError, RuleError) as exc:
             where = f"config {i + 1} of {len(configs)}" + _differences(c, configs[0])
             raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None
-    if args.scheduler is None:  # local workers read the data from here: check it once
-        from thrifty.reproduce import fetch_data
-
-        datasets = sorted({c.dataset for c in configs})
-        fetch_data(datasets, args.data_dir, required=datasets)
+    if args.scheduler is None:
+        _check_data(configs, args.out, args.data_dir)
     with _output_dir(args.out):
         result = run_sweep(
             configs,
@@ -383,6 +380,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     print(result)
     return 1 if result.failed else 0
+
+
+def _check_data(configs: Sequence[RunConfig], out: Path, data_dir: str | None) -> None:
+    """Find and verify, once, the data sets of the runs not stored in ``out`` yet, which
+    local workers will read from here: DataError before any run when one is missing or
+    damaged (a sweep whose runs are all stored needs no data)."""
+    from thrifty import data
+    from thrifty.experiments.store import ResultStore
+
+    store = ResultStore(out)
+    pending = [c for c in configs if c.dataset != "synthetic" and not store.is_final(c.key())]
+    for name in sorted({c.dataset for c in pending}):
+        data.load_raw(name, data_dir=data_dir, log=lambda m: print(m, file=sys.stderr))
 
 
 def _differences(config: RunConfig, first: RunConfig) -> str:
@@ -540,29 +550,40 @@ def _terminate(signum: int, frame: Any) -> None:
     raise _Terminated
 
 
-def _one_line(message: Any, category: type[Warning], *_: Any, **__: Any) -> str:
-    return f"thrifty: warning: {message}\n"
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 @contextlib.contextmanager
 def _command_signals() -> Iterator[None]:
-    """SIGTERM raises like Ctrl-C while a command runs (in the main thread), and
-    warnings print as one line; both are restored afterwards."""
+    """While a command runs: SIGTERM raises like Ctrl-C when nobody else handles it
+    (its handler is the default, in the main thread), and thrifty's own warnings print
+    as one line, without the source line; both are restored afterwards."""
     import signal
     import threading
     import warnings
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    ours = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+    if ours:
+        signal.signal(signal.SIGTERM, _terminate)
     formatting = warnings.formatwarning
-    warnings.formatwarning = _one_line  # type: ignore[assignment]
+
+    def one_line(
+        message: Any, category: type[Warning], filename: str, lineno: int, line: Any = None
+    ) -> str:
+        if str(Path(filename).resolve()).startswith(_PACKAGE):
+            return f"thrifty: warning: {message}\n"
+        return formatting(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
     try:
         yield
     finally:
-        warnings.formatwarning = formatting
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if warnings.formatwarning is one_line:  # unless someone else changed it since
+            warnings.formatwarning = formatting
+        if ours and signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

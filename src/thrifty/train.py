@@ -802,11 +802,15 @@ def budget_samples(config: RunConfig, n_train: int) -> int:
     assert interval is not None
     budget = config.budget_epochs * n_train
     if budget < interval * (1 - 1e-9):
+        # the least budget_epochs that holds one check, rounded up to 4 significant digits
+        need = interval / n_train
+        scale = 10.0 ** (3 - math.floor(math.log10(need)))
+        enough = math.ceil(need * scale) / scale
         raise ConfigError(
-            f"budget_epochs: a budget of {budget:.0f} samples ({config.budget_epochs:g} "
+            f"budget_epochs: a budget of {budget:.6g} samples ({config.budget_epochs:g} "
             f"epochs of {n_train}) is shorter than one check interval ({interval} "
             "samples), and a run stops only at a check: raise budget_epochs to at least "
-            f"{interval / n_train:.4g} or lower check_interval to at most {max(int(budget), 1)}"
+            f"{enough:g} or lower check_interval to at most {max(math.floor(budget), 1)}"
         )
     return math.ceil(budget / interval) * interval
 

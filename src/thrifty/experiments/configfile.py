@@ -142,6 +142,11 @@ def configs_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: must be a table, got {type(data).__name__}")
     _check_keys(data, source, "top level")
+    if not data:
+        raise ConfigError(
+            f"{source}: empty; give a [run] table, a [grid] table or config fields "
+            f"({', '.join(_FIELDS)})"
+        )
     if not any(k in data for k in TOP_LEVEL_KEYS):
         return [_config(run_fields(data, source), f"{source} (run)")]
     _check_top_level(data, source)
