@@ -48,6 +48,20 @@ def _mask_matrices(state: Any, params: Any) -> list[np.ndarray]:
 
 
 RefFactory = Callable[[Any, Any], Any]
+
+
+def _top_k_then_mask_then(spec: str, last: Any) -> tuple[tuple[str, ...], RefFactory]:
+    """The case of top-k 30 %, a 30 % synapse mask, then the rule ``spec`` (reference
+    rule ``last``)."""
+    rules = ("top-k:fraction=0.3", "synapse-mask:hidden=0.3,output=1", spec)
+
+    def make(st: Any, k: Any) -> Any:
+        mask = ref.synapse_mask(_mask_matrices(st[1], k[3]))
+        return ref.chain([ref.top_k(0.3, "layer"), mask, last])
+
+    return rules, make
+
+
 CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
     "backprop": ((), lambda st, k: None),
     "synapse-mask": (
@@ -117,25 +131,10 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
         ("top-k:fraction=0.2,per=neuron", "neuron-select:fraction=0.5"),
         lambda st, k: ref.chain([ref.top_k(0.2, "neuron"), ref.neuron_select(0.5, "error")]),
     ),
-    "top-k+synapse-mask+top-k": (
-        ("top-k:fraction=0.3", "synapse-mask:hidden=0.3,output=1", "top-k:fraction=0.5"),
-        lambda st, k: ref.chain(
-            [
-                ref.top_k(0.3, "layer"),
-                ref.synapse_mask(_mask_matrices(st[1], k[3])),
-                ref.top_k(0.5, "layer"),
-            ]
-        ),
-    ),
-    "top-k+synapse-mask+select": (
-        ("top-k:fraction=0.3", "synapse-mask:hidden=0.3,output=1", "neuron-select:fraction=0.5"),
-        lambda st, k: ref.chain(
-            [
-                ref.top_k(0.3, "layer"),
-                ref.synapse_mask(_mask_matrices(st[1], k[3])),
-                ref.neuron_select(0.5, "error"),
-            ]
-        ),
+    # a threshold, then a listed or matrix mask, then a rule that counts what is left
+    "top-k+synapse-mask+top-k": _top_k_then_mask_then("top-k:fraction=0.5", ref.top_k(0.5)),
+    "top-k+synapse-mask+select": _top_k_then_mask_then(
+        "neuron-select:fraction=0.5", ref.neuron_select(0.5, "error")
     ),
     "synapse-mask+select": (
         ("synapse-mask:hidden=0.05,output=1", "neuron-select:fraction=0.5"),
