@@ -429,3 +429,26 @@ def test_config_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # t
     with pytest.raises(SystemExit):
         main(["train", "--config", str(bad)])
     assert "n_hiden" in capsys.readouterr().err
+
+
+def test_quiet_train_prints_only_its_summary(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--quiet leaves out the progress lines and the note of where the data came from."""
+    from thrifty import train
+
+    load = train.load_dataset
+
+    def noted(config: Any, data_dir: Any = None, log: Any = None) -> Any:
+        if log is not None:
+            log("synthetic: made here")
+        return load(config, data_dir=data_dir, log=log)
+
+    monkeypatch.setattr(train, "load_dataset", noted)
+    args = ["train", "--dataset", "synthetic", "--hidden", "5", "--check-interval", "200"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "synthetic: made here" in err and "samples  accuracy" in err
+    assert main([*args, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("run ")

@@ -242,11 +242,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     if args.out is not None:
         _check_output_file(args.out)
-    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    quiet = args.json or args.quiet
+    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
     dataset = train.load_dataset(config, data_dir=args.data_dir, log=log)
 
     def progress(samples: int, acc: float) -> None:
-        if not args.json and not args.quiet:
+        if not quiet:
             print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
 
     record = train.run(config, dataset, progress=progress)
@@ -448,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--json", action="store_true", help="print the full record as JSON")
     p.add_argument("--out", type=_path, help="also write the record to this JSON file")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress lines and no note of the data source"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("rules", help="list rules and synapse models")
