@@ -101,8 +101,10 @@ def selected_mask(d: jax.Array, sel: LayerSelection) -> jax.Array | None:
 def dense_selection(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> jax.Array:
     """The selection of one layer written out as a boolean (n_post, n_pre) matrix.
 
-    For tests and diagnostics only: the training path never forms it. Entries
-    whose proposed update is zero count as selected when the masks allow them.
+    Plain training never forms it; rules that rank what an earlier threshold or
+    synapse matrix left do (top-k and neuron-select in such chains), as do the tests
+    and diagnostics. Entries whose proposed update is zero count as selected when the
+    masks allow them.
     """
     n_post, n_pre = delta.shape[0], pre.shape[0]
     sel = without_list(sel, (n_post, n_pre))

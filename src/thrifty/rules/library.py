@@ -550,24 +550,13 @@ def _last_passing(
     return jnp.sort(jnp.where(used, last, jnp.iinfo(itype).min))
 
 
-def _allowed_matrix(sel: LayerSelection, delta: jax.Array, n_pre: int) -> jax.Array:
+def _allowed_matrix(sel: LayerSelection, delta: jax.Array, pre: jax.Array) -> jax.Array:
     """The synapses ``sel`` leaves available, as a bool matrix (n_post, n_pre): its
-    synapse matrix or list, its threshold on ``|delta|`` (shape (n_post,)), within its
-    post and pre masks."""
-    n_post = delta.shape[0]
-    allowed = jnp.ones((n_post, n_pre), bool)
-    if sel.listed is not None:
-        flat = jnp.zeros(n_post * n_pre, bool).at[sel.listed].set(True, mode="drop")
-        allowed = flat.reshape(n_post, n_pre)
-    if sel.synapses is not None:
-        allowed = allowed & sel.synapses
-    if sel.threshold is not None:
-        allowed = allowed & (jnp.abs(delta)[:, None] >= sel.threshold[None, :])
-    if sel.post is not None:
-        allowed = allowed & (sel.post != 0)[:, None]
-    if sel.pre is not None:
-        allowed = allowed & (sel.pre != 0)[None, :]
-    return allowed
+    synapse matrix or list and its threshold on ``|delta|``, within its post and pre
+    masks (:func:`thrifty.energy.dense_selection`)."""
+    from thrifty.energy import dense_selection  # energy imports the rules package
+
+    return dense_selection(delta, pre, sel)
 
 
 def _beyond_masks(sel: LayerSelection) -> bool:
@@ -620,14 +609,15 @@ def _listed_left(
     return rows, cols, allowed
 
 
-def _units_left(sel: LayerSelection, delta: jax.Array, n_pre: int) -> jax.Array | None:
-    """Bool (n_post,): the units with a synapse that ``sel`` leaves available; None when
-    it leaves every unit one (no masks at all)."""
+def _units_left(sel: LayerSelection, delta: jax.Array, pre: jax.Array) -> jax.Array | None:
+    """Bool (n_post,): the units with a synapse that ``sel`` leaves available (``delta``
+    and ``pre`` of shapes (n_post,), (n_pre,)); None when it leaves every unit one (no
+    masks at all)."""
     n_post = delta.shape[0]
     if sel.synapses is not None:  # the matrix is at hand
-        return jnp.any(_allowed_matrix(sel, delta, n_pre), axis=1)
+        return jnp.any(_allowed_matrix(sel, delta, pre), axis=1)
     if sel.listed is not None:
-        rows, _, allowed = _listed_left(sel, delta, n_pre)
+        rows, _, allowed = _listed_left(sel, delta, pre.shape[0])
         return jnp.zeros((n_post,), bool).at[rows].max(allowed, mode="drop")
     units = None if sel.post is None else sel.post != 0
     if sel.threshold is None and sel.pre is None:
@@ -683,7 +673,7 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
         if sel0.listed is not None and per == "layer":
             return (_top_listed(lp.delta, lp.pre, sel0, fraction), LayerSelection()), state
         if _beyond_masks(sel0):
-            allowed = _allowed_matrix(sel0, lp.delta, lp.pre.shape[0])
+            allowed = _allowed_matrix(sel0, lp.delta, lp.pre)
             top = _top_in_matrix(lp.delta, lp.pre, allowed, fraction, per)
             return (LayerSelection(synapses=top), LayerSelection()), state
         if per == "neuron":
@@ -724,7 +714,7 @@ def select_neurons(*, fraction: float, by: str = "error") -> Rule:
         sel0 = ctx.selection[0]
         # rank only the units with a synapse still available
         lp = proposal.layers[0]
-        units = _units_left(sel0, lp.delta, lp.pre.shape[0])
+        units = _units_left(sel0, lp.delta, lp.pre)
         if units is not None:
             scores = jnp.where(units, scores, -jnp.ones_like(scores))
         avail = n if units is None else jnp.sum(units)
