@@ -50,6 +50,12 @@ def _mask_matrices(state: Any, params: Any) -> list[np.ndarray]:
 RefFactory = Callable[[Any, Any], Any]
 
 
+def _stateless_chain(*steps: tuple[str, Any]) -> tuple[tuple[str, ...], RefFactory]:
+    """The case of a chain of rules without state: (rule string, reference rule) each."""
+    rules = tuple(spec for spec, _ in steps)
+    return rules, lambda st, k: ref.chain([rule for _, rule in steps])
+
+
 def _top_k_then_mask_then(spec: str, last: Any) -> tuple[tuple[str, ...], RefFactory]:
     """The case of top-k 30 %, a 30 % synapse mask, then the rule ``spec`` (reference
     rule ``last``)."""
@@ -115,21 +121,21 @@ CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
         lambda st, k: ref.chain([ref.subnet(_units(st[0])), ref.neuron_select(0.5, "error")]),
     ),
     # rules that count what is left, after rules that select by more than unit masks
-    "top-k+select": (
-        ("top-k:fraction=0.05", "neuron-select:fraction=0.5"),
-        lambda st, k: ref.chain([ref.top_k(0.05, "layer"), ref.neuron_select(0.5, "error")]),
+    "top-k+select": _stateless_chain(
+        ("top-k:fraction=0.05", ref.top_k(0.05, "layer")),
+        ("neuron-select:fraction=0.5", ref.neuron_select(0.5, "error")),
     ),
-    "top-k+top-k": (
-        ("top-k:fraction=0.3", "top-k:fraction=0.5"),
-        lambda st, k: ref.chain([ref.top_k(0.3, "layer"), ref.top_k(0.5, "layer")]),
+    "top-k+top-k": _stateless_chain(
+        ("top-k:fraction=0.3", ref.top_k(0.3, "layer")),
+        ("top-k:fraction=0.5", ref.top_k(0.5, "layer")),
     ),
-    "top-k+top-k-neuron": (
-        ("top-k:fraction=0.3", "top-k:fraction=0.5,per=neuron"),
-        lambda st, k: ref.chain([ref.top_k(0.3, "layer"), ref.top_k(0.5, "neuron")]),
+    "top-k+top-k-neuron": _stateless_chain(
+        ("top-k:fraction=0.3", ref.top_k(0.3, "layer")),
+        ("top-k:fraction=0.5,per=neuron", ref.top_k(0.5, "neuron")),
     ),
-    "top-k-neuron+select": (
-        ("top-k:fraction=0.2,per=neuron", "neuron-select:fraction=0.5"),
-        lambda st, k: ref.chain([ref.top_k(0.2, "neuron"), ref.neuron_select(0.5, "error")]),
+    "top-k-neuron+select": _stateless_chain(
+        ("top-k:fraction=0.2,per=neuron", ref.top_k(0.2, "neuron")),
+        ("neuron-select:fraction=0.5", ref.neuron_select(0.5, "error")),
     ),
     # a threshold, then a listed or matrix mask, then a rule that counts what is left
     "top-k+synapse-mask+top-k": _top_k_then_mask_then("top-k:fraction=0.5", ref.top_k(0.5)),
