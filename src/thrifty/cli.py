@@ -357,11 +357,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``thrifty sweep FILE --out DIR``: run a grid of configs, resuming where it stopped."""
     from thrifty.experiments import run_sweep
-    from thrifty.experiments.configfile import configs_from_file
     from thrifty.rules.registry import RuleError
     from thrifty.train import check_config
 
-    configs = configs_from_file(args.file)
+    configs = _sweep_configs(args)
     for i, c in enumerate(configs):
         try:
             check_config(c)
@@ -381,6 +380,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     print(result)
     return 1 if result.failed else 0
+
+
+def _sweep_configs(args: argparse.Namespace) -> list[RunConfig]:
+    """The configs of ``thrifty sweep``'s file, read and expanded once per command."""
+    from thrifty.experiments.configfile import configs_from_file
+
+    if getattr(args, "configs", None) is None:
+        args.configs = configs_from_file(args.file)
+    return args.configs  # type: ignore[no-any-return]
 
 
 def _check_data(configs: Sequence[RunConfig], out: Path, data_dir: str | None) -> None:
@@ -539,9 +547,7 @@ def _needs_x64(args: argparse.Namespace) -> bool:
     if args.command == "train" and args.config is not None:
         return _read_run_table(args.config).get("dtype") == "float64"
     if args.command == "sweep":
-        from thrifty.experiments.configfile import configs_from_file
-
-        return any(c.dtype == "float64" for c in configs_from_file(args.file))
+        return any(c.dtype == "float64" for c in _sweep_configs(args))
     return False
 
 
