@@ -225,3 +225,38 @@ def test_toml_numbers_that_overflow_are_config_errors(tmp_path: Path) -> None:
     path.write_text("[run]\nlr = inf\n")
     with pytest.raises(ConfigError, match="lr must be a finite number"):
         configs_from_file(path)
+
+
+def test_record_names_do_not_change() -> None:
+    """Keys name stored records: a sweep run again must find what an earlier one wrote.
+
+    The values were written by the first version that stored records under these keys;
+    a change here renames every record of every existing results directory.
+    """
+    assert RunConfig().key() == "41749a9d75930399"
+    topk = RunConfig(dataset="fashion-mnist", n_hidden=1000, rules=("top-k:fraction=0.05",), seed=3)
+    assert topk.key() == "942297d93a692476"
+    caching = RunConfig(
+        lr=1, synapses="caching:threshold=0.001", alphas=(0.5,), protocol="reference"
+    )
+    assert caching.key() == "f6b5b5c0e4a4c68c"
+    # the resolved config (as stored in a record) has the same name
+    assert caching.resolved().key() == caching.key()
+    assert RunConfig.from_dict(caching.resolved().to_dict()).key() == caching.key()
+
+
+def test_derived_configs_have_their_own_keys_and_resolved_forms() -> None:
+    """A config made from another (``dataclasses.replace``, ``resolved``) answers for
+    itself, however often the first was asked before."""
+    base = RunConfig(dataset="synthetic", n_hidden=10)
+    for _ in range(2):
+        assert base.resolved().criterion is not None and base.criterion is None
+        first = base.key()
+    other = dataclasses.replace(base, seed=1)
+    assert other.key() != first and base.key() == first
+    assert other.resolved().seed == 1 and base.resolved().seed == 0
+    resolved = base.resolved()
+    assert resolved.resolved() is resolved
+    assert base.to_dict()["criterion"] is None and resolved.to_dict()["criterion"] is not None
+    assert set(base.to_dict()) == set(FIELDS)
+    assert json.loads(json.dumps(base.to_dict())) == base.to_dict()

@@ -13,6 +13,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -215,11 +216,17 @@ class RunConfig:
                 changes[name] = defaults[name]
         if self.criterion is None:
             changes["criterion"] = CRITERIA[self.dataset]
-        return dataclasses.replace(self, **changes)
+        if not changes:
+            return self
+        cached = self.__dict__.get("_resolved")
+        if cached is None:
+            cached = dataclasses.replace(self, **changes)
+            self.__dict__["_resolved"] = cached  # frozen: kept beside the fields
+        return cached  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (lists for tuples)."""
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["rules"] = list(self.rules)
         out["alphas"] = list(self.alphas)
         return out
@@ -249,8 +256,18 @@ class RunConfig:
         keeps the old behaviour) does not rename existing records. Numbers are
         normalised (``lr=1`` and ``lr=1.0`` name the same run).
         """
-        resolved = self.resolved().to_dict()
-        defaults = RunConfig().to_dict()
-        fields = {k: v for k, v in resolved.items() if v != defaults[k]}
-        text = json.dumps({"schema": SCHEMA, **fields}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        key = self.__dict__.get("_key")
+        if key is None:
+            resolved = self.resolved().to_dict()
+            defaults = _default_fields()
+            fields = {k: v for k, v in resolved.items() if v != defaults[k]}
+            text = json.dumps({"schema": SCHEMA, **fields}, sort_keys=True, separators=(",", ":"))
+            key = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self.__dict__["_key"] = key
+        return key  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _default_fields() -> dict[str, Any]:
+    """:meth:`RunConfig.to_dict` of the default config (read only)."""
+    return RunConfig().to_dict()
