@@ -357,13 +357,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``thrifty sweep FILE --out DIR``: run a grid of configs, resuming where it stopped."""
     from thrifty.experiments import run_sweep
+    from thrifty.experiments.sweep import check_run
     from thrifty.rules.registry import RuleError
-    from thrifty.train import check_config
 
     configs = _sweep_configs(args)
     for i, c in enumerate(configs):
         try:
-            check_config(c)
+            check_run(c)
         except (ConfigError, RuleError) as exc:
             where = f"config {i + 1} of {len(configs)}" + _differences(c, configs[0])
             raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None

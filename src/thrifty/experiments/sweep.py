@@ -566,12 +566,7 @@ def run_sweep(
 
 
 def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[str, RunConfig], int]:
-    """Validate every config (rules and budget included) and keep the first of each key.
-
-    The budget of a run on synthetic data is checked against the data it will get
-    (made here, once per process, and kept for the runs).
-    """
-    from thrifty import train
+    """Validate every config (:func:`check_run`) and keep the first of each key."""
     from thrifty.rules.registry import RuleError
 
     unique: dict[str, RunConfig] = {}
@@ -580,15 +575,27 @@ def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[st
         n_given += 1
         cfg = _as_config(item, i)
         try:
-            train.check_config(cfg)
-            if train.expected_n_train(cfg) is None:  # synthetic: its size once made
-                made = cfg.resolved()
-                arrays = _arrays_for(made, dataset_for(made), None)
-                train.budget_samples(made, int(arrays["x_train"].shape[0]))
+            check_run(cfg)
         except (ConfigError, RuleError) as exc:
             raise type(exc)(f"config {i} ({cfg.key()}): {exc}") from None
         unique.setdefault(cfg.key(), cfg)
     return unique, n_given
+
+
+def check_run(config: RunConfig) -> None:
+    """Everything :func:`run_sweep` checks of one config before anything runs:
+    :func:`thrifty.train.check_config`, and for synthetic data the budget against the
+    data the run will get (made here, once per process, and kept for the runs).
+
+    Raises ConfigError or RuleError.
+    """
+    from thrifty import train
+
+    train.check_config(config)
+    if train.expected_n_train(config) is None:  # synthetic: its size once made
+        made = config.resolved()
+        arrays = _arrays_for(made, dataset_for(made), None)
+        train.budget_samples(made, int(arrays["x_train"].shape[0]))
 
 
 def _to_run(unique: dict[str, RunConfig], store: ResultStore) -> tuple[list[str], int]:
