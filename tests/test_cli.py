@@ -218,6 +218,23 @@ def test_float64_in_a_config_or_sweep_file_turns_on_64_bit_mode(
     assert _needs_x64(parse(["reproduce"]))
 
 
+def test_a_config_file_is_read_once(tmp_path: Any, monkeypatch: Any) -> None:
+    """``train --config`` reads its file once, for the 64-bit check and the config."""
+    from thrifty.cli import _config_from_args, _needs_x64, build_parser
+    from thrifty.experiments import configfile
+
+    path = tmp_path / "run.toml"
+    path.write_text('[run]\ndataset = "synthetic"\nn_hidden = 7\nlr = 0.02\n')
+    reads: list[Any] = []
+    read = configfile.read
+    monkeypatch.setattr(configfile, "read", lambda p: reads.append(p) or read(p))
+    args = build_parser().parse_args(["train", "--config", str(path), "--seed", "3"])
+    assert not _needs_x64(args)
+    config = _config_from_args(args)
+    assert (config.n_hidden, config.lr, config.seed, config.dataset) == (7, 0.02, 3, "synthetic")
+    assert len(reads) == 1
+
+
 def test_a_float64_config_file_trains_from_the_command_line(tmp_path: Any) -> None:
     """A fresh process (64-bit mode off at the start) runs a float64 config file."""
     path = tmp_path / "f64.toml"

@@ -120,7 +120,7 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
 
     values: dict[str, Any] = {}
     if args.config is not None:
-        values.update(_read_run_table(args.config))
+        values.update(_run_table(args))
     from_file = set(values)
     for opt, field in _TRAIN_FIELDS.items():
         v = getattr(args, opt, None)
@@ -150,6 +150,13 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         if args.config is not None:
             raise ConfigError(f"--config {str(args.config)!r}: {message}") from None
         raise
+
+
+def _run_table(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``thrifty train``'s ``--config`` file, read once per command."""
+    if getattr(args, "run_table", None) is None:
+        args.run_table = _read_run_table(args.config)
+    return dict(args.run_table)
 
 
 def _read_run_table(path: Path) -> dict[str, Any]:
@@ -545,7 +552,7 @@ def _needs_x64(args: argparse.Namespace) -> bool:
     if getattr(args, "dtype", None) is not None:
         return bool(args.dtype == "float64")
     if args.command == "train" and args.config is not None:
-        return _read_run_table(args.config).get("dtype") == "float64"
+        return _run_table(args).get("dtype") == "float64"
     if args.command == "sweep":
         return any(c.dtype == "float64" for c in _sweep_configs(args))
     return False
