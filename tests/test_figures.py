@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ def test_rule_strings_compare_by_meaning() -> None:
     assert param_of("subnet:units=100 + top-k:fraction=0.05", "top-k", "fraction") == 0.05
 
 
-def test_prepare_keeps_the_largest_budget_and_most_measurements() -> None:
+def test_prepare_keeps_one_of_runs_that_trained_alike() -> None:
     a = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=1.0)
     b = RunConfig(dataset="mnist", n_hidden=100, budget_epochs=5.0)
     table = prepare(fake_frame([a, b]))
@@ -182,6 +183,22 @@ def test_prepare_keeps_the_largest_budget_and_most_measurements() -> None:
     )
     table = prepare(fake_frame([c, d, RunConfig(dataset="mnist", n_hidden=100, seed=1)]))
     assert len(table) == 2 and table["simpson"].tolist() == [True, False]
+    # converged twins stopped at the same sample: the tally counts, not the budget
+    short = dataclasses.replace(d, budget_epochs=2.0)
+    long = dataclasses.replace(c, budget_epochs=5.0)
+    both = fake_frame([short, long])
+    assert (both["status"] == "converged").all()
+    table = prepare(both)
+    assert len(table) == 1 and bool(table["simpson"].iloc[0])
+    assert table["budget_epochs"].iloc[0] == 2.0
+    # of twins that did not converge, the one that ran longest
+    both["status"] = "budget"
+    table = prepare(both)
+    assert len(table) == 1 and table["budget_epochs"].iloc[0] == 5.0
+    # a converged twin beats one that ran longer without converging
+    both.loc[both["simpson"].astype(bool), "status"] = "converged"
+    table = prepare(both)
+    assert len(table) == 1 and table["status"].iloc[0] == "converged"
 
 
 # ------------------------------------------------------------------ compute and plot
@@ -306,7 +323,8 @@ def test_fig5_extrapolates_to_v1(frame: pd.DataFrame) -> None:
 def test_fig6_savings_are_medians_over_each_variants_runs(frame: pd.DataFrame) -> None:
     """Each saving is median(plain) / median(rule) over the runs of that variant at the
     figure's size: every run of the records whose config is the variant's (runs of other
-    figures included, budget variants merged to the largest), not converged = inf."""
+    figures included, twins that differ in budget or measurements counted once), not
+    converged = inf."""
     fig6 = module("fig6")
     data = fig6.compute(frame, "mnist")
     grid = fig6.GRIDS["quick"]
@@ -314,6 +332,15 @@ def test_fig6_savings_are_medians_over_each_variants_runs(frame: pd.DataFrame) -
     assert data.values["n_hidden"] == n
     kinds = {"plain": (), **fig6.rules_of(grid["units"], grid["fraction"])}
     configs = [RunConfig.from_dict(row) for row in _config_fields(frame)]
+    rows = {row["key"]: row for row in frame.to_dict("records")}
+
+    def preference(c: RunConfig) -> tuple[int, float, float]:
+        """Of twins (as documented for ``prepare``): converged, then the most
+        measurements and the largest budget; else the largest budget."""
+        ok = rows[c.key()]["status"] == "converged"
+        measured = int(c.simpson) + int(bool(c.alphas))
+        return (1, measured, c.budget_epochs) if ok else (0, c.budget_epochs, measured)
+
     by_seed: dict[tuple[Any, ...], RunConfig] = {}
     for c in (c.resolved() for c in configs):
         variant = (c.activation, c.loss, c.inputs)
@@ -321,9 +348,8 @@ def test_fig6_savings_are_medians_over_each_variants_runs(frame: pd.DataFrame) -
         if c.n_hidden != n or standard != ("mnist", "default", None, "plain", 0.01, 0.01, 0.95):
             continue
         slot = (variant, c.rules, c.seed)
-        if slot not in by_seed or c.budget_epochs > by_seed[slot].budget_epochs:
+        if slot not in by_seed or preference(c) > preference(by_seed[slot]):
             by_seed[slot] = c
-    rows = {row["key"]: row for row in frame.to_dict("records")}
 
     def median(fields: dict[str, str], rules: tuple[str, ...], column: str) -> float:
         variant = (
@@ -424,3 +450,50 @@ def test_savings_table(frame: pd.DataFrame) -> None:
         saving = float(subnet[f"{measure.upper()} saving"].iloc[0])
         assert saving == pytest.approx(plain / rule, rel=1e-12) and saving > 1
     assert set(subnet["keys"].iloc[0].split()) <= set(frame["key"])
+    # a rule whose runs did not converge has no saving (its median energy is infinite)
+    failed = frame.copy()
+    failed.loc[failed["rules"] == "subnet:units=50", "status"] = "budget"
+    row = savings_table(failed, "mnist")
+    row = row[(row["rules"] == "subnet:units=50") & (row["N"] == 1000)]
+    assert row["M0 saving"].isna().all() and row["M1 saving"].isna().all()
+    assert row["converged"].iloc[0].startswith("0/")
+
+
+def test_verdicts_follow_their_stated_rules(frame: pd.DataFrame) -> None:
+    """The claims whose rules depend on more than one number: the training time behind
+    Fig 3d and 4a, the size of Fig 6's savings against the standard model's, and Fig 4b's
+    two measures (M0 should stop growing with caching, M1 grow as plain backprop's)."""
+    import copy
+
+    data = {(n, "mnist"): module(n).compute(frame, "mnist") for n in ("fig3d", "fig4a", "fig4b")}
+    data[("fig6", "mnist")] = module("fig6").compute(frame, "mnist")
+
+    def verdicts(figures: dict[tuple[str, str], Any], figure: str) -> list[str]:
+        return [c.verdict for c in build_claims(frame, figures, "mnist") if c.figure == figure]
+
+    # the quick scale trains Fig 3d for 1 epoch and stops Fig 4a's thresholds within 1.5
+    assert data[("fig3d", "mnist")].values["epochs"] == [1.0]
+    assert verdicts(data, "Fig 3d") == ["partly"]
+    assert verdicts(data, "Fig 4a") == ["partly"]
+    saturated = copy.deepcopy(data)
+    saturated[("fig3d", "mnist")].values["epochs"] = [30.0]
+    saturated[("fig4a", "mnist")].values["failed_budget"] = {100: 5.0}
+    assert verdicts(saturated, "Fig 3d") == ["agrees"]
+    assert verdicts(saturated, "Fig 4a") == ["agrees"]
+    # the fake caching runs scale as plain backprop: M0 grows, M1 grows alike
+    m0, m1 = (
+        c
+        for c in build_claims(frame, data, "mnist")
+        if c.figure == "Fig 4b" and "caching alone" in c.claim
+    )
+    assert "M0" in m0.claim and m0.verdict == "differs"
+    assert "M1" in m1.claim and m1.verdict == "agrees"
+    # Fig 6: every fake M0 saving is within a factor 2 of the standard model's (the
+    # fake M1 of top-k exceeds plain backprop's, so no M1 saving)
+    assert verdicts(data, "Fig 6") == ["agrees", "differs"]
+    standard = data[("fig6", "mnist")].values["savings"]["m0"]["standard"]["subnet"]
+    for value, verdict in ((standard / 2.5, "partly"), (math.nan, "partly"), (0.9, "differs")):
+        changed = copy.deepcopy(data)
+        changed[("fig6", "mnist")].values["savings"]["m0"]["ReLU"]["subnet"] = value
+        assert verdicts(changed, "Fig 6") == [verdict, "differs"], value
+    assert standard / 2.5 > 1

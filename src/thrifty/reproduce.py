@@ -233,7 +233,9 @@ def _notes(scale: str, datasets: Sequence[str], figures: Sequence[str] | None) -
     if scale == "quick":
         notes += [
             "quick scale: few sizes, coarse grids, 1–3 seeds; fractions and subnet sizes are "
-            "optimised over 2–3 values only",
+            "optimised over 2–3 values only (an optimum at the edge of its grid is a bound; "
+            "Fig 2a and 2c have only 100 units at N = 3000); a claim resting on 2 sizes or "
+            "1 seed is an indication",
             "quick scale: Fig 1a without N = 10 000; Fig 3a at N = 300 (paper: 1000); Fig 3d "
             "after 1 epoch (paper: 30); Fig 4 at N ≤ 300 with a 50-unit subnet; Fig 6 at "
             "N = 300; sweeps whose points may fail (η ≥ 0.1, small fractions, high "

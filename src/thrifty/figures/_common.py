@@ -125,7 +125,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     Adds ``family`` (rule structure), ``syn_family`` (synapse structure, ``""`` for
     plain), ``ok`` (converged) and float copies of the energy columns; keeps, of runs
     that differ only in their budget or in extra measurements (``simpson``,
-    ``alphas``), the one with the largest budget and the most measurements.
+    ``alphas``), one: a converged one with the most measurements, else the one with
+    the largest budget.
     """
     out = df.copy()
     if out.empty:
@@ -151,20 +152,40 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     if "budget_epochs" in out.columns:
         # Runs that differ only in their budget or in what they measure besides energy
-        # (the Simpson tally, extra M_α meters) trained the same way: keep one, the one
-        # with the largest budget and the most measurements.
+        # (the Simpson tally, extra M_α meters) trained the same way: keep one. Converged
+        # twins stopped at the same sample, so the one with the most measurements is
+        # kept (then the largest budget); of twins none of which converged, the one
+        # that ran longest (then the most measurements). A converged twin beats others.
         extra = ("budget_epochs", *_MEASUREMENT_FIELDS)
         ident = [c for c in out.columns if c in RunConfig.__dataclass_fields__ and c not in extra]
         out["_ident"] = ["|".join(t) for t in zip(*(out[c].map(repr) for c in ident), strict=True)]
-        order = ["budget_epochs"] + [c for c in _MEASUREMENT_FIELDS if c in out.columns]
-        sortable = out.assign(**{c: out[c].map(bool) for c in order[1:]})
-        keep = sortable.sort_values(order, ascending=False).drop_duplicates("_ident").index
+        measured = [c for c in _MEASUREMENT_FIELDS if c in out.columns]
+        n_measured = sum((out[c].map(bool).astype(int) for c in measured), start=0)
+        budget = out["budget_epochs"].fillna(0.0)
+        ok = out["ok"]
+        sortable = pd.DataFrame(
+            {
+                "_ok": ok.astype(int),
+                "_first": np.where(ok, n_measured, budget),
+                "_second": np.where(ok, budget, n_measured),
+                "_ident": out["_ident"],
+            },
+            index=out.index,
+        )
+        order = ["_ok", "_first", "_second"]
+        keep = sortable.sort_values(order, ascending=False, kind="stable")
+        keep = keep.drop_duplicates("_ident").index
         out = out.loc[sorted(keep)].drop(columns="_ident")
     return out
 
 
 _MEASUREMENT_FIELDS = ("simpson", "alphas")
 """Config fields that add measurements without changing the training."""
+
+
+def epochs_text(epochs: float) -> str:
+    """``"1 epoch"``, ``"1.5 epochs"``."""
+    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")
 
 
 def _close(a: pd.Series, b: float, rel: float = 1e-6) -> pd.Series:

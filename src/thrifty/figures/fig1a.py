@@ -21,6 +21,7 @@ from thrifty.figures._common import (
     FigureData,
     by_x,
     criterion_text,
+    epochs_text,
     prepare,
     select,
 )
@@ -117,9 +118,17 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         data.panels[name] = series
         data.values["best_lr"][name] = best
     for n, s in zip(sizes, data.panels.get("m0", []), strict=False):
-        failed = [f"{x:g}" for x, y in zip(s.x, s.y, strict=True) if not np.isfinite(y)]
+        failed = []
+        for x in (x for x, y in zip(s.x, s.y, strict=True) if not np.isfinite(y)):
+            r = rows[(rows["n_hidden"] == n) & np.isclose(rows["lr"], x)]
+            if (r["status"] == "diverged").any():
+                failed.append(f"η = {x:g} diverged")
+            else:
+                budget = r["budget_epochs"].min()
+                within = f" within {epochs_text(budget)}" if np.isfinite(budget) else ""
+                failed.append(f"η = {x:g} did not reach the criterion{within}")
         if failed:
-            data.notes.append(f"N = {n}: η = {', '.join(failed)} did not reach the criterion")
+            data.notes.append(f"N = {n}: " + "; ".join(failed))
     if not sizes:
         data.notes.append("no learning-rate sweep in the records")
     return data

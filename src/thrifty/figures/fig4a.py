@@ -80,7 +80,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     FigureData
         Panels ``"m0"``, ``"m1"``, ``"m1_transient"``: one series per N. ``values``:
         ``plain`` (per N: Summary per measure), ``failed`` (per N: thresholds whose
-        runs mostly did not converge), ``best`` (per N and measure: (θ, median)).
+        runs mostly did not converge), ``failed_budget`` (per N: the least budget of
+        their runs, epochs; None when none failed), ``best`` (per N and measure: (θ,
+        median)).
     """
     data = FigureData("fig4a", dataset)
     table = prepare(df)
@@ -97,7 +99,7 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     if not rows.empty:
         counts = rows.groupby("n_hidden")["synapses"].nunique()
         sizes = sorted(int(n) for n in counts[counts >= 2].index)
-    data.values.update(plain={}, failed={}, best={}, sizes=sizes)
+    data.values.update(plain={}, failed={}, failed_budget={}, best={}, sizes=sizes)
     for m in (*MEASURES, "m1_transient"):
         series = []
         for i, n in enumerate(sizes):
@@ -114,6 +116,11 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
                 data.values["failed"][n] = [
                     float(x) for x, y in zip(s.x, s.y, strict=True) if not np.isfinite(y)
                 ]
+                thresholds = r["synapses"].map(lambda t: param_of(t, "caching", "threshold"))
+                failing = r[thresholds.isin(data.values["failed"][n])]
+                data.values["failed_budget"][n] = (
+                    float(failing["budget_epochs"].min()) if not failing.empty else None
+                )
                 if s.finite.any():
                     j = int(np.nanargmin(np.where(s.finite, s.y, np.nan)))
                     data.values["best"].setdefault(n, {})[m] = (float(s.x[j]), float(s.y[j]))

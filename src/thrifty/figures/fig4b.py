@@ -3,8 +3,10 @@
 M0 and M1 against N (log-log) for plain backprop (black), caching everywhere (red),
 caching restricted to a plastic subnet, both components (purple), and the paper's
 negative control: transient plasticity everywhere with consolidation only in the subnet
-(grey). One threshold θ for all. The paper: caching alone still grows with N; within the
-subnet it no longer does; coordinating only consolidation does not save energy.
+(grey). One threshold θ for all. The paper: with caching alone, M0 (which then counts
+only consolidations) is virtually independent of N, while M1 still grows about as plain
+backprop's does; within the subnet it no longer grows; coordinating only consolidation
+does not save energy.
 """
 
 from __future__ import annotations
