@@ -623,3 +623,117 @@ def test_rank_mask_equals_a_stable_ranking(dtype: Any) -> None:
             want = np.zeros(n, np.float32)
             want[order[:k]] = 1
             np.testing.assert_array_equal(got, want, err_msg=f"k={k} scores={scores}")
+
+
+# ------------------------------------------------------------ registering rules of one's own
+
+
+def _gate_rule(units: int) -> Any:
+    """A rule factory letting the first ``units`` hidden units learn."""
+    from thrifty.rules import LayerSelection, Rule
+
+    def gate() -> Rule:
+        """Only the first units learn."""
+
+        def init(params: Any, key: jax.Array) -> tuple[()]:
+            return ()
+
+        def update(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+            delta = proposal.layers[0].delta
+            post = (jnp.arange(delta.shape[0]) < units).astype(delta.dtype)
+            return (LayerSelection(post=post), LayerSelection()), state
+
+        return Rule(init, update, reads_weights=False)
+
+    return gate
+
+
+def test_a_rule_registered_again_replaces_the_old_one_in_compiled_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registering a name again (a redefinition in a notebook) warns, and runs after it
+    use the new rule: compiled programs know rules by their factories, not their names."""
+    from thrifty.rules import registry
+    from thrifty.train import load_dataset, run
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=10,
+        rules=("gate",),
+        budget_epochs=0.1,
+        check_interval=100,
+        n_train=1000,
+    )
+    dataset = load_dataset(config)
+    registry.register("gate")(_gate_rule(1))
+    one = run(config, dataset)["energy"]["hidden"]["m0"]
+    with pytest.warns(UserWarning, match="rule 'gate' registered again"):
+        registry.register("gate")(_gate_rule(10))
+    every = run(config, dataset)["energy"]["hidden"]["m0"]
+    assert one > 0 and every == 10 * one
+
+
+@pytest.mark.parametrize("name", ["my:rule", "a,b", "x=1", "two words", "", "-lead", "a+b"])
+def test_a_name_a_rule_string_cannot_hold_is_refused(name: str) -> None:
+    from thrifty.rules import registry
+
+    with pytest.raises(RuleError, match="rule name must be letters"):
+        registry.register(name)
+
+
+def test_unknown_rules_say_how_a_rule_of_ones_own_becomes_known() -> None:
+    from thrifty.rules import registry
+
+    with pytest.raises(RuleError, match=r"unknown rule 'my-rule'.*imported, in every process"):
+        registry.parse("my-rule")
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("one", "update must return a pair"),
+        ("no state", "one LayerSelection per layer"),
+        ("short post", r"hidden layer's post has shape \(3,\), expected \(10,\)"),
+        ("wide pre", r"output layer's pre has shape \(5,\), expected \(11,\)"),
+        ("not a rule", "must return a Rule"),
+    ],
+)
+def test_a_rule_returning_the_wrong_form_is_named(
+    returned: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mistakes in what a rule returns name the rule and say what was expected, instead
+    of failing inside the training step."""
+    from thrifty.rules import LayerSelection, Rule, registry
+    from thrifty.train import load_dataset, run
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    def factory() -> Any:
+        def init(params: Any, key: jax.Array) -> tuple[()]:
+            return ()
+
+        def update(proposal: Any, state: Any, params: Any, ctx: Any) -> Any:
+            dtype = proposal.layers[0].delta.dtype
+            if returned == "one":
+                return LayerSelection()
+            if returned == "no state":
+                return LayerSelection(), LayerSelection()
+            if returned == "short post":
+                return (LayerSelection(post=jnp.ones(3, dtype)), LayerSelection()), state
+            return (LayerSelection(), LayerSelection(pre=jnp.ones(5, dtype))), state
+
+        return None if returned == "not a rule" else Rule(init, update)
+
+    registry.register("broken")(factory)
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=10,
+        rules=("broken",),
+        budget_epochs=0.1,
+        check_interval=100,
+        n_train=1000,
+    )
+    with pytest.raises(RuleError, match=message) as caught:
+        run(config, load_dataset(config))
+    assert "'broken'" in str(caught.value)

@@ -63,7 +63,7 @@ from thrifty.network import (
 )
 from thrifty.rules import registry as rule_registry
 from thrifty.rules.base import Context
-from thrifty.synapses import build_synapses, synapse_numbers, synapse_structure
+from thrifty.synapses import SYNAPSE_MODELS, build_synapses, synapse_numbers, synapse_structure
 
 
 class TrainState(NamedTuple):
@@ -114,6 +114,9 @@ class Structure:
     dtype: str
     alphas: tuple[float, ...]
     simpson: bool = False
+    factories: tuple[Any, ...] = ()
+    """The registered factories of the rules and the synapse model: a rule registered
+    again under its name compiles anew (:func:`thrifty.rules.registry.factories`)."""
 
     @classmethod
     def of(cls, config: RunConfig, n_inputs: int, n_outputs: int) -> Structure:
@@ -130,6 +133,8 @@ class Structure:
             dtype=config.dtype,
             alphas=config.alphas,
             simpson=config.simpson,
+            factories=rule_registry.factories(config.rules)
+            + rule_registry.factories([config.synapses], SYNAPSE_MODELS),
         )
 
 

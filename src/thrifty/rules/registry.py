@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thrifty.rules.base import Rule, chain
+from thrifty.rules.base import LayerSelection, Rule, chain
 
 
 class RuleError(ValueError):
@@ -96,6 +98,14 @@ def register(
     ``compile_args`` sets library arguments (see :class:`Entry`).
     """
 
+    target = REGISTRY if registry is None else registry
+    what = "rule" if target is REGISTRY else "synapse model"
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise RuleError(
+            f"a {what} name must be letters, digits, '-' and '_', starting with a letter "
+            f"(so that a {what} string can name it), got {name!r}"
+        )
+
     def deco(factory: Callable[..., Rule]) -> Callable[..., Rule]:
         params = []
         for p in inspect.signature(factory).parameters.values():
@@ -109,12 +119,41 @@ def register(
             kind = "str" if "str" in ann else "int" if ann.startswith("int") else "float"
             params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
         doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
-        target = REGISTRY if registry is None else registry
         summary = doc[0] if doc else ""
+        before = target.get(name)
+        if before is not None and before.factory is not factory:
+            # Compiled programs know a rule by its factory (see factories()), so runs
+            # from now on use the new one; a warning, as a name may be taken by mistake.
+            warnings.warn(
+                f"{what} {name!r} registered again: {_where(factory)} replaces "
+                f"{_where(before.factory)}",
+                stacklevel=2,
+            )
         target[name] = Entry(name, factory, tuple(params), summary, check, compile_args)
         return factory
 
     return deco
+
+
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_\-]*"
+"""What a registered name may be: what a rule or synapse-model string can name."""
+
+
+def _where(factory: Callable[..., Any]) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', factory)}"
+
+
+def factories(
+    specs: Sequence[str | RuleSpec], registry: dict[str, Entry] | None = None
+) -> tuple[Callable[..., Any], ...]:
+    """The registered factories of a chain of rules (or of one synapse model), in order.
+
+    Part of the compile key of a training chunk, beside :func:`spec_structure`: a rule
+    registered again under the same name (a redefinition in a notebook) is a
+    different program, and runs after it compile anew instead of reusing the old one.
+    """
+    registry = REGISTRY if registry is None else registry
+    return tuple(registry[parse(s, registry).name].factory for s in specs)
 
 
 @dataclass(frozen=True)
@@ -167,7 +206,13 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
     name, _, rest = text.strip().partition(":")
     name = name.strip()
     if name not in registry:
-        raise RuleError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}")
+        hint = (
+            " (a rule of your own is known once the module that registers it is imported, "
+            "in every process that runs it: see docs/rules.md)"
+            if kind == "rule"
+            else ""
+        )
+        raise RuleError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}{hint}")
     entry = registry[name]
     by_name = {p.name: p for p in entry.params}
     given: dict[str, Any] = {}
@@ -246,11 +291,58 @@ def build(specs: Sequence[str | RuleSpec], numbers: Mapping[str, Any] | None = N
                     kwargs[k] = numbers[f"{i}.{k}"]
         entry = REGISTRY[spec.name]
         rule = entry.factory(**kwargs)
+        if not isinstance(rule, Rule):
+            raise RuleError(
+                f"rule {spec.name!r}: its factory must return a Rule(init, update), "
+                f"got {type(rule).__name__}"
+            )
         # the name shows what the rule string says, not the library-set arguments
         named = {p.name for p in entry.params}
         shown = RuleSpec(spec.name, tuple((k, v) for k, v in spec.kwargs if k in named))
-        rules.append(rule._replace(name=str(shown)))
+        rules.append(_checked(rule._replace(name=str(shown)), spec.name))
     return chain(*rules)
+
+
+def _checked(rule: Rule, name: str) -> Rule:
+    """``rule`` whose ``update`` checks, when traced, the form of what it returns: a
+    pair ``(selection, state)``, one LayerSelection per layer, masks of the layer's
+    shapes. A mistake then names the rule instead of failing deep inside training."""
+    update = rule.update
+
+    def checked(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+        out = update(proposal, state, params, ctx)
+        layers = proposal.layers
+        if not isinstance(out, tuple) or isinstance(out, LayerSelection) or len(out) != 2:
+            raise RuleError(f"rule {name!r}: update must return a pair (selection, state)")
+        selection = out[0]
+        if (
+            not isinstance(selection, tuple | list)
+            or isinstance(selection, LayerSelection)
+            or len(selection) != len(layers)
+            or not all(isinstance(sel, LayerSelection) for sel in selection)
+        ):
+            raise RuleError(
+                f"rule {name!r}: the selection must hold one LayerSelection per layer, "
+                f"(hidden, output); got {selection!r:.200}"
+            )
+        for layer, sel, lp in zip(("hidden", "output"), selection, layers, strict=True):
+            n_post, n_pre = lp.delta.shape[0], lp.pre.shape[0]
+            shapes = {
+                "post": (n_post,),
+                "pre": (n_pre,),
+                "synapses": (n_post, n_pre),
+                "threshold": (n_pre,),
+            }
+            for field, shape in shapes.items():
+                value = getattr(sel, field)
+                if value is not None and tuple(getattr(value, "shape", ())) != shape:
+                    raise RuleError(
+                        f"rule {name!r}: the {layer} layer's {field} has shape "
+                        f"{tuple(getattr(value, 'shape', ()))}, expected {shape}"
+                    )
+        return tuple(selection), out[1]
+
+    return rule._replace(update=checked)
 
 
 def describe(registry: dict[str, Entry] | None = None) -> str:
