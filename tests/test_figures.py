@@ -497,3 +497,47 @@ def test_verdicts_follow_their_stated_rules(frame: pd.DataFrame) -> None:
         changed[("fig6", "mnist")].values["savings"]["m0"]["ReLU"]["subnet"] = value
         assert verdicts(changed, "Fig 6") == [verdict, "differs"], value
     assert standard / 2.5 > 1
+
+
+def test_controls_compare_each_control_with_plain_backprop(frame: pd.DataFrame) -> None:
+    """Savings of the controls are plain backprop's median over the control's, at the
+    controls' size; the report's verdicts follow the savings (and failures)."""
+    import copy
+
+    controls = module("controls")
+    data = controls.compute(frame, "mnist")
+    n = controls.GRIDS["quick"]["n"]
+    assert data.values["n_hidden"] == n
+    rules = controls.rules_of(controls.GRIDS["quick"]["fraction"])
+    assert data.values["rules"] == {k: " + ".join(r) for k, r in rules.items()}
+    for m in ("m0", "m1"):
+        plain = _median_of_standard_runs(frame, "", n, m)
+        for kind, rule in rules.items():
+            rows = frame[(frame["rules"] == " + ".join(rule)) & (frame["n_hidden"] == n)]
+            assert len(rows) == 1
+            expected = plain / float(rows[m].iloc[0])
+            assert data.values["savings"][m][kind] == pytest.approx(expected, rel=1e-12)
+    # the least energy of the paper's own rules at N = 1000 is not a control's
+    best_rule, best = data.values["best_method"]["m0"]
+    assert best_rule and all(best_rule != " + ".join(r) for r in rules.values())
+    assert best.median <= _median_of_standard_runs(frame, "subnet:units=100", n, "m0")
+
+    def verdicts(d: Any) -> list[str]:
+        claims = build_claims(frame, {("controls", "mnist"): d}, "mnist")
+        return [c.verdict for c in claims if c.figure == "Fig 2 (text)"]
+
+    # the fake controls train like plain backprop: no saving; the fake extreme learning
+    # machine spends more than the best rule
+    assert verdicts(data) == ["agrees", "agrees", "agrees"]
+    saving = copy.deepcopy(data)
+    saving.values["savings"]["m0"]["random-neuron-mask"] = 2.0
+    assert verdicts(saving) == ["partly", "agrees", "agrees"]
+    saving.values["savings"]["m1"]["random-neuron-mask"] = 2.0
+    assert verdicts(saving) == ["differs", "agrees", "agrees"]
+    failing = copy.deepcopy(data)
+    failing.values["failed"]["class-neuron-mask"] = 2.0
+    failing.values["failed"]["frozen-input"] = 5.0
+    assert verdicts(failing) == ["agrees", "partly", "agrees"]
+    cheap = copy.deepcopy(data)
+    cheap.values["energy"]["m0"]["frozen-input"] = dataclasses.replace(best, median=1.0)
+    assert verdicts(cheap) == ["agrees", "agrees", "partly"]

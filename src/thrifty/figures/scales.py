@@ -26,6 +26,7 @@ FIGURES = (
     "fig2a",
     "fig2b",
     "fig2c",
+    "controls",
     "fig3a",
     "fig3b",
     "fig3d",
@@ -34,7 +35,8 @@ FIGURES = (
     "fig5",
     "fig6",
 )
-"""Every figure, in the paper's order (Fig 3c is a diagram, not data)."""
+"""Every figure, in the paper's order (Fig 3c is a diagram, not data); ``controls``
+holds the negative results that the paper states in the text of Fig 2's section."""
 
 SEEDS = {"tiny": 1, "quick": 3, "full": 5}
 """Seeds of a cheap point at each scale (expensive points may use fewer at ``quick``)."""
