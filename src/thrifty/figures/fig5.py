@@ -35,7 +35,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     FigureData
         Panel ``"energy"`` (Fig 1b's normalised series); ``values``: ``fits`` (per
         measure), ``extrapolation`` (per measure: :class:`~thrifty.theory.Extrapolation`
-        or None), ``v1_synapses``, ``v1_n_hidden``.
+        or None), ``v1_synapses``, ``v1_n_hidden``, ``largest`` (per measure, when the
+        fit started below the three largest converged sizes: (their smallest N, the
+        Extrapolation of a fit to them alone)).
     """
     base = fig1b.compute(df, dataset)
     data = FigureData("fig5", dataset, panels=dict(base.panels), notes=list(base.notes))
@@ -47,6 +49,17 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         law = base.values["fits"].get(m)
         # The series are normalised to their minimum, so the minimum is 1.
         data.values["extrapolation"][m] = theory.extrapolate(law, 1.0) if law is not None else None
+    # How much the estimate depends on the sizes fitted: the same from the three
+    # largest converged sizes only (the curves steepen with N at small scales).
+    data.values["largest"] = {}
+    for m in MEASURES:
+        raw = base.values["raw"].get(m)
+        sizes = sorted(raw.x[raw.finite].tolist()) if raw is not None else []
+        start = base.values["fit_from"].get(m)
+        if len(sizes) >= 4 and start is not None and sizes[-3] > start:
+            law = fig1b.compute(df, dataset, fit_from=sizes[-3]).values["fits"].get(m)
+            if law is not None:
+                data.values["largest"][m] = (sizes[-3], theory.extrapolate(law, 1.0))
     if not any(data.values["extrapolation"].values()):
         data.notes.append("no power-law fit: too few network sizes converged")
     return data
