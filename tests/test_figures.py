@@ -579,3 +579,34 @@ def test_fig2a_order_of_savings_is_judged_at_the_largest_common_size(frame: pd.D
     assert with_savings(2, 4.2, 4) == "agrees"  # within 10%: one seed at the largest N
     assert with_savings(3, 2, 4) == "partly"
     assert with_savings(2, 4, 3) == "differs"
+
+
+def test_fig3a_selections_of_neurons_save_less_than_top_k_per_layer(frame: pd.DataFrame) -> None:
+    """The paper: selecting neurons by activity or error saves energy, but less than
+    selecting the largest updates per layer (per neuron is not part of the claim)."""
+    import copy
+
+    data = module("fig3a").compute(frame, "mnist")
+    plain = data.values["plain"]["m0"].median
+
+    def verdict(layer: float, activity: float, error: float, neuron: float) -> str:
+        d = copy.deepcopy(data)
+        for kind, e in (
+            ("top-k-layer", layer),
+            ("select-activity", activity),
+            ("select-error", error),
+            ("top-k-neuron", neuron),
+        ):
+            d.values["best"][kind]["m0"] = (0.1, e * plain)
+        (claim,) = [
+            c
+            for c in build_claims(frame, {("fig3a", "mnist"): d}, "mnist")
+            if c.figure == "Fig 3a" and "saves M0" in c.claim
+        ]
+        return claim.verdict
+
+    assert verdict(0.1, 0.3, 0.5, 0.05) == "agrees"  # per neuron may be lower still
+    assert verdict(0.4, 0.3, 0.5, 0.5) == "partly"
+    assert verdict(0.1, 0.3, 1.5, 0.5) == "partly"  # selection by error saves nothing
+    assert verdict(0.6, 0.3, 0.5, 0.5) == "partly"  # both save, neither less than top-k
+    assert verdict(2.0, 1.2, 1.5, 0.5) == "differs"
