@@ -648,6 +648,18 @@ def _gate_rule(units: int) -> Any:
     return gate
 
 
+def _short_run(rule: str) -> RunConfig:
+    """A run of 100 samples of a 10-unit network on synthetic data with ``rule``."""
+    return RunConfig(
+        dataset="synthetic",
+        n_hidden=10,
+        rules=(rule,),
+        budget_epochs=0.1,
+        check_interval=100,
+        n_train=1000,
+    )
+
+
 def test_a_rule_registered_again_replaces_the_old_one_in_compiled_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -657,14 +669,7 @@ def test_a_rule_registered_again_replaces_the_old_one_in_compiled_runs(
     from thrifty.train import load_dataset, run
 
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=10,
-        rules=("gate",),
-        budget_epochs=0.1,
-        check_interval=100,
-        n_train=1000,
-    )
+    config = _short_run("gate")
     dataset = load_dataset(config)
     registry.register("gate")(_gate_rule(1))
     one = run(config, dataset)["energy"]["hidden"]["m0"]
@@ -726,14 +731,7 @@ def test_a_rule_returning_the_wrong_form_is_named(
         return None if returned == "not a rule" else Rule(init, update)
 
     registry.register("broken")(factory)
-    config = RunConfig(
-        dataset="synthetic",
-        n_hidden=10,
-        rules=("broken",),
-        budget_epochs=0.1,
-        check_interval=100,
-        n_train=1000,
-    )
+    config = _short_run("broken")
     with pytest.raises(RuleError, match=message) as caught:
         run(config, load_dataset(config))
     assert "'broken'" in str(caught.value)
