@@ -664,7 +664,8 @@ def test_a_rule_registered_again_replaces_the_old_one_in_compiled_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Registering a name again (a redefinition in a notebook) warns, and runs after it
-    use the new rule: compiled programs know rules by their factories, not their names."""
+    use the new rule: compiled programs know rules by their registrations, not their
+    names."""
     from thrifty.rules import registry
     from thrifty.train import load_dataset, run
 
@@ -677,6 +678,42 @@ def test_a_rule_registered_again_replaces_the_old_one_in_compiled_runs(
         registry.register("gate")(_gate_rule(10))
     every = run(config, dataset)["energy"]["hidden"]["m0"]
     assert one > 0 and every == 10 * one
+
+
+def test_a_factory_need_not_be_hashable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any callable may be a factory, an object that cannot be hashed included (the
+    compile key holds the registration's serial number, not the factory)."""
+    import dataclasses as dc
+
+    from thrifty.rules import registry
+    from thrifty.train import load_dataset, run
+
+    @dc.dataclass
+    class Gate:
+        units: int
+
+        def __call__(self) -> Any:
+            return _gate_rule(self.units)()
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    with pytest.raises(TypeError):
+        hash(Gate(1))
+    registry.register("gate")(Gate(3))
+    config = _short_run("gate")
+    assert run(config, load_dataset(config))["energy"]["hidden"]["m0"] == 3 * 100 * 785
+
+
+def test_names_the_records_know_cannot_be_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``plain`` means plain backprop in records and figures, and the built-in rules are
+    known there by their names: a rule of one's own takes neither."""
+    from thrifty.rules import registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    with pytest.raises(RuleError, match="means plain backprop"):
+        registry.register("plain")
+    for name in ("backprop", "subnet", "top-k"):
+        with pytest.raises(RuleError, match=f"'{name}' is built into thrifty"):
+            registry.register(name)(_gate_rule(1))
 
 
 @pytest.mark.parametrize("name", ["my:rule", "a,b", "x=1", "two words", "", "-lead", "a+b"])

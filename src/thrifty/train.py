@@ -114,9 +114,9 @@ class Structure:
     dtype: str
     alphas: tuple[float, ...]
     simpson: bool = False
-    factories: tuple[Any, ...] = ()
-    """The registered factories of the rules and the synapse model: a rule registered
-    again under its name compiles anew (:func:`thrifty.rules.registry.factories`)."""
+    registrations: tuple[int, ...] = ()
+    """The registration serials of the rules and the synapse model: a rule registered
+    again under its name compiles anew (:func:`thrifty.rules.registry.registrations`)."""
 
     @classmethod
     def of(cls, config: RunConfig, n_inputs: int, n_outputs: int) -> Structure:
@@ -133,8 +133,8 @@ class Structure:
             dtype=config.dtype,
             alphas=config.alphas,
             simpson=config.simpson,
-            factories=rule_registry.factories(config.rules)
-            + rule_registry.factories([config.synapses], SYNAPSE_MODELS),
+            registrations=rule_registry.registrations(config.rules)
+            + rule_registry.registrations([config.synapses], SYNAPSE_MODELS),
         )
 
 

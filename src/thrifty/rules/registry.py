@@ -14,6 +14,7 @@ only in numbers can be vmapped): :func:`spec_numbers` lists them and
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import re
 import warnings
@@ -78,9 +79,18 @@ class Entry:
     summary: str
     check: Callable[[dict[str, Any], int], None] | None = None
     compile_args: CompileArgs | None = None
+    serial: int = 0
+    """Order of registration in this process: part of the compile key (see
+    :func:`registrations`), so a name registered again compiles anew."""
 
 
 REGISTRY: dict[str, Entry] = {}
+
+_SERIALS = itertools.count(1)
+
+RESERVED = ("plain",)
+"""Rule names that mean plain backprop in records and figures (beside the built-in
+rule ``backprop``): no rule may take them."""
 
 
 def register(
@@ -105,6 +115,8 @@ def register(
             f"a {what} name must be letters, digits, '-' and '_', starting with a letter "
             f"(so that a {what} string can name it), got {name!r}"
         )
+    if target is REGISTRY and name in RESERVED:
+        raise RuleError(f"{name!r} means plain backprop in records and figures: not a rule name")
 
     def deco(factory: Callable[..., Rule]) -> Callable[..., Rule]:
         params = []
@@ -121,15 +133,23 @@ def register(
         doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
         summary = doc[0] if doc else ""
         before = target.get(name)
+        if before is not None and _builtin(before.factory) and not _builtin(factory):
+            # records and figures know the built-in rules by their names
+            raise RuleError(
+                f"{what} {name!r} is built into thrifty; register yours under another name"
+            )
         if before is not None and before.factory is not factory:
-            # Compiled programs know a rule by its factory (see factories()), so runs
-            # from now on use the new one; a warning, as a name may be taken by mistake.
+            # Compiled programs know a rule by its registration (see registrations()),
+            # so runs from now on use the new one; a warning, as a name may be taken by
+            # mistake.
             warnings.warn(
                 f"{what} {name!r} registered again: {_where(factory)} replaces "
                 f"{_where(before.factory)}",
                 stacklevel=2,
             )
-        target[name] = Entry(name, factory, tuple(params), summary, check, compile_args)
+        target[name] = Entry(
+            name, factory, tuple(params), summary, check, compile_args, next(_SERIALS)
+        )
         return factory
 
     return deco
@@ -139,21 +159,25 @@ NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_\-]*"
 """What a registered name may be: what a rule or synapse-model string can name."""
 
 
+def _builtin(factory: Callable[..., Any]) -> bool:
+    return str(getattr(factory, "__module__", "")).startswith("thrifty.")
+
+
 def _where(factory: Callable[..., Any]) -> str:
     return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', factory)}"
 
 
-def factories(
+def registrations(
     specs: Sequence[str | RuleSpec], registry: dict[str, Entry] | None = None
-) -> tuple[Callable[..., Any], ...]:
-    """The registered factories of a chain of rules (or of one synapse model), in order.
+) -> tuple[int, ...]:
+    """The registration serials of a chain of rules (or of one synapse model), in order.
 
     Part of the compile key of a training chunk, beside :func:`spec_structure`: a rule
     registered again under the same name (a redefinition in a notebook) is a
     different program, and runs after it compile anew instead of reusing the old one.
     """
     registry = REGISTRY if registry is None else registry
-    return tuple(registry[parse(s, registry).name].factory for s in specs)
+    return tuple(registry[parse(s, registry).name].serial for s in specs)
 
 
 @dataclass(frozen=True)
@@ -312,7 +336,7 @@ def _checked(rule: Rule, name: str) -> Rule:
     def checked(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
         out = update(proposal, state, params, ctx)
         layers = proposal.layers
-        if not isinstance(out, tuple) or isinstance(out, LayerSelection) or len(out) != 2:
+        if not isinstance(out, tuple) or len(out) != 2:
             raise RuleError(f"rule {name!r}: update must return a pair (selection, state)")
         selection = out[0]
         if (
