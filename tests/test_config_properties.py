@@ -260,3 +260,16 @@ def test_derived_configs_have_their_own_keys_and_resolved_forms() -> None:
     assert base.to_dict()["criterion"] is None and resolved.to_dict()["criterion"] is not None
     assert set(base.to_dict()) == set(FIELDS)
     assert json.loads(json.dumps(base.to_dict())) == base.to_dict()
+
+
+def test_a_pickled_config_carries_its_fields_only() -> None:
+    """Configs sent to worker processes carry no computed key: each process names a
+    run from its fields (a worker of another version computes its own)."""
+    import pickle
+
+    config = RunConfig(dataset="synthetic", n_hidden=12, rules=("lazy",))
+    key = config.key()
+    assert config.resolved() is config.resolved()
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy == config and not {"_key", "_resolved"} & set(vars(copy))
+    assert copy.key() == key and copy.resolved() == config.resolved()

@@ -17,6 +17,8 @@ import functools
 import hashlib
 import json
 import math
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +226,10 @@ class RunConfig:
             self.__dict__["_resolved"] = cached  # frozen: kept beside the fields
         return cached  # type: ignore[no-any-return]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the fields alone: a config sent to another process computes its own key there
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (lists for tuples)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -268,6 +274,6 @@ class RunConfig:
 
 
 @functools.cache
-def _default_fields() -> dict[str, Any]:
-    """:meth:`RunConfig.to_dict` of the default config (read only)."""
-    return RunConfig().to_dict()
+def _default_fields() -> Mapping[str, Any]:
+    """:meth:`RunConfig.to_dict` of the default config, read only."""
+    return types.MappingProxyType(RunConfig().to_dict())
