@@ -487,6 +487,11 @@ def test_verdicts_follow_their_stated_rules(frame: pd.DataFrame) -> None:
     saturated[("fig4a", "mnist")].values["failed_budget"] = {100: 5.0}
     assert verdicts(saturated, "Fig 3d") == ["agrees"]
     assert verdicts(saturated, "Fig 4a") == ["agrees"]
+    diverged = copy.deepcopy(data)
+    diverged[("fig4a", "mnist")].values["failed_budget"] = {100: math.inf}
+    assert verdicts(diverged, "Fig 4a") == ["agrees"]  # no budget would have helped
+    (claim,) = [c for c in build_claims(frame, diverged, "mnist") if c.figure == "Fig 4a"]
+    assert "did not converge (diverged)" in claim.measured
     # the fake caching runs scale as plain backprop: M0 grows, M1 grows alike
     m0, m1 = (
         c
@@ -548,6 +553,8 @@ def test_controls_compare_each_control_with_plain_backprop(frame: pd.DataFrame) 
     failing.values["failed"]["class-neuron-mask"] = 2.0
     failing.values["failed"]["frozen-input"] = 5.0
     assert verdicts(failing) == ["agrees", "partly", "agrees"]
+    failing.values["failed"]["class-neuron-mask"] = math.inf  # diverged
+    assert verdicts(failing) == ["agrees", "agrees", "agrees"]
     cheap = copy.deepcopy(data)
     cheap.values["energy"]["m0"]["frozen-input"] = dataclasses.replace(best, median=1.0)
     assert verdicts(cheap) == ["agrees", "agrees", "partly"]
@@ -579,6 +586,7 @@ def test_fig2a_order_of_savings_is_judged_at_the_largest_common_size(frame: pd.D
     assert with_savings(2, 4.2, 4) == "agrees"  # within 10%: one seed at the largest N
     assert with_savings(3, 2, 4) == "partly"
     assert with_savings(2, 4, 3) == "differs"
+    assert with_savings(2.2, 2.0, 1.82) == "differs"  # no chaining of the 10% margins
 
 
 def test_fig3a_selections_of_neurons_save_less_than_top_k_per_layer(frame: pd.DataFrame) -> None:
@@ -610,3 +618,14 @@ def test_fig3a_selections_of_neurons_save_less_than_top_k_per_layer(frame: pd.Da
     assert verdict(0.1, 0.3, 1.5, 0.5) == "partly"  # selection by error saves nothing
     assert verdict(0.6, 0.3, 0.5, 0.5) == "partly"  # both save, neither less than top-k
     assert verdict(2.0, 1.2, 1.5, 0.5) == "differs"
+    assert verdict(0.4, 0.3, 1.5, 0.5) == "differs"  # neither half holds
+    without_plain = copy.deepcopy(data)
+    del without_plain.values["plain"]["m0"]
+    for kind, e in (("top-k-layer", 0.1), ("select-activity", 0.3), ("select-error", 0.5)):
+        without_plain.values["best"][kind]["m0"] = (0.1, e * plain)
+    (claim,) = [
+        c
+        for c in build_claims(frame, {("fig3a", "mnist"): without_plain}, "mnist")
+        if c.figure == "Fig 3a" and "saves M0" in c.claim
+    ]
+    assert claim.verdict == "partly"  # no plain backprop: half the claim not measured

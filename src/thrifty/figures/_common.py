@@ -183,6 +183,20 @@ _MEASUREMENT_FIELDS = ("simpson", "alphas")
 """Config fields that add measurements without changing the training."""
 
 
+def budget_of_failures(rows: pd.DataFrame) -> float:
+    """The least budget (epochs) of the runs in ``rows`` that stopped at their budget;
+    ``inf`` when every one diverged (no budget would have helped)."""
+    stopped = rows[rows["status"] != "diverged"]
+    return float(stopped["budget_epochs"].min()) if len(stopped) else math.inf
+
+
+def failure_text(budget: float) -> str:
+    """``"did not reach the criterion within 2 epochs"``, or ``"diverged"`` (``inf``)."""
+    if math.isinf(budget):
+        return "diverged"
+    return f"did not reach the criterion within {epochs_text(budget)}"
+
+
 def epochs_text(epochs: float) -> str:
     """``"1 epoch"``, ``"1.5 epochs"``."""
     return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")

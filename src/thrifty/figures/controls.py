@@ -26,7 +26,8 @@ from thrifty.figures._common import (
     MEASURES,
     FigureData,
     Summary,
-    epochs_text,
+    budget_of_failures,
+    failure_text,
     fmt,
     prepare,
     select,
@@ -91,14 +92,14 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         ``energy[measure][kind]`` (Summary, ``plain`` included; measures M0, M1 and
         ``samples``), ``savings[measure][control]`` (plain / control, nan when either
         did not converge), ``slowdown[control]`` (samples of the control / of plain),
-        ``failed`` (control → the least budget of its runs, epochs, for controls that
-        did not reach the criterion), ``best_method[measure]``: (rule string, Summary) of
-        the least median energy of any other rule at this size (plain synapses).
+        ``failed`` (control → the least budget of its runs that stopped at it, epochs,
+        inf when they all diverged, for controls that did not reach the criterion),
+        ``best_method[measure]``: (rule string, Summary) of the least median energy of
+        any other rule at this size (plain synapses).
     """
     data = FigureData("controls", dataset)
     table = prepare(df)
-    families = {family: family for family in LABELS}
-    rows = select(table, dataset=dataset, family=lambda f: f in families) if len(table) else table
+    rows = select(table, dataset=dataset, family=lambda f: f in LABELS) if len(table) else table
     n = int(rows["n_hidden"].mode().iloc[0]) if len(rows) else None
     data.values.update(
         n_hidden=n, rules={}, energy={}, savings={}, slowdown={}, failed={}, best_method={}
@@ -131,9 +132,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         )
         if not math.isfinite(energy["m0"][kind].median):
             runs = at_n[at_n["rules"] == rules[kind]]
-            data.values["failed"][kind] = float(runs["budget_epochs"].min())
+            data.values["failed"][kind] = budget_of_failures(runs)
     # the least energy of the paper's own restrictions at this size, for comparison
-    methods = select(table, dataset=dataset, family=lambda f: f != "" and f not in families)
+    methods = select(table, dataset=dataset, family=lambda f: f != "" and f not in LABELS)
     methods = methods[methods["n_hidden"] == n] if len(methods) else methods
     best: dict[str, tuple[str, Summary]] = {}
     for m in MEASURES:
@@ -144,9 +145,7 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
             best[m] = (text, finite[text])
     data.values["best_method"] = best
     for kind, budget in data.values["failed"].items():
-        data.notes.append(
-            f"{LABELS[kind]}: did not reach the criterion within {epochs_text(budget)}"
-        )
+        data.notes.append(f"{LABELS[kind]}: {failure_text(budget)}")
     return data
 
 

@@ -102,7 +102,9 @@ def estimate_n_min(df: pd.DataFrame, dataset: str = "mnist") -> float | None:
     return theory.smallest_converging(rows["n_hidden"].to_numpy(), rows["ok"].to_numpy())
 
 
-def _fit(rows: pd.DataFrame, column: str, norm: float, start: float) -> theory.PowerLaw | None:
+def fit_law(rows: pd.DataFrame, column: str, norm: float, start: float) -> theory.PowerLaw | None:
+    """Power law of ``column / norm`` against N over the converged runs of ``rows``
+    (:func:`plain_runs`) with N ≥ ``start``; None with fewer than two sizes."""
     sel = rows[rows["ok"] & (rows["n_hidden"] >= start)]
     if sel["n_hidden"].nunique() < 2:
         return None
@@ -158,7 +160,7 @@ def compute(
             large = raw.x[finite & (raw.x >= FIT_FROM)]
             start = FIT_FROM if large.size >= 3 else float(raw.x[i])
         data.values["fit_from"][m] = start
-        data.values["fits"][m] = _fit(rows, m, norm, start)
+        data.values["fits"][m] = fit_law(rows, m, norm, start)
         series.append(raw.scaled(1 / norm))
     data.panels["energy"] = series
     if rows.empty:

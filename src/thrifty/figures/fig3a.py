@@ -3,7 +3,8 @@
 M0 and M1 against the fraction p for four competitive rules: the largest updates per
 neuron and per layer (top-k), and the selection of the hidden units with the largest
 activity or the largest back-propagated error. Plain backprop is the dotted horizontal
-line. The paper: selecting the largest updates per layer saves the most, especially M0.
+line. The paper: selecting neurons by activity or by error saves energy, but less than
+selecting the largest updates per layer.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from thrifty.figures._common import (
     MEASURE_LABELS,
     MEASURES,
     FigureData,
+    budget_of_failures,
     caching_spec,
     criterion_text,
     param_of,
@@ -81,8 +82,8 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         Panels ``"m0"``, ``"m1"``, ``"m1_transient"``: one series per N. ``values``:
         ``plain`` (per N: Summary per measure), ``failed`` (per N: thresholds whose
         runs mostly did not converge), ``failed_budget`` (per N: the least budget of
-        their runs, epochs; None when none failed), ``best`` (per N and measure: (θ,
-        median)).
+        those runs that stopped at it, epochs; inf when all diverged, None when none
+        failed), ``best`` (per N and measure: (θ, median)).
     """
     data = FigureData("fig4a", dataset)
     table = prepare(df)
@@ -119,7 +120,7 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
                 thresholds = r["synapses"].map(lambda t: param_of(t, "caching", "threshold"))
                 failing = r[thresholds.isin(data.values["failed"][n])]
                 data.values["failed_budget"][n] = (
-                    float(failing["budget_epochs"].min()) if not failing.empty else None
+                    budget_of_failures(failing) if not failing.empty else None
                 )
                 if s.finite.any():
                     j = int(np.nanargmin(np.where(s.finite, s.y, np.nan)))

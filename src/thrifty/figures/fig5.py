@@ -19,7 +19,7 @@ import pandas as pd
 from thrifty import theory
 from thrifty.config import RunConfig
 from thrifty.figures import fig1b, style
-from thrifty.figures._common import MEASURES, FigureData
+from thrifty.figures._common import MEASURES, FigureData, prepare
 
 
 def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) -> list[RunConfig]:
@@ -35,7 +35,8 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     FigureData
         Panel ``"energy"`` (Fig 1b's normalised series); ``values``: ``fits`` (per
         measure), ``extrapolation`` (per measure: :class:`~thrifty.theory.Extrapolation`
-        or None), ``v1_synapses``, ``v1_n_hidden``, ``largest`` (per measure, when the
+        or None), ``v1_synapses``, ``v1_n_hidden``, ``fit_from`` (per measure, the
+        smallest N of the fit), ``largest`` (per measure, when the
         fit started below the three largest converged sizes: (their smallest N, the
         Extrapolation of a fit to them alone)).
     """
@@ -52,12 +53,15 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     # How much the estimate depends on the sizes fitted: the same from the three
     # largest converged sizes only (the curves steepen with N at small scales).
     data.values["largest"] = {}
+    data.values["fit_from"] = dict(base.values["fit_from"])
+    rows = None
     for m in MEASURES:
         raw = base.values["raw"].get(m)
         sizes = sorted(raw.x[raw.finite].tolist()) if raw is not None else []
         start = base.values["fit_from"].get(m)
         if len(sizes) >= 4 and start is not None and sizes[-3] > start:
-            law = fig1b.compute(df, dataset, fit_from=sizes[-3]).values["fits"].get(m)
+            rows = fig1b.plain_runs(prepare(df), dataset) if rows is None else rows
+            law = fig1b.fit_law(rows, m, base.values["minimum"][m], sizes[-3])
             if law is not None:
                 data.values["largest"][m] = (sizes[-3], theory.extrapolate(law, 1.0))
     if not any(data.values["extrapolation"].values()):
