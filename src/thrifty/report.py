@@ -41,6 +41,7 @@ from thrifty.figures._common import (
     failure_text,
     family_of,
     prepare,
+    ratio_of_medians,
     summarise,
 )
 
@@ -1027,13 +1028,6 @@ def build_claims(
     return out
 
 
-def _saving(plain: float, rule: float) -> float:
-    """``plain / rule``; nan when either did not converge (infinite median) or is 0."""
-    if not (math.isfinite(plain) and math.isfinite(rule)) or rule <= 0:
-        return math.nan
-    return plain / rule
-
-
 def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Saving of every rule relative to plain backprop at the same N (standard protocol).
 
@@ -1073,8 +1067,8 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
                 "M0": s["m0"].median,
                 "M1": s["m1"].median,
                 "samples": s["samples"].median,
-                "M0 saving": _saving(plain[n]["m0"].median, s["m0"].median),
-                "M1 saving": _saving(plain[n]["m1"].median, s["m1"].median),
+                "M0 saving": ratio_of_medians(plain[n]["m0"], s["m0"]),
+                "M1 saving": ratio_of_medians(plain[n]["m1"], s["m1"]),
                 "converged": f"{s['m0'].n_ok}/{s['m0'].n_runs}",
                 "keys": " ".join(s["m0"].keys),
             }

@@ -183,6 +183,16 @@ _MEASUREMENT_FIELDS = ("simpson", "alphas")
 """Config fields that add measurements without changing the training."""
 
 
+def ratio_of_medians(a: Summary | None, b: Summary | None) -> float:
+    """``a.median / b.median`` (a saving: plain backprop over a rule); nan when either
+    is missing or infinite (most seeds did not converge) or ``b``'s is not above 0."""
+    if a is None or b is None:
+        return math.nan
+    if not (math.isfinite(a.median) and math.isfinite(b.median)) or b.median <= 0:
+        return math.nan
+    return a.median / b.median
+
+
 def budget_of_failures(rows: pd.DataFrame) -> float:
     """The least budget (epochs) of the runs in ``rows`` that stopped at their budget;
     ``inf`` when every one diverged (no budget would have helped)."""

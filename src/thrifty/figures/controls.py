@@ -30,6 +30,7 @@ from thrifty.figures._common import (
     failure_text,
     fmt,
     prepare,
+    ratio_of_medians,
     select,
     summarise,
 )
@@ -124,10 +125,10 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         data.notes.append(f"no plain-backprop run at N = {n}")
     for m in measures:
         data.values["savings"][m] = {
-            kind: _ratio(energy[m].get("plain"), energy[m][kind]) for kind in rules
+            kind: ratio_of_medians(energy[m].get("plain"), energy[m][kind]) for kind in rules
         }
     for kind in rules:
-        data.values["slowdown"][kind] = _ratio(
+        data.values["slowdown"][kind] = ratio_of_medians(
             energy["samples"][kind], energy["samples"].get("plain")
         )
         if not math.isfinite(energy["m0"][kind].median):
@@ -147,15 +148,6 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     for kind, budget in data.values["failed"].items():
         data.notes.append(f"{LABELS[kind]}: {failure_text(budget)}")
     return data
-
-
-def _ratio(a: Summary | None, b: Summary | None) -> float:
-    """``a.median / b.median``; nan when either is missing, infinite or b is 0."""
-    if a is None or b is None:
-        return math.nan
-    if not (math.isfinite(a.median) and math.isfinite(b.median)) or b.median <= 0:
-        return math.nan
-    return a.median / b.median
 
 
 def keys_of(data: FigureData) -> list[str]:

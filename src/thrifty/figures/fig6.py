@@ -22,6 +22,7 @@ from thrifty.figures._common import (
     MEASURES,
     FigureData,
     prepare,
+    ratio_of_medians,
     select,
     subnet_rule,
     summarise,
@@ -151,18 +152,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist", *, n_hidden: int | None = 
                 r = sel[sel["rules"] == text]
                 sums[kind] = summarise(r, column) if not r.empty else None
             energy[m][variant] = sums
-            base_e = sums.get("plain")
-            savings[m][variant] = {}
-            for kind in LABELS:
-                e = sums.get(kind)
-                ok = (
-                    base_e is not None
-                    and e is not None
-                    and math.isfinite(base_e.median)
-                    and math.isfinite(e.median)
-                    and e.median > 0
-                )
-                savings[m][variant][kind] = base_e.median / e.median if ok else math.nan
+            savings[m][variant] = {
+                kind: ratio_of_medians(sums.get("plain"), sums.get(kind)) for kind in LABELS
+            }
     data.values["savings"] = savings
     data.values["energy"] = energy
     if n_hidden is None:
