@@ -249,27 +249,28 @@ def test_a_float64_config_file_trains_from_the_command_line(tmp_path: Any) -> No
 
 def test_a_bad_config_of_a_sweep_is_named_with_its_grid_point(tmp_path: Any, capsys: Any) -> None:
     path = tmp_path / "sweep.toml"
-    path.write_text(
+
+    def refused(text: str) -> str:
+        """The error of a sweep of ``text``, which must exit 2 before making --out."""
+        path.write_text(text)
+        with pytest.raises(SystemExit) as exc:
+            main(["sweep", str(path), "--out", str(tmp_path / "r")])
+        assert exc.value.code == 2
+        assert not (tmp_path / "r").exists()
+        return str(capsys.readouterr().err)
+
+    err = refused(
         '[run]\ndataset = "synthetic"\nn_hidden = 10\n'
         '[grid]\nrules = ["lazy", "subnet:units=20"]\nlr = [0.01, 0.02]\n'
     )
-    with pytest.raises(SystemExit) as exc:
-        main(["sweep", str(path), "--out", str(tmp_path / "r")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
     assert f"{str(path)!r}, config 3 of 4 (rules=['subnet:units=20']): rule 'subnet'" in err
-    assert not (tmp_path / "r").exists()
     # a budget too short for the synthetic data, known only once the data is made
-    path.write_text(
+    err = refused(
         '[run]\ndataset = "synthetic"\nn_hidden = 10\ncheck_interval = 500\n'
         "[grid]\nbudget_epochs = [1.0, 0.05]\n"
     )
-    with pytest.raises(SystemExit) as exc:
-        main(["sweep", str(path), "--out", str(tmp_path / "r")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
     assert f"{str(path)!r}, config 2 of 2 (budget_epochs=0.05): " in err
-    assert "budget" in err and not (tmp_path / "r").exists()
+    assert "budget" in err
 
 
 def test_terminating_a_run_exits_143_without_a_traceback(tmp_path: Any) -> None:
