@@ -226,13 +226,16 @@ class RunConfig:
             self.__dict__["_resolved"] = cached  # frozen: kept beside the fields
         return cached  # type: ignore[no-any-return]
 
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def __getstate__(self) -> dict[str, Any]:
         # the fields alone: a config sent to another process computes its own key there
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return self._fields()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (lists for tuples)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = self._fields()
         out["rules"] = list(self.rules)
         out["alphas"] = list(self.alphas)
         return out
