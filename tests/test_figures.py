@@ -16,7 +16,14 @@ from thrifty.config import RunConfig
 from thrifty.figures import FIGURES, SCALES, all_configs, draw, module, plan
 from thrifty.figures import scales as scales_mod
 from thrifty.figures._common import family_of, param_of, parse_terms, prepare
-from thrifty.report import VERDICTS, Drawn, build_claims, savings_table, write_report
+from thrifty.report import (
+    VERDICTS,
+    Drawn,
+    build_claims,
+    savings_table,
+    seeds_per_setting,
+    write_report,
+)
 
 # ----------------------------------------------------------------- synthetic records
 
@@ -411,6 +418,7 @@ def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list
     assert "700" in text and "10^8" in text
     assert "figures/fig1b_mnist.png" in text
     assert "could not be drawn" in text and "a note" in text
+    assert "| figure | paper | measured | verdict | rule | seeds | records |" in text
     assert "data:image/png;base64," in html
     # Every key a claim cites is a record of the table.
     claims = build_claims(frame, {(d.name, d.dataset): d.data for d in drawn if d.data}, "mnist")
@@ -422,6 +430,22 @@ def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list
     assert sub_linear.verdict == "agrees"
     simpson = next(c for t, c in by_topic.items() if "Simpson" in t)
     assert simpson.verdict == "not measured"
+
+
+def test_seeds_per_setting_counts_the_seeds_of_each_setting_of_a_claim() -> None:
+    """A setting is a config less its seed and budget: budget twins are one seed."""
+    three = [RunConfig(dataset="synthetic", n_hidden=20, seed=s) for s in range(3)]
+    one = RunConfig(dataset="synthetic", n_hidden=30, seed=0)
+    twin = dataclasses.replace(one, budget_epochs=one.budget_epochs * 2)
+    other_seed_of_twin = dataclasses.replace(twin, seed=1)
+    df = fake_frame([*three, one, twin, other_seed_of_twin])
+    keys = {c: c.key() for c in [*three, one, twin, other_seed_of_twin]}
+    assert seeds_per_setting(df, [keys[c] for c in three]) == "3"
+    assert seeds_per_setting(df, [keys[one], keys[twin]]) == "1"
+    assert seeds_per_setting(df, [keys[one], keys[twin], keys[other_seed_of_twin]]) == "2"
+    assert seeds_per_setting(df, [keys[c] for c in three] + [keys[one]]) == "1–3"
+    assert seeds_per_setting(df, []) == "—"
+    assert seeds_per_setting(df, ["0" * 16]) == "—"
 
 
 def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: str) -> float:

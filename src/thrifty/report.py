@@ -19,6 +19,7 @@ PosixPath('out/report.md')
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import math
 import time
@@ -34,6 +35,7 @@ from thrifty import theory
 from thrifty.config import CRITERIA, RunConfig
 from thrifty.figures import fig6
 from thrifty.figures._common import (
+    MEASUREMENT_FIELDS,
     MEASURES,
     FigureData,
     Series,
@@ -1171,6 +1173,37 @@ def _render_html(blocks: list[Block], title: str) -> str:
     return "\n".join(parts)
 
 
+def seeds_per_setting(df: pd.DataFrame, keys: Sequence[str]) -> str:
+    """How many seeds stand behind each setting of the records ``keys``.
+
+    A setting is a run's config less its seed, budget and extra measurements (runs
+    that differ only in these trained alike, see :func:`~thrifty.figures._common.prepare`);
+    the records table ``df`` needs a ``key`` column and the config's columns
+    (:func:`thrifty.experiments.store.flatten`).
+
+    Returns
+    -------
+    str
+        ``"3"`` when every setting has 3 seeds, ``"1–3"`` when they differ, ``"—"``
+        when no record of ``keys`` is in ``df``.
+    """
+    if "key" not in df.columns:
+        return "—"
+    rows = df[df["key"].isin(set(keys))]
+    if rows.empty:
+        return "—"
+    left_out = ("seed", "budget_epochs", *MEASUREMENT_FIELDS)
+    names = [f.name for f in dataclasses.fields(RunConfig) if f.name not in left_out]
+    names = [name for name in names if name in rows.columns]
+    columns = zip(*(rows[name].map(repr) for name in names), strict=True)
+    labels = ["|".join(values) for values in columns] if names else [""] * len(rows)
+    setting = pd.Series(labels, index=rows.index, dtype=object)
+    seeds = rows["seed"] if "seed" in rows.columns else pd.Series(0, index=rows.index)
+    counts = seeds.groupby(setting).nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def _short_keys(keys: Sequence[str], limit: int = 6) -> str:
     keys = list(dict.fromkeys(keys))
     if not keys:
@@ -1251,7 +1284,9 @@ def write_report(
             "(records/<key>.json; runs.csv lists them all); the last column names the records "
             "each number came from. Medians over seeds; a run that did not reach the criterion "
             "counts as infinite energy in a median. Small scales have coarse grids and few "
-            "seeds: read their verdicts as indications.",
+            "seeds: read their verdicts as indications. The seeds column gives how many "
+            "seeds each setting behind a claim had (a setting: a run's config less its seed "
+            "and budget).",
         )
     )
     if notes:
@@ -1270,9 +1305,17 @@ def write_report(
         blocks.append(
             (
                 "table",
-                ["figure", "paper", "measured", "verdict", "rule", "records"],
+                ["figure", "paper", "measured", "verdict", "rule", "seeds", "records"],
                 [
-                    [c.figure, c.claim, c.measured, c.verdict, c.rule, _short_keys(c.keys)]
+                    [
+                        c.figure,
+                        c.claim,
+                        c.measured,
+                        c.verdict,
+                        c.rule,
+                        seeds_per_setting(df, c.keys),
+                        _short_keys(c.keys),
+                    ]
                     for c in claims
                 ],
             )

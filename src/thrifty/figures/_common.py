@@ -156,10 +156,10 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         # twins stopped at the same sample, so the one with the most measurements is
         # kept (then the largest budget); of twins none of which converged, the one
         # that ran longest (then the most measurements). A converged twin beats others.
-        extra = ("budget_epochs", *_MEASUREMENT_FIELDS)
+        extra = ("budget_epochs", *MEASUREMENT_FIELDS)
         ident = [c for c in out.columns if c in RunConfig.__dataclass_fields__ and c not in extra]
         out["_ident"] = ["|".join(t) for t in zip(*(out[c].map(repr) for c in ident), strict=True)]
-        measured = [c for c in _MEASUREMENT_FIELDS if c in out.columns]
+        measured = [c for c in MEASUREMENT_FIELDS if c in out.columns]
         n_measured = sum((out[c].map(bool).astype(int) for c in measured), start=0)
         budget = out["budget_epochs"].fillna(0.0)
         ok = out["ok"]
@@ -179,7 +179,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-_MEASUREMENT_FIELDS = ("simpson", "alphas")
+MEASUREMENT_FIELDS = ("simpson", "alphas")
+"""Config fields that add measurements without changing how a run trains."""
 """Config fields that add measurements without changing the training."""
 
 
