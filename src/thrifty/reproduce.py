@@ -117,8 +117,8 @@ def reproduce(
     Parameters
     ----------
     scale : {"quick", "full", "tiny"}
-        ``quick``: about 20 minutes on a 2-core CPU; ``full``: the paper's scale;
-        ``tiny``: seconds, for tests (use ``datasets=("synthetic",)``).
+        ``quick``: about 14 minutes on a 2-core CPU with ``workers=2``; ``full``: the
+        paper's scale; ``tiny``: seconds, for tests (use ``datasets=("synthetic",)``).
     out : Path
         Output directory: ``records/``, ``runs.csv``, ``figures/``, ``report.md``,
         ``report.html``.
