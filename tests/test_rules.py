@@ -30,6 +30,7 @@ The hidden products |delta_i|·|pre_j| are all distinct (no ties for top-k):
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import jax
@@ -40,6 +41,7 @@ import pytest
 from thrifty.config import RunConfig
 from thrifty.energy import dense_selection, price_layer
 from thrifty.network import LayerProposal, Params, Proposal, init_params
+from thrifty.reference import rules as ref_rules
 from thrifty.rules import (
     REGISTRY,
     Context,
@@ -437,6 +439,41 @@ def test_count_of_rounds_decimal_halves_up_in_every_dtype(
     product with the size is a half must give the same k in float64 and float32 runs."""
     assert int(count_of(jnp.float32(fraction), size)) == k
     assert int(count_of(fraction, size)) == k
+
+
+def _decimal_count(hundredths_or_thousandths: int, scale: int, size: int) -> int:
+    """round(d / scale · size), halves up, at least 1, in exact arithmetic."""
+    return max(math.floor(Fraction(hundredths_or_thousandths, scale) * size + Fraction(1, 2)), 1)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_count_of_is_the_decimal_products_rounding_within_the_types_resolution(
+    dtype: Any,
+) -> None:
+    """k = round(p·size) for the decimal p meant, as docs/rules.md says: always in
+    float64; in float32 for two-decimal products up to 80 000, three-decimal ones up to
+    8 000 and whole ones up to 4 million (the fraction's own rounding decides beyond).
+    The reference's count agrees. 0.823 · 7065 = 5814.495 and 0.5 · 7 850 000 were one
+    and four too many in float32 before."""
+    sizes = [n * 785 for n in (1, 9, 67, 100, 300, 1000, 3000, 10_000)] + list(range(1, 40))
+    sizes += [(n + 1) * 10 for n in (9, 67, 100, 1000)]
+    counts = jax.jit(jax.vmap(jax.vmap(count_of, (0, None)), (None, 0)))
+    for scale in (100, 1000):
+        d = np.arange(1, scale)
+        k = np.asarray(counts(jnp.asarray(d / scale, dtype), jnp.asarray(sizes, jnp.int32)))
+        for i, size in enumerate(sizes):
+            for j, dj in enumerate(d):
+                x = Fraction(int(dj), scale) * size
+                exact = _decimal_count(int(dj), scale, size)
+                if dtype == jnp.float32:
+                    resolved = x < (8_000 if scale == 1000 else 80_000)
+                    if not (resolved or (x.denominator == 1 and x < 4_000_000)):
+                        continue
+                assert k[i, j] == exact, (int(dj), scale, size, int(k[i, j]), exact)
+                if dtype == jnp.float64 and size < 100_000:
+                    assert ref_rules.count_of(float(dj) / scale, size) == exact
+    assert int(count_of(jnp.asarray(0.823, dtype), 7065)) == 5814
+    assert int(count_of(jnp.asarray(0.5, dtype), 7_850_000)) == 3_925_000
 
 
 # ------------------------------------------------------------ synapse-mask-optimal

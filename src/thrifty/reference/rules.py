@@ -9,8 +9,10 @@ given explicitly, so the reference and the fast path can be fed the same ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -44,11 +46,15 @@ ReferenceRule = Callable[[StepInput, list[np.ndarray]], list[np.ndarray]]
 def count_of(fraction: float, size: int) -> int:
     """``round(fraction · size)`` with halves rounded up, at least 1.
 
-    A product within a few rounding steps below a half counts as the half
-    (0.145 · 100 → 15), as decimal fractions are meant.
+    The product of the float64 ``fraction`` and ``size`` is taken exactly; one that falls
+    short of a half by no more than ``(x + 32) · 2**-53`` (the rounding of a decimal
+    fraction to float64) counts as the half (0.145 · 100 → 15), as decimal fractions
+    are meant.
     """
-    x = float(fraction) * size
-    return max(int(np.floor(x + 0.5 + 8 * np.finfo(np.float64).eps * x)), 1)
+    x = Fraction(float(fraction)) * int(size)
+    whole = math.floor(x)
+    up = x - whole >= Fraction(1, 2) - (x + 32) / 2**53
+    return max(whole + int(up), 1)
 
 
 def _all(step: StepInput) -> list[np.ndarray]:

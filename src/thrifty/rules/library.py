@@ -27,14 +27,46 @@ def _n_hidden(params: Params) -> int:
 def count_of(fraction: Any, size: Any) -> jax.Array:
     """``round(fraction · size)`` (halves up), at least 1, as int32.
 
-    ``size`` may be traced. A product a few rounding steps below a half (0.145 ·
-    100 is 14.499999999999998 in float64) counts as the half, so float32 and
-    float64 runs agree on decimal fractions. In float32 the product is exact
-    while ``size < 2**24``; above that ``k`` may be off by a few in millions.
+    ``fraction`` (a float of the run's type) and ``size`` (an integer below 2**31) may be
+    traced. The product is formed exactly: the fraction is split into the two halves of
+    its mantissa and the size into pieces short enough that every partial product is a
+    float without rounding. Only the fraction's own rounding is then left: a decimal
+    fraction is stored to within 2**-24 (float32) or 2**-53 (float64) of itself, so a
+    product that falls short of a half by no more than ``(x + 32) · 2**-24`` (or
+    ``2**-53``), with ``x = fraction · size``, counts as the half: 0.145 · 100 gives 15
+    in both types. So k is exact when the decimal product is a half or lies at least
+    ``2**-23 · x + 2**-19`` (float32) from one: in float32, for a product with two
+    decimals up to x ≈ 80 000 and for a whole product up to x ≈ 4 million; beyond,
+    float32 holds the fraction too coarsely to tell (k may then be one more).
     """
-    x = jnp.asarray(fraction * size)
-    eps = jnp.finfo(x.dtype).eps if jnp.issubdtype(x.dtype, jnp.floating) else 0.0
-    return jnp.maximum(jnp.floor(x + 0.5 + 8 * eps * x), 1).astype(jnp.int32)
+    p = jnp.asarray(fraction)
+    if not jnp.issubdtype(p.dtype, jnp.floating):
+        p = p.astype(jnp.result_type(float))
+    info = jnp.finfo(p.dtype)
+    digits = info.nmant + 1  # 24 or 53
+    low_bits = digits // 2  # the lower half of the mantissa: 12 or 26 bits
+    itype = _int_type_of(p.dtype)
+    bits = jax.lax.bitcast_convert_type(p, itype)
+    p_high = jax.lax.bitcast_convert_type(bits & ~((1 << low_bits) - 1), p.dtype)
+    p_parts = (p_high, p - p_high)  # at most digits - low_bits and low_bits bits
+    n = jnp.asarray(size)
+    n = (jnp.round(n) if jnp.issubdtype(n.dtype, jnp.floating) else n).astype(jnp.int32)
+    piece_bits = low_bits  # a piece times either part has at most `digits` bits: exact
+    whole = jnp.zeros((), jnp.int32)
+    rest = jnp.zeros((), p.dtype)
+    for shift in range(0, 31, piece_bits):
+        piece = ((n >> shift) & ((1 << piece_bits) - 1)).astype(p.dtype) * (2.0**shift)
+        for part in p_parts:
+            q = part * piece  # exact
+            q_whole = jnp.floor(q)
+            whole = whole + q_whole.astype(jnp.int32)
+            rest = rest + (q - q_whole)  # terms exact, in [0, 1); the sum rounds by < 16·eps
+    x = p * n.astype(p.dtype)
+    tolerance = (x + 32) * info.eps / 2
+    rest_whole = jnp.floor(rest)
+    up = (rest - rest_whole) >= 0.5 - tolerance
+    k = whole + rest_whole.astype(jnp.int32) + up.astype(jnp.int32)
+    return jnp.maximum(k, 1)
 
 
 def _ordered_keys(x: jax.Array) -> jax.Array:
