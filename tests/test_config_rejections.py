@@ -48,6 +48,8 @@ BAD: list[tuple[str, Any]] = [
     ("simpson", 1),
     ("simpson", "yes"),
     ("alphas", (1.0, -2.0)),
+    ("alphas", (0.5, 0.5)),
+    ("alphas", (2.0, 1, 1.0)),
 ]
 
 GOOD: dict[str, Any] = {

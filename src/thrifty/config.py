@@ -176,7 +176,13 @@ class RunConfig:
         object.__setattr__(self, "rules", tuple(self.rules))
         if not isinstance(self.alphas, list | tuple):
             raise ConfigError(f"alphas must be a list of numbers > 0, got {self.alphas!r}")
-        object.__setattr__(self, "alphas", tuple(_positive("alphas", a) for a in self.alphas))
+        alphas = tuple(_positive("alphas", a) for a in self.alphas)
+        repeated = [a for i, a in enumerate(alphas) if a in alphas[:i]]
+        if repeated:  # one meter per α: a repeated α would be priced twice into it
+            raise ConfigError(
+                f"alphas must differ from one another; {repeated[0]!r} is given more than once"
+            )
+        object.__setattr__(self, "alphas", alphas)
         if not isinstance(self.synapses, str):
             raise ConfigError(f"synapses must be a string such as 'plain', got {self.synapses!r}")
         _choice("activation", self.activation, ACTIVATIONS)
