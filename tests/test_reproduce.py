@@ -52,6 +52,29 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(tmp_path: Path) -> Non
     assert after == before
 
 
+def test_a_data_set_left_out_is_noted_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of report.md learns that a data set asked for was left out, not only
+    the terminal that ran it."""
+    from thrifty import reproduce as reproduce_module
+
+    def without_fashion(datasets: Any, data_dir: Any = None, **kwargs: Any) -> tuple:
+        return tuple(d for d in datasets if d != "fashion-mnist")
+
+    monkeypatch.setattr(reproduce_module, "fetch_data", without_fashion)
+    report = reproduce(
+        "tiny",
+        out=tmp_path / "repro",
+        datasets=("synthetic", "fashion-mnist"),
+        figures=("fig1b",),
+        progress=False,
+    )
+    text = report.read_text()
+    assert "fashion-mnist: left out of this reproduction" in text
+    assert "Claims on synthetic" in text and "Claims on fashion-mnist" not in text
+
+
 def test_reproduce_rejects_unknown_scale_and_figures(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         reproduce("huge", out=tmp_path)

@@ -152,11 +152,11 @@ def reproduce(
             raise ValueError(
                 f"unknown figure(s) {', '.join(unknown)}; allowed: {', '.join(FIGURES)}"
             )
-    datasets = tuple(datasets)
+    asked = tuple(datasets)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    datasets = fetch_data(datasets, data_dir, required=datasets[:1])
+    datasets = fetch_data(asked, data_dir, required=asked[:1])
 
     df = _load(out) if (out / "records").is_dir() else None
     configs: list[RunConfig] = []
@@ -199,7 +199,8 @@ def reproduce(
                 _log(f"{name} ({dataset}) could not be drawn:\n{traceback.format_exc()}")
                 drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
     wall = time.perf_counter() - t0
-    notes = _notes(scale, datasets, figures)
+    left_out = [d for d in asked if d not in datasets]
+    notes = _notes(scale, datasets, figures, left_out)
     report = write_report(
         out,
         df,
@@ -220,9 +221,20 @@ def _load(out: Path) -> Any:
     return experiments.load(out, errors="skip")
 
 
-def _notes(scale: str, datasets: Sequence[str], figures: Sequence[str] | None) -> list[str]:
-    """What a reader of this scale's report should know about what was left out."""
-    notes = []
+def _notes(
+    scale: str,
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    left_out: Sequence[str] = (),
+) -> list[str]:
+    """What a reader of this scale's report should know about what was left out:
+    ``left_out`` are data sets asked for whose data could not be had."""
+    notes = [
+        f"{dataset}: left out of this reproduction, its data could not be had (for "
+        "Fashion-MNIST: apt-get install dataset-fashion-mnist, or --data-dir); the same "
+        "command run again once it can be runs only what is missing"
+        for dataset in left_out
+    ]
     if figures is not None:
         notes.append(f"figures limited to {', '.join(figures)}")
     for dataset in datasets:
