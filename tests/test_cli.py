@@ -58,9 +58,11 @@ def test_summary_shows_transient_cost_m_alpha_and_what_is_left_in_s(
     text = capsys.readouterr().out
     assert "of which transient cost" in text and "M_alpha (alpha = 0.5)" in text
     assert "left in s    hidden:" in text and "left in s    output:" in text
+    assert "M0 (consolidations)" in text and "M0 (updates)" not in text
     assert main(args) == 0
     plain = capsys.readouterr().out
     assert "transient" not in plain and "left in s" not in plain and "M_alpha" in plain
+    assert "M0 (updates)" in plain and "consolidations" not in plain
 
 
 @pytest.mark.parametrize(
