@@ -180,7 +180,6 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 MEASUREMENT_FIELDS = ("simpson", "alphas")
-"""Config fields that add measurements without changing how a run trains."""
 """Config fields that add measurements without changing the training."""
 
 
