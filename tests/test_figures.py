@@ -448,6 +448,45 @@ def test_seeds_per_setting_counts_the_seeds_of_each_setting_of_a_claim() -> None
     assert seeds_per_setting(df, ["0" * 16]) == "—"
 
 
+def test_sigma_claims_compare_the_subnet_across_sigma_and_with_a_network_alone() -> None:
+    """The σ figure's claims: the subnet at the largest σ against σ = 0.01 (a run that
+    misses the criterion costs infinitely much), and at σ = 0.01 against a network of
+    the subnet's size alone."""
+    configs = module("sigma").configs("quick", "mnist")
+    assert {c.sigma for c in configs} == {0.01, 0.03}
+    assert {(c.n_hidden, c.rules) for c in configs} == {(10_000, ("subnet:units=100",)), (100, ())}
+    frame = fake_frame(configs)
+    subnet_at = {
+        sigma: (frame["rules"] == "subnet:units=100") & np.isclose(frame["sigma"], sigma)
+        for sigma in (0.01, 0.03)
+    }
+
+    def verdicts(table: pd.DataFrame) -> list[str]:
+        data = module("sigma").compute(table, "mnist")
+        assert data.values["n_hidden"] == 10_000 and data.values["units"] == 100
+        claims = build_claims(table, {("sigma", "mnist"): data}, "mnist")
+        return [c.verdict for c in claims if c.figure == "σ (beyond the paper)"]
+
+    costly = frame.copy()
+    costly.loc[subnet_at[0.03], "m0"] *= 3.5
+    costly.loc[subnet_at[0.03], "m1"] *= 8
+    assert verdicts(costly) == ["agrees", "agrees"]
+    one = frame.copy()
+    one.loc[subnet_at[0.03], "m1"] *= 8
+    assert verdicts(one) == ["partly", "agrees"]
+    assert verdicts(frame) == ["differs", "agrees"]  # σ changes nothing in fake records
+    failed = frame.copy()
+    failed.loc[subnet_at[0.03], "status"] = "budget"
+    assert verdicts(failed) == ["agrees", "agrees"]
+    dearer = frame.copy()
+    dearer.loc[subnet_at[0.01], ["m0", "m1"]] *= 1.8
+    assert verdicts(dearer)[1] == "partly"
+    dearer.loc[subnet_at[0.01], ["m0", "m1"]] *= 2
+    assert verdicts(dearer)[1] == "differs"
+    alone_missing = frame[~((frame["n_hidden"] == 100) & np.isclose(frame["sigma"], 0.01))]
+    assert verdicts(alone_missing)[1] == "not measured"
+
+
 def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: str) -> float:
     """Median over seeds of ``column`` for MNIST runs of ``rules`` at N = ``n`` with the
     standard protocol and settings, a run that did not converge counting as +inf."""

@@ -34,9 +34,11 @@ FIGURES = (
     "fig4b",
     "fig5",
     "fig6",
+    "sigma",
 )
 """Every figure, in the paper's order (Fig 3c is a diagram, not data); ``controls``
-holds the negative results that the paper states in the text of Fig 2's section."""
+holds the negative results that the paper states in the text of Fig 2's section, and
+``sigma`` (beyond the paper) the cost of the initial weights' scale for a subnet."""
 
 SEEDS = {"tiny": 1, "quick": 3, "full": 5}
 """Seeds of a cheap point at each scale (expensive points may use fewer at ``quick``)."""
