@@ -207,6 +207,29 @@ def test_run_many_groups_structures(synthetic: data.Dataset) -> None:
     assert records[1]["energy"]["hidden"]["m0"] == records[1]["samples"] * 4 * 785
 
 
+def test_run_many_batches_apart_strings_that_write_out_other_parameters(
+    synthetic: data.Dataset,
+) -> None:
+    """A parameter written out (even at its default) and one left out give other numbers
+    to the compiled program: such runs go to separate batches (they raised a pytree
+    error as one), by run_many and by the sweep's batch key."""
+    from thrifty.experiments.sweep import batch_key
+
+    for strings, field in [
+        (("caching:threshold=0.02", "caching:threshold=0.02,tau=1000"), "synapses"),
+        (("synapse-mask:hidden=0.5", "synapse-mask:hidden=0.5,output=0.9"), "rules"),
+    ]:
+        configs = [RunConfig(**SMALL, **{field: (s,) if field == "rules" else s}) for s in strings]
+        assert batch_key(configs[0]) != batch_key(configs[1])
+        many = run_many(configs, synthetic)
+        for got, cfg in zip(many, configs, strict=True):
+            want = run(cfg, synthetic)
+            assert (got["status"], got["samples"]) == (want["status"], want["samples"])
+            assert got["energy"]["total"]["m0"] == want["energy"]["total"]["m0"]
+    same = [RunConfig(**SMALL, rules=(f"synapse-mask:hidden={p}",)) for p in (0.3, 0.5)]
+    assert batch_key(same[0]) == batch_key(same[1])
+
+
 def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:
     record = run(RunConfig(**SMALL, rules=("subnet:units=4",), simpson=True), synthetic)
     values = record["simpson"]["values"]

@@ -211,9 +211,11 @@ def run_batch(
 
 def batch_key(config: RunConfig) -> tuple[Any, ...]:
     """Configs with equal batch keys share data and compiled structure: they differ only
-    in numbers (seed, learning rate, σ, fractions, thresholds, criterion, budget)."""
+    in numbers (seed, learning rate, σ, fractions, thresholds, criterion, budget), and
+    their rule and synapse strings write out the same parameters."""
     from thrifty.rules import registry
     from thrifty.synapses import synapse_structure
+    from thrifty.train import numbers_layout
 
     c = config.resolved()
     return (
@@ -231,6 +233,7 @@ def batch_key(config: RunConfig) -> tuple[Any, ...]:
         c.simpson,
         registry.spec_structure(c.rules),
         synapse_structure(c.synapses),
+        numbers_layout(c),
     )
 
 
