@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -228,6 +229,24 @@ def test_run_many_batches_apart_strings_that_write_out_other_parameters(
             assert got["energy"]["total"]["m0"] == want["energy"]["total"]["m0"]
     same = [RunConfig(**SMALL, rules=(f"synapse-mask:hidden={p}",)) for p in (0.3, 0.5)]
     assert batch_key(same[0]) == batch_key(same[1])
+
+
+def test_seeds_sharing_a_jax_key_are_found_and_a_sweep_warns(tmp_path: Path) -> None:
+    """The JAX key of a seed holds 32 bits: seeds 14 375 and 53 572 share it (the first
+    such pair), and a sweep with both says so."""
+    import jax
+
+    from thrifty.experiments import run_sweep
+    from thrifty.train import seeds, seeds_sharing_a_key
+
+    (a, _), (b, _), (c, _) = seeds(14_375), seeds(53_572), seeds(14_376)
+    assert (jax.random.key_data(a) == jax.random.key_data(b)).all()
+    assert not (jax.random.key_data(a) == jax.random.key_data(c)).all()
+    assert seeds_sharing_a_key([0, 14_375, 53_572, 53_573]) == [(14_375, 53_572)]
+    assert seeds_sharing_a_key(range(53_572)) == []
+    configs = [RunConfig(**SMALL, n_train=100, budget_epochs=1, seed=s) for s in (14_375, 53_572)]
+    with pytest.warns(UserWarning, match="seeds 14375 and 53572 share their JAX key"):
+        run_sweep(configs, tmp_path / "store", progress=False)
 
 
 def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:

@@ -28,7 +28,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -644,10 +644,33 @@ class Sampler:
 
 def seeds(seed: int) -> tuple[jax.Array, np.random.SeedSequence]:
     """Independent streams of one run seed: a JAX key (weights, rules) and the sample order."""
-    ss = np.random.SeedSequence(seed)
-    k_jax, k_order = ss.spawn(2)
-    key = jax.random.key(int(k_jax.generate_state(1, np.uint32)[0]))
-    return key, k_order
+    key, k_order = _key_word(seed), np.random.SeedSequence(seed).spawn(2)[1]
+    return jax.random.key(key), k_order
+
+
+def _key_word(seed: int) -> int:
+    """The 32 bits of ``seed``'s SeedSequence that make its JAX key."""
+    k_jax = np.random.SeedSequence(seed).spawn(2)[0]
+    return int(k_jax.generate_state(1, np.uint32)[0])
+
+
+def seeds_sharing_a_key(seeds: Iterable[int]) -> list[tuple[int, int]]:
+    """Pairs of distinct seeds whose JAX keys are equal, so that their runs share initial
+    weights, masks and per-sample draws (only the sample order differs). The key holds 32
+    bits, so this happens about once in 2**32 pairs: (14 375, 53 572) is the first pair,
+    and no two seeds below 53 572 share a key."""
+    distinct = sorted(set(seeds))
+    if not distinct or distinct[-1] < 53_572:
+        return []
+    first: dict[int, int] = {}
+    pairs = []
+    for seed in distinct:
+        word = _key_word(seed)
+        if word in first:
+            pairs.append((first[word], seed))
+        else:
+            first[word] = seed
+    return pairs
 
 
 def versions() -> dict[str, str]:

@@ -470,6 +470,14 @@ def run_sweep(
 
     unique, n_given = _distinct(configs)
     todo, skipped = _to_run(unique, store)
+    from thrifty.train import seeds_sharing_a_key
+
+    for a, b in seeds_sharing_a_key(c.seed for c in unique.values()):
+        warnings.warn(
+            f"seeds {a} and {b} share their JAX key: their runs start from the same "
+            "weights and draw the same masks (only the sample order differs)",
+            stacklevel=2,
+        )
 
     x64 = bool(jax.config.read("jax_enable_x64"))
     statuses: collections.Counter[str] = collections.Counter()
