@@ -474,6 +474,10 @@ def test_count_of_is_the_decimal_products_rounding_within_the_types_resolution(
                     assert ref_rules.count_of(float(dj) / scale, size) == exact
     assert int(count_of(jnp.asarray(0.823, dtype), 7065)) == 5814
     assert int(count_of(jnp.asarray(0.5, dtype), 7_850_000)) == 3_925_000
+    # never more than the size, and exact beyond 4 million for fractions held exactly
+    for size in (8_388_576, 2**24, 78_500_000, 2**31 - 1):
+        assert int(count_of(jnp.asarray(1.0, dtype), size)) == size
+        assert int(count_of(jnp.asarray(0.5, dtype), size)) == (size + 1) // 2
 
 
 # ------------------------------------------------------------ synapse-mask-optimal

@@ -25,19 +25,21 @@ def _n_hidden(params: Params) -> int:
 
 
 def count_of(fraction: Any, size: Any) -> jax.Array:
-    """``round(fraction · size)`` (halves up), at least 1, as int32.
+    """``round(fraction · size)`` (halves up), at least 1 and at most ``size``, as int32.
 
     ``fraction`` (a float of the run's type) and ``size`` (an integer below 2**31) may be
     traced. The product is formed exactly: the fraction is split into the two halves of
     its mantissa and the size into pieces short enough that every partial product is a
     float without rounding. Only the fraction's own rounding is then left: a decimal
-    fraction is stored to within 2**-24 (float32) or 2**-53 (float64) of itself, so a
-    product that falls short of a half by no more than ``(x + 32) · 2**-24`` (or
-    ``2**-53``), with ``x = fraction · size``, counts as the half: 0.145 · 100 gives 15
-    in both types. So k is exact when the decimal product is a half or lies at least
-    ``2**-23 · x + 2**-19`` (float32) from one: in float32, for a product with two
-    decimals up to x ≈ 80 000 and for a whole product up to x ≈ 4 million; beyond,
-    float32 holds the fraction too coarsely to tell (k may then be one more).
+    fraction is stored to within 2**-24 (float32) or 2**-53 (float64) of itself,
+    relative, so a product that falls short of a half by no more than
+    ``(x + 32) · 2**-24`` (or ``2**-53``; at most 0.25), with ``x = fraction · size``,
+    counts as the half: 0.145 · 100 gives 15 in both types. So k is exact when the
+    decimal product is a half or lies at least ``2**-23 · x + 2**-18`` (float32) from
+    one: in float32, for a product with two decimals up to x ≈ 80 000 and for a whole
+    product up to x ≈ 4 million (and beyond, for a fraction that float32 holds exactly,
+    such as 0.5); beyond, float32 may hold the fraction too coarsely to tell, and k may
+    be one more or one less (never more than ``size``).
     """
     p = jnp.asarray(fraction)
     if not jnp.issubdtype(p.dtype, jnp.floating):
@@ -62,11 +64,11 @@ def count_of(fraction: Any, size: Any) -> jax.Array:
             whole = whole + q_whole.astype(jnp.int32)
             rest = rest + (q - q_whole)  # terms exact, in [0, 1); the sum rounds by < 16·eps
     x = p * n.astype(p.dtype)
-    tolerance = (x + 32) * info.eps / 2
+    tolerance = jnp.minimum((x + 32) * info.eps / 2, 0.25)
     rest_whole = jnp.floor(rest)
-    up = (rest - rest_whole) >= 0.5 - tolerance
-    k = whole + rest_whole.astype(jnp.int32) + up.astype(jnp.int32)
-    return jnp.maximum(k, 1)
+    k = whole + rest_whole.astype(jnp.int32)  # floor(x) <= size: no overflow
+    up = ((rest - rest_whole) >= 0.5 - tolerance) & (k < n)
+    return jnp.maximum(k + up.astype(jnp.int32), 1)
 
 
 def _ordered_keys(x: jax.Array) -> jax.Array:
