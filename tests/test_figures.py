@@ -446,6 +446,13 @@ def test_seeds_per_setting_counts_the_seeds_of_each_setting_of_a_claim() -> None
     assert seeds_per_setting(df, [keys[c] for c in three] + [keys[one]]) == "1–3"
     assert seeds_per_setting(df, []) == "—"
     assert seeds_per_setting(df, ["0" * 16]) == "—"
+    # a default left out (None in the record) and the same value written out are one
+    # setting, and so are extra measurements
+    spelled = df.copy()
+    spelled["sigma"] = spelled["sigma"].astype(object)
+    spelled.loc[spelled["key"] == keys[three[0]], ["sigma", "check_interval"]] = None
+    spelled.loc[spelled["key"] == keys[three[1]], "simpson"] = True
+    assert seeds_per_setting(spelled, [keys[c] for c in three]) == "3"
 
 
 def test_sigma_claims_compare_the_subnet_across_sigma_and_with_a_network_alone() -> None:
@@ -485,6 +492,11 @@ def test_sigma_claims_compare_the_subnet_across_sigma_and_with_a_network_alone()
     assert verdicts(dearer)[1] == "differs"
     alone_missing = frame[~((frame["n_hidden"] == 100) & np.isclose(frame["sigma"], 0.01))]
     assert verdicts(alone_missing)[1] == "not measured"
+    # a subnet that misses the criterion at σ = 0.01 costs infinitely more than the
+    # network alone; against it, a larger σ cannot be judged
+    missed = frame.copy()
+    missed.loc[subnet_at[0.01], "status"] = "budget"
+    assert verdicts(missed) == ["not measured", "differs"]
 
 
 def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: str) -> float:

@@ -7,6 +7,11 @@ learn to cancel it, so a larger σ costs more; at σ = 0.01 the subnet costs abo
 network of its own size costs alone, as the paper reports. Three panels (M0, M1,
 samples to criterion) against σ: the subnet of S units within N, and a network of S
 units alone, medians over seeds; σ = 0.01 dotted.
+
+On MNIST, ``python3 -m thrifty train --hidden 10000 --rule subnet:units=100 --sigma S``
+(seed 0) took 30 000 samples at σ = 0.01 (M0 2.39·10⁹, M1 52 054), 109 000 at σ = 0.03
+(M0 8.67·10⁹, M1 394 669: 3.6× and 7.6×) and 36 000 at σ = 0.003 (M0 2.86·10⁹, M1
+58 035); a 100-unit network alone takes 34 000 (M0 2.70·10⁹).
 """
 
 from __future__ import annotations
@@ -83,8 +88,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     """
     data = FigureData("sigma", dataset)
     table = prepare(df)
-    if "sigma" in table.columns:  # the standard protocol's σ where a config left it out
-        table["sigma"] = table["sigma"].fillna(DEFAULT_SIGMA)
+    # the standard protocol's σ where a config left it out
+    sigmas = table["sigma"] if "sigma" in table.columns else pd.Series(np.nan, index=table.index)
+    table["sigma"] = sigmas.fillna(DEFAULT_SIGMA)
     data.values.update(n_hidden=None, units=None, sigmas=[], summaries={})
     rows = select(table, dataset=dataset, family="subnet", sigma=None) if len(table) else table
     if len(rows):
