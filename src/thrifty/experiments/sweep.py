@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import os
 import sys
 import warnings
@@ -470,14 +471,7 @@ def run_sweep(
 
     unique, n_given = _distinct(configs)
     todo, skipped = _to_run(unique, store)
-    from thrifty.train import seeds_sharing_a_key
-
-    for a, b in seeds_sharing_a_key(c.seed for c in unique.values()):
-        warnings.warn(
-            f"seeds {a} and {b} share their JAX key: their runs start from the same "
-            "weights and draw the same masks (only the sample order differs)",
-            stacklevel=2,
-        )
+    _warn_of_shared_keys(unique.values())
 
     x64 = bool(jax.config.read("jax_enable_x64"))
     statuses: collections.Counter[str] = collections.Counter()
@@ -591,6 +585,28 @@ def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[st
             raise type(exc)(f"config {i} ({cfg.key()}): {exc}") from None
         unique.setdefault(cfg.key(), cfg)
     return unique, n_given
+
+
+def _warn_of_shared_keys(configs: Iterable[RunConfig]) -> None:
+    """Warn of configs that differ only in seeds whose JAX keys are equal
+    (:func:`thrifty.train.seeds_sharing_a_key`)."""
+    from thrifty.train import seeds_sharing_a_key
+
+    configs = list(configs)
+    shared = seeds_sharing_a_key(c.seed for c in configs)
+    if not shared:
+        return
+    seeds_of: dict[str, set[int]] = {}
+    for c in configs:
+        seeds_of.setdefault(dataclasses.replace(c, seed=0).key(), set()).add(c.seed)
+    for a, b in shared:
+        if any({a, b} <= seeds for seeds in seeds_of.values()):
+            warnings.warn(
+                f"seeds {a} and {b} share their JAX key: runs of one config with these "
+                "seeds start from the same weights and draw the same masks (only the "
+                "sample order differs)",
+                stacklevel=3,
+            )
 
 
 def check_run(config: RunConfig) -> None:
