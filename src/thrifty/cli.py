@@ -213,7 +213,7 @@ def summary(record: dict[str, Any]) -> str:
             f"test {record['test_accuracy']:.4f}"
         )
     # with synaptic caching the meters price consolidations, not the transient updates
-    caching = str(cfg["synapses"]).partition(":")[0] == "caching"
+    caching = str(cfg["synapses"]).partition(":")[0].strip() == "caching"
     m0_name = "M0 (consolidations)" if caching else "M0 (updates)"
     lines.append(f"{'energy':<12}{m0_name:>22}{'M1 (Σ|Δw|)':>16}")
     for layer in ("hidden", "output", "total"):

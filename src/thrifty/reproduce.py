@@ -229,10 +229,11 @@ def _notes(
 ) -> list[str]:
     """What a reader of this scale's report should know about what was left out:
     ``left_out`` are data sets asked for whose data could not be had."""
+    hints = {"fashion-mnist": "apt-get install dataset-fashion-mnist, or --data-dir"}
     notes = [
-        f"{dataset}: left out of this reproduction, its data could not be had (for "
-        "Fashion-MNIST: apt-get install dataset-fashion-mnist, or --data-dir); the same "
-        "command run again once it can be runs only what is missing"
+        f"{dataset}: left out of this reproduction, its data could not be had "
+        f"({hints.get(dataset, 'see --data-dir')}); the same command run again once it "
+        "can be runs only what is missing"
         for dataset in left_out
     ]
     if figures is not None:
