@@ -644,8 +644,8 @@ class Sampler:
 
 def seeds(seed: int) -> tuple[jax.Array, np.random.SeedSequence]:
     """Independent streams of one run seed: a JAX key (weights, rules) and the sample order."""
-    key, k_order = _key_word(seed), np.random.SeedSequence(seed).spawn(2)[1]
-    return jax.random.key(key), k_order
+    k_order = np.random.SeedSequence(seed).spawn(2)[1]
+    return jax.random.key(_key_word(seed)), k_order
 
 
 def _key_word(seed: int) -> int:

@@ -109,8 +109,7 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     sub = rows[(rows["n_hidden"] == n) & (rows["_units"] == units)]
     alone = select(table, dataset=dataset, sigma=None, n_hidden=units)
     alone = alone[alone["sigma"].isin(set(sub["sigma"]))]
-    data.values.update(n_hidden=n, units=units, sigmas=sorted(float(s) for s in sub["sigma"]))
-    data.values["sigmas"] = sorted(set(data.values["sigmas"]))
+    data.values.update(n_hidden=n, units=units, sigmas=sorted({float(s) for s in sub["sigma"]}))
     labels = {"subnet": f"subnet of {units} in N = {n}", "alone": f"network of {units} alone"}
     for panel in PANELS:
         series = [
