@@ -212,8 +212,10 @@ def summary(record: dict[str, Any]) -> str:
             f"accuracy    {record['accuracy']:.4f} ({cfg['check_set']}), "
             f"test {record['test_accuracy']:.4f}"
         )
+    from thrifty.synapses import synapse_structure
+
     # with synaptic caching the meters price consolidations, not the transient updates
-    caching = str(cfg["synapses"]).partition(":")[0].strip() == "caching"
+    caching = synapse_structure(cfg["synapses"])[0] == "caching"
     m0_name = "M0 (consolidations)" if caching else "M0 (updates)"
     lines.append(f"{'energy':<12}{m0_name:>22}{'M1 (Σ|Δw|)':>16}")
     for layer in ("hidden", "output", "total"):

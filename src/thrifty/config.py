@@ -219,9 +219,9 @@ class RunConfig:
         """The same config with every ``None`` replaced by its protocol's value."""
         defaults = PROTOCOL_DEFAULTS[self.protocol]
         changes: dict[str, Any] = {}
-        for name in ("sigma", "check_interval", "sampling", "check_set"):
+        for name, value in defaults.items():
             if getattr(self, name) is None:
-                changes[name] = defaults[name]
+                changes[name] = value
         if self.criterion is None:
             changes["criterion"] = CRITERIA[self.dataset]
         if not changes:

@@ -1276,7 +1276,7 @@ def _resolved_column(rows: pd.DataFrame, name: str) -> pd.Series:
     the value it resolves to (:meth:`RunConfig.resolved`), so that a default left out
     and the same value written out are one setting."""
     column = rows[name]
-    if name in ("sigma", "check_interval", "sampling", "check_set"):
+    if name in PROTOCOL_DEFAULTS["default"]:
         protocols = rows["protocol"] if "protocol" in rows.columns else "default"
         protocols = pd.Series(protocols, index=rows.index).fillna("default")
         given = [PROTOCOL_DEFAULTS.get(p, {}).get(name) for p in protocols]

@@ -644,14 +644,18 @@ class Sampler:
 
 def seeds(seed: int) -> tuple[jax.Array, np.random.SeedSequence]:
     """Independent streams of one run seed: a JAX key (weights, rules) and the sample order."""
-    k_order = np.random.SeedSequence(seed).spawn(2)[1]
-    return jax.random.key(_key_word(seed)), k_order
+    k_jax, k_order = np.random.SeedSequence(seed).spawn(2)
+    return jax.random.key(_word_of(k_jax)), k_order
+
+
+def _word_of(k_jax: np.random.SeedSequence) -> int:
+    """The 32 bits of a seed's first SeedSequence child that make its JAX key."""
+    return int(k_jax.generate_state(1, np.uint32)[0])
 
 
 def _key_word(seed: int) -> int:
-    """The 32 bits of ``seed``'s SeedSequence that make its JAX key."""
-    k_jax = np.random.SeedSequence(seed).spawn(2)[0]
-    return int(k_jax.generate_state(1, np.uint32)[0])
+    """The 32 bits that make ``seed``'s JAX key (:func:`seeds`)."""
+    return _word_of(np.random.SeedSequence(seed).spawn(2)[0])
 
 
 def seeds_sharing_a_key(seeds: Iterable[int]) -> list[tuple[int, int]]:

@@ -28,7 +28,6 @@ from thrifty.figures._common import (
     MEASURE_LABELS,
     MEASURES,
     FigureData,
-    Series,
     by_x,
     criterion_text,
     param_of,
@@ -83,15 +82,14 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     FigureData
         Panels ``"m0"``, ``"m1"``, ``"samples"``: series ``subnet`` and ``alone`` (in
         that order) against σ. ``values``: ``n_hidden``, ``units`` (None without such
-        runs), ``sigmas``, ``summaries[panel][name][σ]`` (Summary, name ``subnet`` or
-        ``alone``).
+        runs), ``sigmas``.
     """
     data = FigureData("sigma", dataset)
     table = prepare(df)
     # the standard protocol's σ where a config left it out
     sigmas = table["sigma"] if "sigma" in table.columns else pd.Series(np.nan, index=table.index)
     table["sigma"] = sigmas.fillna(DEFAULT_SIGMA)
-    data.values.update(n_hidden=None, units=None, sigmas=[], summaries={})
+    data.values.update(n_hidden=None, units=None, sigmas=[])
     rows = select(table, dataset=dataset, family="subnet", sigma=None) if len(table) else table
     if len(rows):
         units = rows["rules"].map(lambda r: param_of(r, "subnet", "units"))
@@ -112,14 +110,10 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     data.values.update(n_hidden=n, units=units, sigmas=sorted({float(s) for s in sub["sigma"]}))
     labels = {"subnet": f"subnet of {units} in N = {n}", "alone": f"network of {units} alone"}
     for panel in PANELS:
-        series = [
+        data.panels[panel] = [
             by_x(sub, "sigma", panel, label=labels["subnet"], kind="subnet"),
             by_x(alone, "sigma", panel, label=labels["alone"], kind="plain"),
         ]
-        data.panels[panel] = series
-        data.values["summaries"][panel] = {
-            name: _by_sigma(s) for name, s in zip(("subnet", "alone"), series, strict=True)
-        }
     for s in data.panels["m0"]:
         missed = [f"{x:g}" for x, y in zip(s.x, s.y, strict=True) if not math.isfinite(y)]
         if missed:
@@ -127,24 +121,19 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     return data
 
 
-def _by_sigma(series: Series) -> dict[float, tuple[float, tuple[str, ...]]]:
-    """σ → (median, record keys) of a series."""
-    return {
-        float(x): (float(y), keys)
-        for x, y, keys in zip(series.x, series.y, series.keys, strict=True)
-    }
+SERIES = ("subnet", "alone")
+"""The names of each panel's series, in order."""
 
 
 def ratio(data: FigureData, panel: str, name: str, sigma: float, over: tuple[str, float]) -> float:
-    """Median of ``name`` at ``sigma`` over that of ``over = (name, σ)`` in ``panel``;
-    inf when only the first did not reach the criterion, nan when a point is missing or
-    the second did not reach it."""
-    summaries = data.values.get("summaries", {}).get(panel, {})
-    a = summaries.get(name, {}).get(sigma)
-    b = summaries.get(over[0], {}).get(over[1])
-    if a is None or b is None or not math.isfinite(b[0]) or b[0] <= 0:
+    """Median of series ``name`` at ``sigma`` over that of ``over = (name, σ)`` in
+    ``panel``; inf when only the first did not reach the criterion, nan when a point is
+    missing or the second did not reach it."""
+    series = dict(zip(SERIES, data.panels.get(panel, []), strict=False))
+    if name not in series or over[0] not in series:
         return math.nan
-    return a[0] / b[0]
+    a, b = series[name].at(sigma), series[over[0]].at(over[1])
+    return a / b if math.isfinite(b) and b > 0 else math.nan
 
 
 def plot(data: FigureData, ax: Any = None) -> np.ndarray:
