@@ -1141,7 +1141,7 @@ def run_many(
     Records are those of :func:`run`; mapped runs are identical in every number.
     Vmapped products and sums may add in another order, so in float32 M1 and the
     weights (hence the minimal energy's M1) may differ from a separate run's in the
-    last bits (a few 1e-8 relative), depending on which runs share the batch; in
+    last bits (of order 1e-8 relative), depending on which runs share the batch; in
     float64 they agree to 1e-12. Status, samples, curve, accuracies and M0 were
     identical in every comparison so far, though a weight differing in its last bit
     could in principle move an accuracy by one image.
