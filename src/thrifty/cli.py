@@ -30,6 +30,7 @@ from thrifty.config import (
     ConfigError,
     RunConfig,
 )
+from thrifty.figures.scales import FIGURES
 
 # Options of `train` that map one-to-one onto RunConfig fields.
 _TRAIN_FIELDS = {
@@ -426,15 +427,18 @@ def _differences(config: RunConfig, first: RunConfig) -> str:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``thrifty reproduce``: runs, figures and the report."""
-    from thrifty.reproduce import reproduce
+    from thrifty import reproduce as reproduction
 
     with _output_dir(args.out):
-        report = reproduce(
+        report = reproduction.reproduce(
             args.scale,
             out=args.out,
             workers=args.workers,
             scheduler=args.scheduler,
             data_dir=args.data_dir,
+            datasets=tuple(args.dataset or reproduction.DATASETS),
+            figures=args.figures,
+            seeds=args.seeds,
         )
     print(f"report: {report}")
     return 0
@@ -455,6 +459,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return value
+
+
+def _figure_list(text: str) -> tuple[str, ...]:
+    """``--figures``: names from :data:`thrifty.figures.FIGURES`, comma-separated."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FIGURES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure(s) {', '.join(unknown) or repr(text)}; allowed: {', '.join(FIGURES)}"
+        )
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -542,6 +557,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786")
     p.add_argument("--data-dir", help="directory with the IDX files")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        choices=("mnist", "fashion-mnist"),
+        help="repeatable (default: mnist and fashion-mnist)",
+    )
+    p.add_argument(
+        "--figures",
+        type=_figure_list,
+        help="comma-separated subset of the figures, e.g. fig1b,fig3a (default: all; an "
+        "unknown name lists them)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        help="seeds of every point (default: the scale's, 1-3 at quick and 5 at full; "
+        "3 follows the SPEC's quick runs, about twice the runs)",
+    )
     p.set_defaults(func=cmd_reproduce)
     return parser
 

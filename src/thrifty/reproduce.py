@@ -108,6 +108,7 @@ def reproduce(
     data_dir: str | None = None,
     datasets: Sequence[str] = DATASETS,
     figures: Sequence[str] | None = None,
+    seeds: int | None = None,
     *,
     client: Any = None,
     progress: Callable[..., None] | bool | None = None,
@@ -132,6 +133,11 @@ def reproduce(
         Data sets to reproduce on (default MNIST and Fashion-MNIST).
     figures : sequence of str, optional
         A subset of :data:`thrifty.figures.FIGURES`.
+    seeds : int, optional
+        Seeds of every point, ``0 … seeds − 1``; default: each figure's own at the
+        scale (1–3 at ``quick``, 5 at ``full``). ``seeds=3`` at ``quick`` follows the
+        SPEC's three seeds in quick runs everywhere (about twice the runs); records of
+        other seeds in ``out`` are kept but left out of the figures.
     client : optional
         A Dask client or executor to run the sweep on.
     progress : callable, bool or None
@@ -146,6 +152,8 @@ def reproduce(
     from thrifty.report import Drawn, write_report
 
     check_scale(scale)
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     if figures is not None:
         unknown = sorted(set(figures) - set(FIGURES))
         if unknown:
@@ -161,7 +169,7 @@ def reproduce(
     df = _load(out) if (out / "records").is_dir() else None
     configs: list[RunConfig] = []
     for round_ in range(1, MAX_ROUNDS + 1):
-        configs = all_configs(scale, datasets, figures, df)
+        configs = all_configs(scale, datasets, figures, df, seeds)
         configs.sort(key=estimated_cost, reverse=True)
         _log(f"round {round_}: {len(configs)} runs planned")
         result = experiments.run_sweep(
@@ -178,11 +186,11 @@ def reproduce(
             f"{result.failed} failed"
         )
         df = _load(out)
-        again = {c.key() for c in all_configs(scale, datasets, figures, df)}
+        again = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
         if again <= {c.key() for c in configs}:
             break
     assert df is not None
-    keys = {c.key() for c in all_configs(scale, datasets, figures, df)}
+    keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
     df = df[df["key"].isin(keys)].reset_index(drop=True)
     table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
     table.to_csv(out / "runs.csv", index=False)
@@ -200,7 +208,7 @@ def reproduce(
                 drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
     wall = time.perf_counter() - t0
     left_out = [d for d in asked if d not in datasets]
-    notes = _notes(scale, datasets, figures, left_out)
+    notes = _notes(scale, datasets, figures, left_out, seeds)
     report = write_report(
         out,
         df,
@@ -208,7 +216,7 @@ def reproduce(
         scale=scale,
         datasets=datasets,
         wall_time_s=wall,
-        command=f"reproduce({scale!r}, out={str(out)!r}, workers={workers})",
+        command=_command(scale, out, workers, asked, figures, seeds),
         notes=notes,
     )
     _log(f"done in {wall / 60:.1f} min: {report}")
@@ -221,14 +229,36 @@ def _load(out: Path) -> Any:
     return experiments.load(out, errors="skip")
 
 
+def _command(
+    scale: str,
+    out: Path,
+    workers: int,
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    seeds: int | None,
+) -> str:
+    """The :func:`reproduce` call of a report, with the arguments that differ from
+    their defaults besides scale, out and workers."""
+    args = [repr(scale), f"out={str(out)!r}", f"workers={workers}"]
+    if tuple(datasets) != DATASETS:
+        args.append(f"datasets={tuple(datasets)!r}")
+    if figures is not None:
+        args.append(f"figures={tuple(figures)!r}")
+    if seeds is not None:
+        args.append(f"seeds={seeds}")
+    return f"reproduce({', '.join(args)})"
+
+
 def _notes(
     scale: str,
     datasets: Sequence[str],
     figures: Sequence[str] | None,
     left_out: Sequence[str] = (),
+    seeds: int | None = None,
 ) -> list[str]:
     """What a reader of this scale's report should know about what was left out:
-    ``left_out`` are data sets asked for whose data could not be had."""
+    ``left_out`` are data sets asked for whose data could not be had; ``seeds`` the
+    seeds of every point when they were set."""
     hints = {"fashion-mnist": "apt-get install dataset-fashion-mnist, or --data-dir"}
     notes = [
         f"{dataset}: left out of this reproduction, its data could not be had "
@@ -243,9 +273,12 @@ def _notes(
         left = [f for f in FIGURES if f not in planned]
         if left:
             notes.append(f"{dataset}: not drawn at the {scale} scale: {', '.join(left)}")
+    if seeds is not None and scale != "quick":
+        notes.append(f"{scale} scale: {seeds} seed{'s' * (seeds > 1)} per point, set for this run")
     if scale == "quick":
+        seeds_text = "1–3 seeds" if seeds is None else f"{seeds} seed{'s' * (seeds > 1)}"
         notes += [
-            "quick scale: few sizes, coarse grids, 1–3 seeds; fractions and subnet sizes are "
+            f"quick scale: few sizes, coarse grids, {seeds_text}; fractions and subnet sizes are "
             "optimised over 2–3 values only (an optimum at the edge of its grid is a bound; "
             "Fig 2a and 2c have only 100 units at N = 3000); a claim resting on 2 sizes or "
             "1 seed is an indication",

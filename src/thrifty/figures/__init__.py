@@ -48,6 +48,7 @@ def all_configs(
     datasets: tuple[str, ...] | list[str] = ("mnist",),
     figures: tuple[str, ...] | list[str] | None = None,
     df: pd.DataFrame | None = None,
+    seeds: int | None = None,
 ) -> list[RunConfig]:
     """The runs of every planned (figure, data set), without duplicates.
 
@@ -59,15 +60,18 @@ def all_configs(
         A subset of :data:`FIGURES` (default: all that :func:`plan` lists).
     df : DataFrame, optional
         Records so far, for runs that depend on measured values.
+    seeds : int, optional
+        Seeds of every point: ``0 … seeds − 1`` (:func:`thrifty.figures._common.with_seeds`);
+        default: each figure's own at the scale (see :data:`thrifty.figures.scales.SEEDS`).
     """
-    from thrifty.figures._common import unique_configs
+    from thrifty.figures._common import unique_configs, with_seeds
 
     out = []
     for dataset in datasets:
         for name in plan(scale, dataset):
             if figures is None or name in figures:
                 out += module(name).configs(scale, dataset, df)
-    return unique_configs(out)
+    return unique_configs(out) if seeds is None else with_seeds(out, seeds)
 
 
 def draw(

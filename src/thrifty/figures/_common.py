@@ -16,6 +16,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -534,6 +535,21 @@ def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     for c in configs:
         seen.setdefault(c.key(), c)
     return list(seen.values())
+
+
+def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
+    """Every setting of ``configs`` (a config less its seed) at seeds ``0 … n_seeds − 1``.
+
+    Settings keep their first-seen order, each with its seeds in order; seeds of a
+    setting beyond ``n_seeds`` are left out, missing ones are added. A ValueError
+    when ``n_seeds`` is not a positive integer.
+    """
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {n_seeds!r}")
+    settings: dict[str, RunConfig] = {}
+    for c in configs:
+        settings.setdefault(dataclasses.replace(c, seed=0).key(), c)
+    return [dataclasses.replace(c, seed=s) for c in settings.values() for s in range(n_seeds)]
 
 
 # ------------------------------------------------------------------------ rule strings
