@@ -483,3 +483,44 @@ def test_quiet_train_prints_only_its_summary(
     assert main([*args, "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert err == "" and out.startswith("run ")
+
+
+def test_reproduce_passes_datasets_figures_and_seeds(tmp_path: Any, monkeypatch: Any) -> None:
+    """``--dataset``, ``--figures`` and ``--seeds`` reach :func:`thrifty.reproduce.reproduce`;
+    left out, its defaults hold."""
+    import thrifty.reproduce
+
+    calls: list[dict[str, Any]] = []
+
+    def record_call(scale: str, **kwargs: Any) -> Path:
+        calls.append({"scale": scale, **kwargs})
+        return Path(kwargs["out"]) / "report.md"
+
+    monkeypatch.setattr(thrifty.reproduce, "reproduce", record_call)
+    out = str(tmp_path / "r")
+    assert main(["reproduce", "--out", out]) == 0
+    args = ["--dataset", "fashion-mnist", "--figures", "fig1b, fig3a", "--seeds", "3"]
+    assert main(["reproduce", "--out", out, *args]) == 0
+    default, chosen = calls
+    assert default["datasets"] == thrifty.reproduce.DATASETS
+    assert default["figures"] is None and default["seeds"] is None
+    assert chosen["datasets"] == ("fashion-mnist",)
+    assert chosen["figures"] == ("fig1b", "fig3a") and chosen["seeds"] == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--figures", "fig1b,fig7"], "unknown figure(s) fig7; allowed: fig1a"),
+        (["--figures", ","], "unknown figure(s)"),
+        (["--seeds", "0"], "must be an integer >= 1"),
+        (["--dataset", "cifar"], "invalid choice"),
+    ],
+)
+def test_reproduce_rejects_bad_figures_seeds_and_datasets(
+    option: list[str], needle: str, capsys: Any
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", *option])
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err

@@ -107,3 +107,36 @@ def test_unavailable_second_data_set_is_left_out(monkeypatch: pytest.MonkeyPatch
     assert fetch_data(("mnist", "fashion-mnist")) == ("mnist",)
     with pytest.raises(DataError):
         fetch_data(("fashion-mnist", "mnist"), required=("fashion-mnist",))
+
+
+def test_with_seeds_gives_every_setting_exactly_the_seeds_asked() -> None:
+    from thrifty.config import RunConfig
+    from thrifty.figures._common import with_seeds
+
+    a0, a1 = RunConfig(n_hidden=10, seed=0), RunConfig(n_hidden=10, seed=1)
+    b2 = RunConfig(n_hidden=20, seed=2)
+    both = with_seeds([a0, b2, a1], 2)
+    assert [(c.n_hidden, c.seed) for c in both] == [(10, 0), (10, 1), (20, 0), (20, 1)]
+    assert both[1].key() == a1.key()
+    assert [(c.n_hidden, c.seed) for c in with_seeds([a1, b2], 1)] == [(10, 0), (20, 0)]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="seeds must be an integer"):
+            with_seeds([a0], bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path) -> None:
+    """``seeds=2`` at the tiny scale (one seed of its own) runs each point at seeds 0
+    and 1; the figures and the report use those runs, and the report says so."""
+    out = tmp_path / "repro"
+    report = reproduce(
+        "tiny", out=out, datasets=("synthetic",), figures=("fig1b",), seeds=2, progress=False
+    )
+    runs = pd.read_csv(out / "runs.csv")
+    per_size = runs.groupby("n_hidden")["seed"].apply(lambda s: sorted(s.tolist()))
+    assert len(per_size) == 4 and all(seeds == [0, 1] for seeds in per_size)
+    text = report.read_text()
+    assert "tiny scale: 2 seeds per point, set for this run" in text
+    assert "seeds=2" in text
+    with pytest.raises(ValueError, match="seeds must be an integer"):
+        reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)

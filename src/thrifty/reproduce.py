@@ -276,7 +276,11 @@ def _notes(
     if seeds is not None and scale != "quick":
         notes.append(f"{scale} scale: {seeds} seed{'s' * (seeds > 1)} per point, set for this run")
     if scale == "quick":
-        seeds_text = "1–3 seeds" if seeds is None else f"{seeds} seed{'s' * (seeds > 1)}"
+        seeds_text = (
+            "1–3 seeds (--seeds 3 gives every point three)"
+            if seeds is None
+            else f"{seeds} seed{'s' * (seeds > 1)}"
+        )
         notes += [
             f"quick scale: few sizes, coarse grids, {seeds_text}; fractions and subnet sizes are "
             "optimised over 2–3 values only (an optimum at the edge of its grid is a bound; "
