@@ -499,20 +499,21 @@ def test_reproduce_passes_datasets_figures_and_seeds(tmp_path: Any, monkeypatch:
     monkeypatch.setattr(thrifty.reproduce, "reproduce", record_call)
     out = str(tmp_path / "r")
     assert main(["reproduce", "--out", out]) == 0
-    args = ["--dataset", "fashion-mnist", "--figures", "fig1b, fig3a", "--seeds", "3"]
+    args = ["--dataset", "fashion-mnist", "--figures", "fig1b, fig3a", "--figures", "fig5"]
+    args += ["--seeds", "3"]
     assert main(["reproduce", "--out", out, *args]) == 0
     default, chosen = calls
     assert default["datasets"] == thrifty.reproduce.DATASETS
     assert default["figures"] is None and default["seeds"] is None
     assert chosen["datasets"] == ("fashion-mnist",)
-    assert chosen["figures"] == ("fig1b", "fig3a") and chosen["seeds"] == 3
+    assert chosen["figures"] == ("fig1b", "fig3a", "fig5") and chosen["seeds"] == 3
 
 
 @pytest.mark.parametrize(
     ("option", "needle"),
     [
         (["--figures", "fig1b,fig7"], "unknown figure(s) fig7; allowed: fig1a"),
-        (["--figures", ","], "unknown figure(s)"),
+        (["--figures", " , "], "no figure named; allowed: fig1a"),
         (["--seeds", "0"], "must be an integer >= 1"),
         (["--dataset", "cifar"], "invalid choice"),
     ],

@@ -140,6 +140,31 @@ def test_configs_are_valid_and_shared(scale: str) -> None:
     assert len(merged) < sum(len(v) for v in per_figure.values())  # figures share runs
 
 
+@pytest.mark.parametrize("n_seeds", [1, 2, 3])
+def test_seeds_set_below_or_above_a_figures_own_still_plan_the_synapse_masks(
+    n_seeds: int,
+) -> None:
+    """Fig 2a waits for Fig 1b's runs at the seeds set, not at its own (3 at quick),
+    and estimates N_min from those runs only."""
+    first = all_configs("quick", ("mnist",), seeds=n_seeds)
+    assert sorted({c.seed for c in first}) == list(range(n_seeds))
+    masks = [c for c in first if "synapse-mask-optimal" in " ".join(c.rules)]
+    assert not masks  # N_min is not known yet
+    records = fake_frame(first)
+    second = all_configs("quick", ("mnist",), df=records, seeds=n_seeds)
+    masks = [c for c in second if "synapse-mask-optimal" in " ".join(c.rules)]
+    assert masks and sorted({c.seed for c in masks}) == list(range(n_seeds))
+    assert len({c.key() for c in second}) == len(second)
+    # records of seeds beyond those set (an earlier reproduction's) take no part in N_min
+    plain = records[(records["seed"] == 0) & (records["rules"].map(len) == 0)]
+    stray = pd.concat([plain] * 4, ignore_index=True)
+    stray["seed"] = n_seeds + stray.index // len(plain)
+    stray["key"] = [f"{i:016x}" for i in range(len(stray))]
+    stray["status"] = "budget"  # would move N_min if they counted
+    with_stray = all_configs("quick", ("mnist",), df=pd.concat([records, stray]), seeds=n_seeds)
+    assert [c.key() for c in with_stray] == [c.key() for c in second]
+
+
 def test_second_dataset_plan_and_overrides() -> None:
     assert plan("quick", "mnist") == FIGURES
     assert set(plan("quick", "fashion-mnist")) >= {"fig1b", "fig2a", "fig3b"}

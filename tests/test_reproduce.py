@@ -115,7 +115,8 @@ def test_with_seeds_gives_every_setting_exactly_the_seeds_asked() -> None:
 
     a0, a1 = RunConfig(n_hidden=10, seed=0), RunConfig(n_hidden=10, seed=1)
     b2 = RunConfig(n_hidden=20, seed=2)
-    both = with_seeds([a0, b2, a1], 2)
+    a_spelled = RunConfig(n_hidden=10, sigma=0.01, seed=2)  # σ's default, written out
+    both = with_seeds([a0, b2, a1, a_spelled], 2)
     assert [(c.n_hidden, c.seed) for c in both] == [(10, 0), (10, 1), (20, 0), (20, 1)]
     assert both[1].key() == a1.key()
     assert [(c.n_hidden, c.seed) for c in with_seeds([a1, b2], 1)] == [(10, 0), (20, 0)]
@@ -138,5 +139,13 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
     text = report.read_text()
     assert "tiny scale: 2 seeds per point, set for this run" in text
     assert "seeds=2" in text
+    # one seed in the same directory: the records of seed 1 stay, but take no part
+    # (a data set or figure named twice counts once)
+    twice = {"datasets": ("synthetic", "synthetic"), "figures": ("fig1b", "fig1b")}
+    report = reproduce("tiny", out=out, seeds=1, progress=False, **twice)  # type: ignore[arg-type]
+    assert set(pd.read_csv(out / "runs.csv")["seed"]) == {0}
+    text = report.read_text()
+    assert text.count("Claims on synthetic") == 1 and "figures limited to fig1b\n" in text
+    assert len(list((out / "records").glob("*.json"))) == len(runs)
     with pytest.raises(ValueError, match="seeds must be an integer"):
         reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)

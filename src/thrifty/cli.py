@@ -437,7 +437,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             data_dir=args.data_dir,
             datasets=tuple(args.dataset or reproduction.DATASETS),
-            figures=args.figures,
+            figures=None if args.figures is None else tuple(args.figures),
             seeds=args.seeds,
         )
     print(f"report: {report}")
@@ -466,9 +466,8 @@ def _figure_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in FIGURES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown figure(s) {', '.join(unknown) or repr(text)}; allowed: {', '.join(FIGURES)}"
-        )
+        what = f"unknown figure(s) {', '.join(unknown)}" if unknown else "no figure named"
+        raise argparse.ArgumentTypeError(f"{what}; allowed: {', '.join(FIGURES)}")
     return names
 
 
@@ -561,19 +560,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         action="append",
         choices=("mnist", "fashion-mnist"),
-        help="repeatable (default: mnist and fashion-mnist)",
+        help="repeatable (default: mnist and fashion-mnist); the first must be at hand, a "
+        "later one whose data cannot be had is left out with a note",
     )
     p.add_argument(
         "--figures",
         type=_figure_list,
-        help="comma-separated subset of the figures, e.g. fig1b,fig3a (default: all; an "
-        "unknown name lists them)",
+        action="extend",
+        help="comma-separated subset of the figures, e.g. fig1b,fig3a; repeatable (default: "
+        "all; an unknown name lists them)",
     )
     p.add_argument(
         "--seeds",
         type=_positive_int,
-        help="seeds of every point (default: the scale's, 1-3 at quick and 5 at full; "
-        "3 follows the SPEC's quick runs, about twice the runs)",
+        help="seeds of every point, 0 to N-1 (default: the scale's, 1-3 at quick and 5 at "
+        "full; 3 at quick: 459 runs instead of 204)",
     )
     p.set_defaults(func=cmd_reproduce)
     return parser

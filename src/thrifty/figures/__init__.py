@@ -5,7 +5,9 @@ Every module ``thrifty.figures.figXY`` has
 - ``configs(scale, dataset="mnist", df=None) -> list[RunConfig]``: the runs it needs at
   a scale (``"tiny"``, ``"quick"``, ``"full"``). Figures share runs: identical configs
   have identical keys and run once. Given the records so far (``df``), a module may add
-  runs that depend on measured values (Fig 2a's synapse masks need ``N_min``).
+  runs that depend on measured values (Fig 2a's synapse masks need ``N_min``); such a
+  module also takes ``seeds`` (the seeds set for every point, or None), to know which
+  runs it waits for.
 - ``compute(df, dataset="mnist") -> FigureData``: medians over seeds with their spread,
   parameters optimised per N where the paper optimises them; only from the DataFrame of
   :func:`thrifty.experiments.load`, never by training.
@@ -21,6 +23,7 @@ Example
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -66,12 +69,21 @@ def all_configs(
     """
     from thrifty.figures._common import unique_configs, with_seeds
 
+    if seeds is not None and df is not None and "seed" in df.columns:
+        df = df[df["seed"] < seeds]  # records of other seeds take no part
     out = []
     for dataset in datasets:
         for name in plan(scale, dataset):
             if figures is None or name in figures:
-                out += module(name).configs(scale, dataset, df)
+                configs = module(name).configs
+                given = {"seeds": seeds} if seeds is not None and _takes_seeds(configs) else {}
+                out += configs(scale, dataset, df, **given)
     return unique_configs(out) if seeds is None else with_seeds(out, seeds)
+
+
+def _takes_seeds(configs: Any) -> bool:
+    """Whether a module's ``configs`` takes the ``seeds`` keyword."""
+    return "seeds" in inspect.signature(configs).parameters
 
 
 def draw(

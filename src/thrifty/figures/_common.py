@@ -537,6 +537,13 @@ def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     return list(seen.values())
 
 
+def check_seeds(n_seeds: Any) -> int:
+    """``n_seeds`` itself, or a ValueError when it is not an integer >= 1."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {n_seeds!r}")
+    return n_seeds
+
+
 def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
     """Every setting of ``configs`` (a config less its seed) at seeds ``0 … n_seeds − 1``.
 
@@ -544,8 +551,7 @@ def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
     setting beyond ``n_seeds`` are left out, missing ones are added. A ValueError
     when ``n_seeds`` is not a positive integer.
     """
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {n_seeds!r}")
+    check_seeds(n_seeds)
     settings: dict[str, RunConfig] = {}
     for c in configs:
         settings.setdefault(dataclasses.replace(c, seed=0).key(), c)

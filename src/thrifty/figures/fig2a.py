@@ -48,6 +48,7 @@ from thrifty.figures._common import (
     series_from,
     subnet_rule,
     summarise,
+    with_seeds,
 )
 from thrifty.figures.scales import base, pick, seeds
 
@@ -96,7 +97,9 @@ def _seeds(scale: str, dataset: str, n: int) -> range:
     return seeds(scale, quick=2)
 
 
-def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) -> list[RunConfig]:
+def configs(
+    scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None, seeds: int | None = None
+) -> list[RunConfig]:
     """Plain, neuron-mask and subnet runs over N, Fig 1b's runs (for ``N_min``), and
     synapse masks once ``N_min`` is known.
 
@@ -107,9 +110,15 @@ def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) 
         is estimated from the plain runs (:func:`thrifty.figures.fig1b.estimate_n_min`)
         and the runs with the optimal random synapse mask for it are added. (From
         part of Fig 1b's runs, e.g. after an interruption, the estimate could be wrong.)
+    seeds : int, optional
+        The seeds set for every point (:func:`thrifty.figures.all_configs`): Fig 1b's
+        runs are then those at seeds ``0 … seeds − 1``. The runs returned keep this
+        module's own seeds; ``all_configs`` sets them.
     """
     grid = pick(scale, GRIDS)
     n_min_runs = fig1b.configs(scale, dataset)
+    if seeds is not None:
+        n_min_runs = with_seeds(n_min_runs, seeds)
     n_min = None
     if df is not None and not df.empty and {c.key() for c in n_min_runs} <= set(df["key"]):
         n_min = fig1b.estimate_n_min(df, dataset)

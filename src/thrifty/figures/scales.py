@@ -8,6 +8,8 @@
 - ``full``: the paper's scale: N up to 10^5, 5 seeds, fine grids, full budgets.
 
 Each figure module keeps its own grids per scale; this module holds what they share.
+``reproduce(..., seeds=N)`` (``thrifty reproduce --seeds N``) replaces every figure's
+seeds with ``0 … N − 1`` (:func:`thrifty.figures._common.with_seeds`).
 """
 
 from __future__ import annotations
