@@ -465,6 +465,33 @@ def test_invalid_configs_fail_before_anything_runs(tmp_path: Path) -> None:
         run_sweep([small()], tmp_path, workers=0, progress=False)
 
 
+def test_a_finished_run_of_a_rule_no_longer_registered_is_skipped_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep of a rule of one's own, finished, runs again (skipping everything) in a
+    process that has not registered the rule, from the API and the command line; a run
+    not finished is still checked."""
+    from thrifty.cli import main
+    from thrifty.rules import registry
+    from thrifty.rules.registry import RuleError
+
+    monkeypatch.setitem(registry.REGISTRY, "only-here", registry.REGISTRY["backprop"])
+    done = small(rules=("only-here",))
+    assert run_sweep([done], tmp_path, progress=False).done == 1
+    monkeypatch.delitem(registry.REGISTRY, "only-here")
+    again = run_sweep([done], tmp_path, progress=False)
+    assert (again.done, again.skipped) == (0, 1)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        '[run]\ndataset = "synthetic"\nn_hidden = 12\nbudget_epochs = 1.0\n'
+        'check_interval = 500\nrules = ["only-here"]\n'
+    )
+    assert main(["sweep", str(sweep), "--out", str(tmp_path)]) == 0
+    assert "1 skipped" in capsys.readouterr().out
+    with pytest.raises(RuleError, match=r"config 1 \(.*\): .*only-here"):
+        run_sweep([done, small(rules=("only-here",), seed=1)], tmp_path, progress=False)
+
+
 class Terminal(io.StringIO):
     """A text stream that says it is a terminal."""
 

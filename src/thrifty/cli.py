@@ -370,11 +370,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``thrifty sweep FILE --out DIR``: run a grid of configs, resuming where it stopped."""
     from thrifty.experiments import run_sweep
+    from thrifty.experiments.store import ResultStore
     from thrifty.experiments.sweep import check_run
     from thrifty.rules.registry import RuleError
 
     configs = _sweep_configs(args)
+    store = ResultStore(args.out)
     for i, c in enumerate(configs):
+        if store.is_final(c.key()):  # finished: not checked again
+            continue
         try:
             check_run(c)
         except (ConfigError, RuleError) as exc:

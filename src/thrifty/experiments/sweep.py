@@ -447,7 +447,10 @@ def run_sweep(
     Raises
     ------
     ConfigError, thrifty.rules.registry.RuleError
-        A config is invalid (checked for all configs before anything runs).
+        A config is invalid: its fields, for every config; :func:`check_run` (rules
+        and budget), before anything runs, for every config without a finished record
+        (a finished run is not checked again, so a finished sweep of rules of your own
+        needs no import of them).
     StoreError
         A record could not be written; the sweep stops (runs in progress are cancelled).
 
@@ -469,8 +472,9 @@ def run_sweep(
     store = root if isinstance(root, ResultStore) else ResultStore(root)
     stream = stream if stream is not None else sys.stderr
 
-    unique, n_given = _distinct(configs)
+    unique, position, n_given = _distinct(configs)
     todo, skipped = _to_run(unique, store)
+    _check_runs(todo, unique, position)
     _warn_of_shared_keys(unique.values())
 
     x64 = bool(jax.config.read("jax_enable_x64"))
@@ -570,21 +574,34 @@ def run_sweep(
     return result
 
 
-def _distinct(configs: Iterable[RunConfig | Mapping[str, Any]]) -> tuple[dict[str, RunConfig], int]:
-    """Validate every config (:func:`check_run`) and keep the first of each key."""
-    from thrifty.rules.registry import RuleError
-
+def _distinct(
+    configs: Iterable[RunConfig | Mapping[str, Any]],
+) -> tuple[dict[str, RunConfig], dict[str, int], int]:
+    """The first config of each key, its position among ``configs``, and how many
+    were given."""
     unique: dict[str, RunConfig] = {}
+    position: dict[str, int] = {}
     n_given = 0
     for i, item in enumerate(configs):
         n_given += 1
         cfg = _as_config(item, i)
+        if cfg.key() not in unique:
+            unique[cfg.key()] = cfg
+            position[cfg.key()] = i
+    return unique, position, n_given
+
+
+def _check_runs(
+    keys: Iterable[str], unique: dict[str, RunConfig], position: dict[str, int]
+) -> None:
+    """:func:`check_run` of the configs of ``keys``; an error names the config's position."""
+    from thrifty.rules.registry import RuleError
+
+    for key in keys:
         try:
-            check_run(cfg)
+            check_run(unique[key])
         except (ConfigError, RuleError) as exc:
-            raise type(exc)(f"config {i} ({cfg.key()}): {exc}") from None
-        unique.setdefault(cfg.key(), cfg)
-    return unique, n_given
+            raise type(exc)(f"config {position[key]} ({key}): {exc}") from None
 
 
 def _warn_of_shared_keys(configs: Iterable[RunConfig]) -> None:
