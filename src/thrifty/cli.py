@@ -376,16 +376,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     configs = _sweep_configs(args)
     store = ResultStore(args.out)
-    for i, c in enumerate(configs):
-        if store.is_final(c.key()):  # finished: not checked again
-            continue
+    # runs with a finished record are neither checked again nor need their data
+    pending = [(i, c) for i, c in enumerate(configs) if not store.is_final(c.key())]
+    for i, c in pending:
         try:
             check_run(c)
         except (ConfigError, RuleError) as exc:
             where = f"config {i + 1} of {len(configs)}" + _differences(c, configs[0])
             raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None
     if args.scheduler is None:
-        _check_data(configs, args.out, args.data_dir)
+        _check_data([c for _, c in pending], args.data_dir)
     with _output_dir(args.out):
         result = run_sweep(
             configs,
@@ -408,16 +408,13 @@ def _sweep_configs(args: argparse.Namespace) -> list[RunConfig]:
     return args.configs  # type: ignore[no-any-return]
 
 
-def _check_data(configs: Sequence[RunConfig], out: Path, data_dir: str | None) -> None:
-    """Find and verify, once, the data sets of the runs not stored in ``out`` yet, which
-    local workers will read from here: DataError before any run when one is missing or
-    damaged (a sweep whose runs are all stored needs no data)."""
+def _check_data(pending: Sequence[RunConfig], data_dir: str | None) -> None:
+    """Find and verify, once, the data sets of the runs ``pending`` (those not stored
+    yet), which local workers will read from here: DataError before any run when one is
+    missing or damaged (a sweep whose runs are all stored needs no data)."""
     from thrifty import data
-    from thrifty.experiments.store import ResultStore
 
-    store = ResultStore(out)
-    pending = [c for c in configs if c.dataset != "synthetic" and not store.is_final(c.key())]
-    for name in sorted({c.dataset for c in pending}):
+    for name in sorted({c.dataset for c in pending if c.dataset != "synthetic"}):
         data.load_raw(name, data_dir=data_dir, log=lambda m: print(m, file=sys.stderr))
 
 

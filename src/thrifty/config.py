@@ -263,6 +263,11 @@ class RunConfig:
                 data[name] = tuple(data[name])
         return cls(**data)
 
+    def setting_key(self) -> str:
+        """:meth:`key` of this config at seed 0: equal for configs that differ in their
+        seed alone."""
+        return dataclasses.replace(self, seed=0).key()
+
     def key(self) -> str:
         """Stable 16-hex-digit name of this run.
 

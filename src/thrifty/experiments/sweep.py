@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
-import dataclasses
 import os
 import sys
 import warnings
@@ -615,7 +614,7 @@ def _warn_of_shared_keys(configs: Iterable[RunConfig]) -> None:
         return
     seeds_of: dict[str, set[int]] = {}
     for c in configs:
-        seeds_of.setdefault(dataclasses.replace(c, seed=0).key(), set()).add(c.seed)
+        seeds_of.setdefault(c.setting_key(), set()).add(c.seed)
     for a, b in shared:
         if any({a, b} <= seeds for seeds in seeds_of.values()):
             warnings.warn(

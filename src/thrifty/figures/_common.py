@@ -554,7 +554,7 @@ def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
     check_seeds(n_seeds)
     settings: dict[str, RunConfig] = {}
     for c in configs:
-        settings.setdefault(dataclasses.replace(c, seed=0).key(), c)
+        settings.setdefault(c.setting_key(), c)
     return [dataclasses.replace(c, seed=s) for c in settings.values() for s in range(n_seeds)]
 
 
