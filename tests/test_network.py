@@ -14,6 +14,7 @@ from thrifty.network import (
     n_synapses,
     predict,
     propose,
+    row_chunks,
 )
 from util import dot_precisions
 
@@ -97,3 +98,28 @@ def test_network_products_are_true_float32_whatever_the_callers_default() -> Non
         precisions = dot_precisions(program)
         assert precisions, f"{name}: no matrix product found"
         assert set(precisions) == {"HIGHEST, HIGHEST"}, (name, precisions)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 700])
+def test_predict_in_chunks_classifies_every_row_as_one_product_does(n: int) -> None:
+    """predict works through the rows in chunks (the last one padded) and returns the
+    class of every row, the one the whole set's output gives."""
+    rng = np.random.default_rng(n)
+    params = init_params(jax.random.key(1), n_hidden=32, sigma=0.3)
+    x = jnp.asarray(rng.normal(0, 1, (n, 785)), jnp.float32)
+    whole = np.asarray(jnp.argmax(forward(params, x), -1))
+    for batch in (4, 8, 256):
+        classes = np.asarray(predict(params, x, batch=batch))
+        assert classes.shape == (n,)
+        np.testing.assert_array_equal(classes, whole)
+    if n >= 7:
+        assert len(set(whole.tolist())) > 1  # not one class for every row
+
+
+def test_row_chunks_pads_with_the_fill_into_equal_chunks() -> None:
+    """700 rows in chunks of at most 256: three chunks of 234 rows, two rows of fill."""
+    chunks = row_chunks(jnp.arange(700), 256, fill=-1)
+    assert chunks.shape == (3, 234)
+    assert np.asarray(chunks).ravel()[:700].tolist() == list(range(700))
+    assert np.asarray(chunks).ravel()[700:].tolist() == [-1, -1]
+    assert row_chunks(jnp.zeros((0, 5)), 256).shape == (1, 0, 5)

@@ -264,7 +264,9 @@ def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:
 
 
 def test_cached_checks_equal_full_checks() -> None:
-    """CheckSet recomputes only changed hidden units and gives the full pass's accuracy."""
+    """CheckSet recomputes only changed hidden units and gives the full pass's accuracy;
+    when more than a quarter changed it drops its cache, and keeps one again once few
+    units change between checks."""
     import jax
     import jax.numpy as jnp
 
@@ -272,16 +274,27 @@ def test_cached_checks_equal_full_checks() -> None:
     from thrifty.train import CheckSet, accuracy
 
     rng = np.random.default_rng(0)
-    x = augment(jnp.asarray(rng.normal(0, 0.3, (500, 784)), jnp.float32))
-    y = jnp.asarray(rng.integers(0, 10, 500), jnp.int32)
+    # 700 images: chunks of 234 rows, the last padded with two
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (700, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 700), jnp.int32)
     p0 = init_params(jax.random.key(0), n_hidden=64, sigma=0.1)
     checks = CheckSet(x, y, activation="leaky_relu")
     assert checks.accuracy(p0) == accuracy(p0, x, y, activation="leaky_relu")
+    assert checks.hidden is not None
     w = np.asarray(p0.hidden).copy()
-    for n_changed in (1, 5, 13, 40):  # the last exceeds a quarter: full recompute
-        w[rng.choice(64, n_changed, replace=False)] += rng.normal(0, 0.2, (n_changed, 785))
-        params = Params(jnp.asarray(w), p0.output + 0.01 * n_changed)
-        assert checks.accuracy(params) == accuracy(params, x, y, activation="leaky_relu")
+    accuracies = []
+    # 1, 6 and 16 units changed since the first check (a quarter of 64): cached; then
+    # 40: in full, with a new reference; then 3 more: the cache is kept again
+    steps = [(range(0, 1), True), (range(1, 6), True), (range(6, 16), True)]
+    steps += [(range(0, 40), False), (range(50, 53), True)]
+    for rows, cached in steps:
+        w[list(rows)] += rng.normal(0, 0.2, (len(rows), 785))
+        params = Params(jnp.asarray(w), p0.output + 0.01 * len(rows))
+        acc = checks.accuracy(params)
+        assert acc == accuracy(params, x, y, activation="leaky_relu")
+        assert (checks.hidden is not None) == cached, rows
+        accuracies.append(acc)
+    assert len(set(accuracies)) > 1  # the changes reach the accuracy
 
 
 def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,9 +340,15 @@ def test_every_matrix_product_is_true_float32(
                 two(state), two(idx), idx, x, y, two(numbers), two(key)
             ),
             "accuracy": _correct.lower(p, x, y, activation="leaky_relu"),
-            "hidden rows": _hidden_rows.lower(p.hidden, x, activation="leaky_relu"),
+            "hidden rows": _hidden_rows.lower(p.hidden, x[None], activation="leaky_relu"),
             "checks": _correct_from.lower(
-                jnp.zeros((8, 16)), idx[:2], p.hidden[:2], p.output, x, y, activation="leaky_relu"
+                jnp.zeros((1, 8, 16)),
+                idx[:2],
+                p.hidden[:2],
+                p.output,
+                x[None],
+                y[None],
+                activation="leaky_relu",
             ),
         }
     for name, program in programs.items():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -250,18 +250,35 @@ def _sum(terms: Iterable[jax.Array]) -> jax.Array:
     return functools.reduce(operator.add, terms)
 
 
+def row_chunks(a: jax.Array, batch: int, fill: Any = 0) -> jax.Array:
+    """``a`` (shape (n, ...)) as equal chunks of at most ``batch`` rows: shape
+    (count, size, ...), with count = ⌈n / batch⌉ and size = ⌈n / count⌉; the rows
+    after the n-th are ``fill``."""
+    n = a.shape[0]
+    count = max(-(-n // batch), 1)
+    size = -(-n // count)
+    padding = [(0, count * size - n)] + [(0, 0)] * (a.ndim - 1)
+    return jnp.pad(a, padding, constant_values=fill).reshape(count, size, *a.shape[1:])
+
+
+CHUNK_ROWS = 256
+"""Rows per chunk of :func:`predict` and of the accuracy checks: at N = 10 000 a
+chunk's hidden activity (10 MB) stays in the cache, where that of 10 000 images
+(400 MB) goes through main memory."""
+
+
 def predict(
-    params: Params, x_aug: jax.Array, *, activation: str = "leaky_relu", batch: int = 2000
+    params: Params, x_aug: jax.Array, *, activation: str = "leaky_relu", batch: int = CHUNK_ROWS
 ) -> jax.Array:
     """Predicted class of each row of ``x_aug`` (shape (n, n_inputs + 1)) → (n,) int.
 
-    Works in batches of ``batch`` rows, so a large hidden layer needs no
-    (n × N) intermediate.
+    Works through the rows in equal chunks of at most ``batch`` (one loop over the
+    chunks, see :func:`row_chunks`), so a large hidden layer needs no (n × N)
+    intermediate. A row's result does not depend on the chunking.
     """
     n = x_aug.shape[0]
-    out = []
-    for start in range(0, n, batch):
-        out.append(
-            jnp.argmax(forward(params, x_aug[start : start + batch], activation=activation), -1)
-        )
-    return jnp.concatenate(out)
+
+    def classify(chunk: jax.Array) -> jax.Array:
+        return jnp.argmax(forward(params, chunk, activation=activation), -1)
+
+    return jax.lax.map(classify, row_chunks(x_aug, batch)).reshape(-1)[:n]

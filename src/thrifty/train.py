@@ -48,6 +48,7 @@ from thrifty.energy import (
     updated_synapses,
 )
 from thrifty.network import (
+    CHUNK_ROWS,
     MATMUL_PRECISION,
     LayerProposal,
     Params,
@@ -60,6 +61,7 @@ from thrifty.network import (
     output_loss,
     predict,
     propose,
+    row_chunks,
 )
 from thrifty.rules import registry as rule_registry
 from thrifty.rules.base import Context
@@ -526,8 +528,9 @@ HIDDEN_CACHE_BYTES = 1 << 30
 
 
 @functools.partial(_jit, static_argnames=("activation",))
-def _hidden_rows(w_hidden: jax.Array, x_aug: jax.Array, *, activation: str) -> jax.Array:
-    return activate(x_aug @ w_hidden.T, activation)
+def _hidden_rows(w_hidden: jax.Array, x_chunks: jax.Array, *, activation: str) -> jax.Array:
+    """Hidden activity of chunks of rows (count, size, n_inputs + 1) → (count, size, N)."""
+    return jax.lax.map(lambda x: activate(x @ w_hidden.T, activation), x_chunks)
 
 
 @_jit
@@ -541,16 +544,22 @@ def _correct_from(
     rows: jax.Array,
     w_rows: jax.Array,
     w_output: jax.Array,
-    x_aug: jax.Array,
-    y: jax.Array,
+    x_chunks: jax.Array,
+    y_chunks: jax.Array,
     *,
     activation: str,
 ) -> jax.Array:
-    """Correct count with the hidden activity of units ``rows`` recomputed."""
-    fresh = activate(x_aug @ w_rows.T, activation)
-    h = hidden.at[:, rows].set(fresh)
-    out = h @ w_output[:, :-1].T + w_output[:, -1]
-    return jnp.sum(jnp.argmax(out, -1) == y)
+    """Correct count with the hidden activity of units ``rows`` recomputed, chunk by
+    chunk: ``hidden`` (count, size, N), ``x_chunks`` (count, size, n_inputs + 1),
+    ``y_chunks`` (count, size), padded with the label −1."""
+
+    def correct(chunk: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        h, x, y = chunk
+        h = h.at[:, rows].set(activate(x @ w_rows.T, activation))
+        out = h @ w_output[:, :-1].T + w_output[:, -1]
+        return jnp.sum(jnp.argmax(out, -1) == y)
+
+    return jnp.sum(jax.lax.map(correct, (hidden, x_chunks, y_chunks)))
 
 
 class CheckSet:
@@ -560,8 +569,12 @@ class CheckSet:
     input layer, small top-k fractions early on) leave most hidden units'
     incoming weights at their initial values; their activity on the check set is
     computed once and reused. Units whose incoming weights changed are recomputed
-    at every check. When more than a quarter changed, or the cache would exceed
-    :data:`HIDDEN_CACHE_BYTES`, the whole set is computed as usual.
+    at every check. When more than a quarter changed since the reference weights
+    (plain backprop, where every unit learns), a check is a plain pass over the
+    set, in chunks (:func:`accuracy`), and takes the weights as its new reference;
+    the activity is kept again at the next check at which at most a quarter changed.
+    A set whose activity would exceed :data:`HIDDEN_CACHE_BYTES` is always checked
+    by plain passes.
 
     Parameters
     ----------
@@ -572,6 +585,8 @@ class CheckSet:
 
     def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
         self.x, self.y, self.activation = x_aug, y, activation
+        self.x_chunks = row_chunks(x_aug, CHUNK_ROWS)
+        self.y_chunks = row_chunks(y, CHUNK_ROWS, fill=-1)
         self.hidden: jax.Array | None = None
         self.w_ref: jax.Array | None = None
 
@@ -581,13 +596,17 @@ class CheckSet:
         too_big = n * n_hidden * params.hidden.dtype.itemsize > HIDDEN_CACHE_BYTES
         if too_big:
             return accuracy(params, self.x, self.y, activation=self.activation)
+        changed = np.zeros(0, np.int64)
+        if self.w_ref is not None:
+            changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
+        if changed.size > n_hidden // 4:
+            # keeping the activity of the set would cost more than it saves now
+            self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
+            self.hidden = None
+            return accuracy(params, self.x, self.y, activation=self.activation)
         if self.hidden is None:
             self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
-            self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
-        changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
-        if changed.size > n_hidden // 4:
-            self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
-            self.hidden = _hidden_rows(params.hidden, self.x, activation=self.activation)
+            self.hidden = _hidden_rows(params.hidden, self.x_chunks, activation=self.activation)
             changed = changed[:0]
         # pad to a power of two (repeating a row) so few shapes get compiled
         size = 1 << max(int(changed.size - 1).bit_length(), 0) if changed.size else 1
@@ -597,8 +616,8 @@ class CheckSet:
             jnp.asarray(rows),
             params.hidden[rows],
             params.output,
-            self.x,
-            self.y,
+            self.x_chunks,
+            self.y_chunks,
             activation=self.activation,
         )
         return float(correct) / n
