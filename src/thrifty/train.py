@@ -48,7 +48,6 @@ from thrifty.energy import (
     updated_synapses,
 )
 from thrifty.network import (
-    CHUNK_ROWS,
     MATMUL_PRECISION,
     LayerProposal,
     Params,
@@ -56,6 +55,7 @@ from thrifty.network import (
     activate,
     activate_slope,
     augment,
+    chunk_rows,
     init_params,
     output_error,
     output_loss,
@@ -585,8 +585,8 @@ class CheckSet:
 
     def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
         self.x, self.y, self.activation = x_aug, y, activation
-        self.x_chunks = row_chunks(x_aug, CHUNK_ROWS)
-        self.y_chunks = row_chunks(y, CHUNK_ROWS, fill=-1)
+        self.x_chunks = row_chunks(x_aug, chunk_rows())
+        self.y_chunks = row_chunks(y, chunk_rows(), fill=-1)
         self.hidden: jax.Array | None = None
         self.w_ref: jax.Array | None = None
 
