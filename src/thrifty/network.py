@@ -265,7 +265,7 @@ def chunk_rows() -> int:
     """Rows per chunk of :func:`predict` and of the accuracy checks: 256 on a CPU,
     where at N = 10 000 a chunk's hidden activity (10 MB) stays in the cache while that
     of 10 000 images (400 MB) goes through main memory; 2000 elsewhere (fewer, larger
-    products for an accelerator)."""
+    products; not measured against other sizes on an accelerator)."""
     return 256 if jax.default_backend() == "cpu" else 2000
 
 
