@@ -123,3 +123,5 @@ def test_row_chunks_pads_with_the_fill_into_equal_chunks() -> None:
     assert np.asarray(chunks).ravel()[:700].tolist() == list(range(700))
     assert np.asarray(chunks).ravel()[700:].tolist() == [-1, -1]
     assert row_chunks(jnp.zeros((0, 5)), 256).shape == (1, 0, 5)
+    with pytest.raises(ValueError, match="batch must be at least 1"):
+        row_chunks(jnp.zeros((3, 5)), 0)

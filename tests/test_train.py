@@ -284,9 +284,11 @@ def test_cached_checks_equal_full_checks() -> None:
     w = np.asarray(p0.hidden).copy()
     accuracies = []
     # 1, 6 and 16 units changed since the first check (a quarter of 64): cached; then
-    # 40: in full, with a new reference; then 3 more: the cache is kept again
+    # 40: in full, with a new reference; then 3: the cache is kept again, and used
+    # with 5 and 12 units changed since that reference
     steps = [(range(0, 1), True), (range(1, 6), True), (range(6, 16), True)]
-    steps += [(range(0, 40), False), (range(50, 53), True)]
+    steps += [(range(0, 40), False), (range(50, 53), True), (range(53, 55), True)]
+    steps += [(range(20, 27), True)]
     for rows, cached in steps:
         w[list(rows)] += rng.normal(0, 0.2, (len(rows), 785))
         params = Params(jnp.asarray(w), p0.output + 0.01 * len(rows))
@@ -295,6 +297,30 @@ def test_cached_checks_equal_full_checks() -> None:
         assert (checks.hidden is not None) == cached, rows
         accuracies.append(acc)
     assert len(set(accuracies)) > 1  # the changes reach the accuracy
+
+
+def test_checks_of_a_set_too_big_to_keep_are_full_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check set whose hidden activity would exceed HIDDEN_CACHE_BYTES keeps none and
+    gives the full pass's accuracy at every check."""
+    import jax
+    import jax.numpy as jnp
+
+    from thrifty import train
+    from thrifty.network import Params, augment, init_params
+
+    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 300 * 64 * 4 - 1)
+    rng = np.random.default_rng(1)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
+    p0 = init_params(jax.random.key(2), n_hidden=64, sigma=0.1)
+    checks = train.CheckSet(x, y, activation="leaky_relu")
+    w = np.asarray(p0.hidden).copy()
+    for unit in (None, 3):
+        if unit is not None:
+            w[unit] += rng.normal(0, 0.5, 785)
+        params = Params(jnp.asarray(w), p0.output)
+        assert checks.accuracy(params) == train.accuracy(params, x, y, activation="leaky_relu")
+        assert checks.hidden is None
 
 
 def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

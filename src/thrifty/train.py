@@ -56,10 +56,10 @@ from thrifty.network import (
     activate_slope,
     augment,
     chunk_rows,
+    forward,
     init_params,
     output_error,
     output_loss,
-    predict,
     propose,
     row_chunks,
 )
@@ -513,9 +513,27 @@ keywords ``structure`` and ``block`` (see :func:`_chunk`)."""
 _init = _jit(init_state, static_argnames=("structure",))
 
 
+def _count_correct(
+    params: Params, x_chunks: jax.Array, y_chunks: jax.Array, *, activation: str
+) -> jax.Array:
+    """Correct count over chunks of rows: ``x_chunks`` (count, size, n_inputs + 1),
+    ``y_chunks`` (count, size), padded with the label −1 (see :func:`row_chunks`)."""
+
+    def correct(chunk: tuple[jax.Array, jax.Array]) -> jax.Array:
+        x, y = chunk
+        return jnp.sum(jnp.argmax(forward(params, x, activation=activation), -1) == y)
+
+    return jnp.sum(jax.lax.map(correct, (x_chunks, y_chunks)))
+
+
+_correct_chunks = _jit(_count_correct, static_argnames=("activation",))
+
+
 @functools.partial(_jit, static_argnames=("activation",))
 def _correct(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> jax.Array:
-    return jnp.sum(predict(params, x_aug, activation=activation) == y)
+    size = chunk_rows()
+    x_chunks, y_chunks = row_chunks(x_aug, size), row_chunks(y, size, fill=-1)
+    return _count_correct(params, x_chunks, y_chunks, activation=activation)
 
 
 def accuracy(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> float:
@@ -571,7 +589,7 @@ class CheckSet:
     computed once and reused. Units whose incoming weights changed are recomputed
     at every check. When more than a quarter changed since the reference weights
     (plain backprop, where every unit learns), a check is a plain pass over the
-    set, in chunks (:func:`accuracy`), and takes the weights as its new reference;
+    set, in chunks (as :func:`accuracy`), and takes the weights as its new reference;
     the activity is kept again at the next check at which at most a quarter changed.
     A set whose activity would exceed :data:`HIDDEN_CACHE_BYTES` is always checked
     by plain passes.
@@ -584,7 +602,7 @@ class CheckSet:
     """
 
     def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
-        self.x, self.y, self.activation = x_aug, y, activation
+        self.n, self.activation = int(y.shape[0]), activation
         self.x_chunks = row_chunks(x_aug, chunk_rows())
         self.y_chunks = row_chunks(y, chunk_rows(), fill=-1)
         self.hidden: jax.Array | None = None
@@ -592,10 +610,10 @@ class CheckSet:
 
     def accuracy(self, params: Params) -> float:
         """Fraction of the set classified correctly by ``params``."""
-        n, n_hidden = int(self.y.shape[0]), int(params.hidden.shape[0])
+        n, n_hidden = self.n, int(params.hidden.shape[0])
         too_big = n * n_hidden * params.hidden.dtype.itemsize > HIDDEN_CACHE_BYTES
         if too_big:
-            return accuracy(params, self.x, self.y, activation=self.activation)
+            return self._full_pass(params)
         changed = np.zeros(0, np.int64)
         if self.w_ref is not None:
             changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
@@ -603,7 +621,7 @@ class CheckSet:
             # keeping the activity of the set would cost more than it saves now
             self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = None
-            return accuracy(params, self.x, self.y, activation=self.activation)
+            return self._full_pass(params)
         if self.hidden is None:
             self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = _hidden_rows(params.hidden, self.x_chunks, activation=self.activation)
@@ -621,6 +639,11 @@ class CheckSet:
             activation=self.activation,
         )
         return float(correct) / n
+
+    def _full_pass(self, params: Params) -> float:
+        """Accuracy of a pass over the whole set, as :func:`accuracy` computes it."""
+        correct = _correct_chunks(params, self.x_chunks, self.y_chunks, activation=self.activation)
+        return float(correct) / self.n
 
 
 class Sampler:
