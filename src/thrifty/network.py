@@ -277,6 +277,16 @@ def chunk_rows() -> int:
     return 256 if jax.default_backend() == "cpu" else 2000
 
 
+def chunk_classes(params: Params, chunks: jax.Array, *, activation: str) -> jax.Array:
+    """Predicted class of every row of chunks of rows (count, size, n_inputs + 1) →
+    (count, size) int, one chunk at a time (see :func:`row_chunks`)."""
+
+    def classify(chunk: jax.Array) -> jax.Array:
+        return jnp.argmax(forward(params, chunk, activation=activation), -1)
+
+    return jax.lax.map(classify, chunks)
+
+
 @functools.partial(jax.jit, static_argnames=("activation", "batch"))
 def predict(
     params: Params, x_aug: jax.Array, *, activation: str = "leaky_relu", batch: int | None = None
@@ -290,10 +300,5 @@ def predict(
     measured (``docs/performance.md``, "Checks"); ``tests/test_network.py`` compares
     the classes.
     """
-    n = x_aug.shape[0]
-
-    def classify(chunk: jax.Array) -> jax.Array:
-        return jnp.argmax(forward(params, chunk, activation=activation), -1)
-
     chunks = row_chunks(x_aug, chunk_rows() if batch is None else batch)
-    return jax.lax.map(classify, chunks).reshape(-1)[:n]
+    return chunk_classes(params, chunks, activation=activation).reshape(-1)[: x_aug.shape[0]]

@@ -55,8 +55,8 @@ from thrifty.network import (
     activate,
     activate_slope,
     augment,
+    chunk_classes,
     chunk_rows,
-    forward,
     init_params,
     output_error,
     output_loss,
@@ -518,12 +518,7 @@ def _count_correct(
 ) -> jax.Array:
     """Correct count over chunks of rows: ``x_chunks`` (count, size, n_inputs + 1),
     ``y_chunks`` (count, size), padded with the label −1 (see :func:`row_chunks`)."""
-
-    def correct(chunk: tuple[jax.Array, jax.Array]) -> jax.Array:
-        x, y = chunk
-        return jnp.sum(jnp.argmax(forward(params, x, activation=activation), -1) == y)
-
-    return jnp.sum(jax.lax.map(correct, (x_chunks, y_chunks)))
+    return jnp.sum(chunk_classes(params, x_chunks, activation=activation) == y_chunks)
 
 
 _correct_chunks = _jit(_count_correct, static_argnames=("activation",))
