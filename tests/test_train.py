@@ -284,8 +284,8 @@ def test_cached_checks_equal_full_checks() -> None:
     w = np.asarray(p0.hidden).copy()
     accuracies = []
     # 1, 6 and 16 units changed since the first check (a quarter of 64): cached; then
-    # 40: in full, with a new reference; then 3: the cache is kept again, and used
-    # with 5 and 12 units changed since that reference
+    # 40: in full, with a new reference; then 3: the cache is built again with these
+    # weights as its reference, and used with 2 and 9 units changed since them
     steps = [(range(0, 1), True), (range(1, 6), True), (range(6, 16), True)]
     steps += [(range(0, 40), False), (range(50, 53), True), (range(53, 55), True)]
     steps += [(range(20, 27), True)]
