@@ -173,3 +173,29 @@ def test_a_rule_that_reads_the_weights_steps_every_sample(monkeypatch: pytest.Mo
     _, got, _ = _run(config, 7)
     for w_got, w_want in zip(got.params, want.params, strict=True):
         np.testing.assert_array_equal(np.asarray(w_got), np.asarray(w_want))
+
+
+@pytest.mark.parametrize("rules", [(), ("subnet:units=5",)], ids=["backprop", "subnet"])
+def test_a_diverging_run_diverges_at_the_same_sample_with_the_same_energy(
+    rules: tuple[str, ...],
+) -> None:
+    """A run that blows up: deferred and per-sample steps meet the first non-finite loss
+    at the same sample, and the energies of the samples before it (those a record
+    counts) agree."""
+    config = RunConfig(
+        dataset="synthetic", n_hidden=12, lr=2.0, sigma=1.0, dtype="float64", rules=rules
+    ).resolved()
+    _, _, want = _run(config, 1)
+    _, _, got = _run(config, 7)
+    first = [int(np.argmax(~np.isfinite(np.asarray(o.loss)))) for o in (want, got)]
+    assert first[0] == first[1] and 0 < first[0] < T - 1
+    assert not np.isfinite(np.asarray(want.loss)[first[0]])
+    before = slice(0, first[0])
+    np.testing.assert_allclose(
+        np.asarray(got.loss)[before], np.asarray(want.loss)[before], rtol=1e-8
+    )
+    for e_got, e_want in zip(got.energy, want.energy, strict=True):
+        np.testing.assert_array_equal(np.asarray(e_got.m0)[before], np.asarray(e_want.m0)[before])
+        np.testing.assert_allclose(
+            np.asarray(e_got.m1)[before], np.asarray(e_want.m1)[before], rtol=1e-8
+        )
