@@ -299,16 +299,23 @@ def test_cached_checks_equal_full_checks() -> None:
     assert len(set(accuracies)) > 1  # the changes reach the accuracy
 
 
-def test_checks_of_a_set_too_big_to_keep_are_full_passes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A check set whose hidden activity would exceed HIDDEN_CACHE_BYTES keeps none and
-    gives the full pass's accuracy at every check."""
+@pytest.mark.parametrize("limited_by", ["HIDDEN_CACHE_BYTES", "free memory"])
+def test_checks_of_a_set_too_big_to_keep_are_full_passes(
+    monkeypatch: pytest.MonkeyPatch, limited_by: str
+) -> None:
+    """A check set whose hidden activity would exceed the cache limit (set, or a quarter
+    of the free memory) keeps none and gives the full pass's accuracy at every check."""
     import jax
     import jax.numpy as jnp
 
     from thrifty import train
     from thrifty.network import Params, augment, init_params
 
-    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 300 * 64 * 4 - 1)
+    if limited_by == "HIDDEN_CACHE_BYTES":
+        monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 300 * 64 * 4 - 1)
+    else:
+        monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", None)
+        monkeypatch.setattr(train, "free_memory_bytes", lambda: 4 * 300 * 64 * 4 - 1)
     rng = np.random.default_rng(1)
     x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
     y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
@@ -321,6 +328,54 @@ def test_checks_of_a_set_too_big_to_keep_are_full_passes(monkeypatch: pytest.Mon
         params = Params(jnp.asarray(w), p0.output)
         assert checks.accuracy(params) == train.accuracy(params, x, y, activation="leaky_relu")
         assert checks.hidden is None
+
+
+def test_hidden_cache_limit_is_a_quarter_of_the_free_memory_up_to_4_gib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from thrifty import train
+
+    gib = 1 << 30
+    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", None)
+    for free, limit in [(None, gib), (8 * gib, 2 * gib), (64 * gib, 4 * gib), (0, 0)]:
+        monkeypatch.setattr(train, "free_memory_bytes", lambda free=free: free)
+        assert train.hidden_cache_limit() == limit
+    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 12345)
+    assert train.hidden_cache_limit() == 12345
+
+
+def test_free_memory_reads_meminfo_and_the_tightest_cgroup_limit(tmp_path: Path) -> None:
+    from thrifty import train
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   1000 kB\n")
+    assert train._meminfo_available(str(meminfo)) == 1000 * 1024
+    assert train._meminfo_available(str(tmp_path / "none")) is None
+
+    def write(directory: Path, **files: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (directory / name.replace("_", ".", 1)).write_text(text + "\n")
+
+    # version 2: the job's cgroup a/b under a limited a, and no limit at the root
+    v2, membership = tmp_path / "v2", tmp_path / "cgroup"
+    write(v2, memory_max="max", memory_current="7")
+    write(v2 / "a", memory_max="3000", memory_current="1000")
+    write(v2 / "a" / "b", memory_max="5000", memory_current="4500")
+    membership.write_text("0::/a/b\n")
+    assert train._cgroup_room(str(v2), str(membership)) == 500
+    membership.write_text("0::/a\n")
+    assert train._cgroup_room(str(v2), str(membership)) == 2000
+    (v2 / "a" / "memory.max").write_text("max\n")
+    assert train._cgroup_room(str(v2), str(membership)) is None
+    # version 1: a limit in the memory hierarchy; the huge number means none
+    v1 = tmp_path / "v1"
+    write(v1 / "memory" / "job", memory_limit_in_bytes="4096", memory_usage_in_bytes="1024")
+    membership.write_text("9:pids:/job\n4:memory:/job\n")
+    assert train._cgroup_room(str(v1), str(membership)) == 3072
+    (v1 / "memory" / "job" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert train._cgroup_room(str(v1), str(membership)) is None
+    assert train._cgroup_room(str(tmp_path / "none"), str(tmp_path / "none")) is None
 
 
 def test_batch_mode_vmaps_small_networks_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

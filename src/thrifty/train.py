@@ -536,8 +536,109 @@ def accuracy(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str)
     return float(_correct(params, x_aug, y, activation=activation)) / int(y.shape[0])
 
 
-HIDDEN_CACHE_BYTES = 1 << 30
-"""Largest hidden-activity cache (bytes) that :class:`CheckSet` keeps for a check set."""
+HIDDEN_CACHE_BYTES: int | None = None
+"""Largest hidden-activity cache (bytes) that :class:`CheckSet` keeps for a check set;
+None: :func:`hidden_cache_limit` decides from the memory free when it would be built."""
+
+HIDDEN_CACHE_MAX = 4 << 30
+"""Largest hidden-activity cache (bytes) kept however much memory is free: 4 GiB, the
+activity of 10 000 check images at N = 100 000 in float32."""
+
+HIDDEN_CACHE_UNKNOWN = 1 << 30
+"""Largest hidden-activity cache (bytes) kept where the free memory is unknown: 1 GiB."""
+
+
+def free_memory_bytes() -> int | None:
+    """Bytes the default backend can still allocate, or None when unknown.
+
+    On a CPU, the system's available memory (``MemAvailable`` of ``/proc/meminfo``),
+    and no more than the room left under the process's cgroup limit (``memory.max``,
+    version 2; ``memory.limit_in_bytes``, version 1), as in a container or a cluster
+    job. On other backends, the first device's ``bytes_limit − bytes_in_use``.
+    """
+    if jax.default_backend() != "cpu":
+        try:
+            stats = jax.local_devices()[0].memory_stats() or {}
+            return int(stats["bytes_limit"]) - int(stats["bytes_in_use"])
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+            return None
+    free = _meminfo_available()
+    room = _cgroup_room()
+    if free is None or room is None:
+        return room if free is None else free
+    return min(free, room)
+
+
+def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (Linux), else None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room(root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup") -> int | None:
+    """Bytes left under this process's cgroup memory limits, or None without one.
+
+    Reads the memory files (version 2: ``memory.max`` and ``memory.current``; version
+    1: ``memory.limit_in_bytes`` and ``memory.usage_in_bytes`` under ``memory/``) of
+    the process's cgroup, as ``membership`` names it, and of every cgroup above it up
+    to the hierarchy mounted at ``root`` (a container sees its own cgroup there);
+    returns the least room (limit − usage) among those with a limit.
+    """
+    try:
+        with open(membership) as f:
+            entries = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        entries = []
+    places: list[tuple[str, str, str]] = []
+    for _, controllers, path in entries:
+        if controllers == "":
+            places += [(d, "memory.max", "memory.current") for d in _cgroup_dirs(root, path)]
+        elif "memory" in controllers.split(","):
+            base = os.path.join(root, "memory")
+            places += [
+                (d, "memory.limit_in_bytes", "memory.usage_in_bytes")
+                for d in _cgroup_dirs(base, path)
+            ]
+    places += [(root, "memory.max", "memory.current")]
+    places += [(os.path.join(root, "memory"), "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    rooms = []
+    for directory, limit_file, usage_file in places:
+        try:
+            with open(os.path.join(directory, limit_file)) as f:
+                limit = f.read().strip()
+            with open(os.path.join(directory, usage_file)) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge number: none
+            rooms.append(max(int(limit) - usage, 0))
+    return min(rooms) if rooms else None
+
+
+def _cgroup_dirs(root: str, path: str) -> list[str]:
+    """The directories under ``root`` of the cgroup ``path`` and of those above it."""
+    parts = [part for part in path.split("/") if part]
+    return [os.path.join(root, *parts[:depth]) for depth in range(len(parts), 0, -1)]
+
+
+def hidden_cache_limit() -> int:
+    """Largest hidden-activity cache (bytes) :class:`CheckSet` builds now.
+
+    :data:`HIDDEN_CACHE_BYTES` when set; else a quarter of :func:`free_memory_bytes`,
+    at most :data:`HIDDEN_CACHE_MAX`, or :data:`HIDDEN_CACHE_UNKNOWN` when the free
+    memory is unknown. Whether a cache is kept changes the time of a check, never its
+    result.
+    """
+    if HIDDEN_CACHE_BYTES is not None:
+        return HIDDEN_CACHE_BYTES
+    free = free_memory_bytes()
+    return HIDDEN_CACHE_UNKNOWN if free is None else min(free // 4, HIDDEN_CACHE_MAX)
 
 
 @functools.partial(_jit, static_argnames=("activation",))
@@ -586,8 +687,10 @@ class CheckSet:
     (plain backprop, where every unit learns), a check is a plain pass over the
     set, in chunks (as :func:`accuracy`), and takes the weights as its new reference;
     the activity is kept again at the next check at which at most a quarter changed.
-    A set whose activity would exceed :data:`HIDDEN_CACHE_BYTES` is always checked
-    by plain passes.
+    The activity is kept only when it fits :func:`hidden_cache_limit` (a quarter of
+    the free memory, at most 4 GiB, when the cache would be built: 10 000 check images
+    at N ≤ 100 000 in float32 where enough memory is free); otherwise checks are plain
+    passes.
 
     Parameters
     ----------
@@ -606,9 +709,6 @@ class CheckSet:
     def accuracy(self, params: Params) -> float:
         """Fraction of the set classified correctly by ``params``."""
         n, n_hidden = self.n, int(params.hidden.shape[0])
-        too_big = n * n_hidden * params.hidden.dtype.itemsize > HIDDEN_CACHE_BYTES
-        if too_big:
-            return self._full_pass(params)
         changed = np.zeros(0, np.int64)
         if self.w_ref is not None:
             changed = np.flatnonzero(np.asarray(_changed_rows(params.hidden, self.w_ref)))
@@ -618,6 +718,9 @@ class CheckSet:
             self.hidden = None
             return self._full_pass(params)
         if self.hidden is None:
+            rows_kept = self.x_chunks.shape[0] * self.x_chunks.shape[1]
+            if rows_kept * n_hidden * params.hidden.dtype.itemsize > hidden_cache_limit():
+                return self._full_pass(params)
             self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = _hidden_rows(params.hidden, self.x_chunks, activation=self.activation)
             changed = changed[:0]
