@@ -185,6 +185,7 @@ def test_a_diverging_run_diverges_at_the_same_sample_with_the_same_energy(
     config = RunConfig(
         dataset="synthetic", n_hidden=12, lr=2.0, sigma=1.0, dtype="float64", rules=rules
     ).resolved()
+    assert _defers(config)
     _, _, want = _run(config, 1)
     _, _, got = _run(config, 7)
     first = [int(np.argmax(~np.isfinite(np.asarray(o.loss)))) for o in (want, got)]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import sys
+import types
 import warnings
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -263,15 +267,18 @@ def test_simpson_index_of_a_fixed_subnet(synthetic: data.Dataset) -> None:
         assert output == pytest.approx(10 * 5, rel=1e-5)
 
 
-def test_cached_checks_equal_full_checks() -> None:
+def test_cached_checks_equal_full_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """CheckSet recomputes only changed hidden units and gives the full pass's accuracy;
     when more than a quarter changed it drops its cache, and keeps one again once few
     units change between checks."""
     import jax
     import jax.numpy as jnp
 
+    from thrifty import train
     from thrifty.network import Params, augment, init_params
     from thrifty.train import CheckSet, accuracy
+
+    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 1 << 30)  # whatever memory is free
 
     rng = np.random.default_rng(0)
     # 700 images: chunks of 234 rows, the last padded with two
@@ -299,23 +306,29 @@ def test_cached_checks_equal_full_checks() -> None:
     assert len(set(accuracies)) > 1  # the changes reach the accuracy
 
 
-@pytest.mark.parametrize("limited_by", ["HIDDEN_CACHE_BYTES", "free memory"])
+@pytest.mark.parametrize("limited_by", ["HIDDEN_CACHE_BYTES", "environment", "free memory"])
 def test_checks_of_a_set_too_big_to_keep_are_full_passes(
     monkeypatch: pytest.MonkeyPatch, limited_by: str
 ) -> None:
-    """A check set whose hidden activity would exceed the cache limit (set, or a quarter
-    of the free memory) keeps none and gives the full pass's accuracy at every check."""
+    """A check set whose hidden activity would exceed the cache limit (set, from the
+    environment, or a quarter of the free memory) keeps none and gives the full pass's
+    accuracy at every check."""
     import jax
     import jax.numpy as jnp
 
     from thrifty import train
     from thrifty.network import Params, augment, init_params
 
+    size = 300 * 64 * 4  # bytes of the set's hidden activity
+    monkeypatch.delenv("THRIFTY_CHECK_CACHE_BYTES", raising=False)
+    monkeypatch.delenv("THRIFTY_LOCAL_WORKERS", raising=False)
     if limited_by == "HIDDEN_CACHE_BYTES":
-        monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 300 * 64 * 4 - 1)
+        monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", size - 1)
+    elif limited_by == "environment":
+        monkeypatch.setenv("THRIFTY_CHECK_CACHE_BYTES", str(size - 1))
+        monkeypatch.setattr(train, "free_memory_bytes", lambda: 1 << 40)
     else:
-        monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", None)
-        monkeypatch.setattr(train, "free_memory_bytes", lambda: 4 * 300 * 64 * 4 - 1)
+        monkeypatch.setattr(train, "free_memory_bytes", lambda: 4 * size - 1)
     rng = np.random.default_rng(1)
     x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
     y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
@@ -327,7 +340,40 @@ def test_checks_of_a_set_too_big_to_keep_are_full_passes(
             w[unit] += rng.normal(0, 0.5, 785)
         params = Params(jnp.asarray(w), p0.output)
         assert checks.accuracy(params) == train.accuracy(params, x, y, activation="leaky_relu")
-        assert checks.hidden is None
+        assert checks.hidden is None and checks.w_ref is None
+
+
+def test_checks_keep_a_cache_only_while_memory_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built while memory allows, dropped when more than a quarter of the units changed,
+    refused while memory is short, built again once it allows: every check gives the
+    full pass's accuracy."""
+    import jax
+    import jax.numpy as jnp
+
+    from thrifty import train
+    from thrifty.network import Params, augment, init_params
+
+    size = 300 * 64 * 4
+    free = {"bytes": 4 * size}
+    monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", None)
+    monkeypatch.delenv("THRIFTY_CHECK_CACHE_BYTES", raising=False)
+    monkeypatch.delenv("THRIFTY_LOCAL_WORKERS", raising=False)
+    monkeypatch.setattr(train, "free_memory_bytes", lambda: free["bytes"])
+    rng = np.random.default_rng(4)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
+    p0 = init_params(jax.random.key(5), n_hidden=64, sigma=0.1)
+    checks = train.CheckSet(x, y, activation="leaky_relu")
+    w = np.asarray(p0.hidden).copy()
+    # (units changed, free bytes, cache kept after the check)
+    steps = [(range(0), 4 * size, True), (range(0, 20), 4 * size, False)]
+    steps += [(range(20, 22), 4 * size - 1, False), (range(22, 24), 4 * size - 1, False)]
+    steps += [(range(24, 26), 4 * size, True), (range(26, 27), 0, True)]
+    for rows, free["bytes"], kept in steps:
+        w[list(rows)] += rng.normal(0, 0.3, (len(rows), 785))
+        params = Params(jnp.asarray(w), p0.output)
+        assert checks.accuracy(params) == train.accuracy(params, x, y, activation="leaky_relu")
+        assert (checks.hidden is not None) == kept, (rows, free)
 
 
 def test_hidden_cache_limit_is_a_quarter_of_the_free_memory_up_to_4_gib(
@@ -337,11 +383,79 @@ def test_hidden_cache_limit_is_a_quarter_of_the_free_memory_up_to_4_gib(
 
     gib = 1 << 30
     monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", None)
+    monkeypatch.delenv("THRIFTY_CHECK_CACHE_BYTES", raising=False)
+    monkeypatch.delenv("THRIFTY_LOCAL_WORKERS", raising=False)
     for free, limit in [(None, gib), (8 * gib, 2 * gib), (64 * gib, 4 * gib), (0, 0)]:
         monkeypatch.setattr(train, "free_memory_bytes", lambda free=free: free)
         assert train.hidden_cache_limit() == limit
+    # local workers share the memory
+    monkeypatch.setattr(train, "free_memory_bytes", lambda: 24 * gib)
+    monkeypatch.setenv("THRIFTY_LOCAL_WORKERS", "3")
+    assert train.hidden_cache_limit() == 2 * gib
+    monkeypatch.setenv("THRIFTY_LOCAL_WORKERS", "0")
+    with pytest.raises(ValueError, match="THRIFTY_LOCAL_WORKERS must be a whole number"):
+        train.hidden_cache_limit()
+    # the environment variable, then the module's attribute, override
+    monkeypatch.setenv("THRIFTY_CHECK_CACHE_BYTES", "5000")
+    assert train.hidden_cache_limit() == 5000
+    monkeypatch.setenv("THRIFTY_CHECK_CACHE_BYTES", "2GB")
+    with pytest.raises(ValueError, match="THRIFTY_CHECK_CACHE_BYTES must be a whole number"):
+        train.hidden_cache_limit()
     monkeypatch.setattr(train, "HIDDEN_CACHE_BYTES", 12345)
     assert train.hidden_cache_limit() == 12345
+
+
+def test_local_workers_tell_the_checks_how_many_share_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from thrifty.experiments.executors import LocalPool
+
+    monkeypatch.delenv("THRIFTY_LOCAL_WORKERS", raising=False)
+    pool = LocalPool(2)
+    try:
+        assert pool.submit(os.getenv, "THRIFTY_LOCAL_WORKERS").result() == "2"
+    finally:
+        pool.shutdown()
+    assert "THRIFTY_LOCAL_WORKERS" not in os.environ  # the driver's is left alone
+
+
+def test_free_memory_is_the_least_of_what_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system's available memory, the room under the cgroup limits and a Dask
+    worker's memory limit: the least of those known (0 counts), None when none is."""
+    from thrifty import train
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU's sources of free memory")
+    for meminfo, cgroup, dask, free in [
+        (9000, None, None, 9000),
+        (9000, 5000, None, 5000),
+        (9000, 0, None, 0),
+        (9000, 5000, 3000, 3000),
+        (None, None, 3000, 3000),
+        (None, None, None, None),
+    ]:
+        monkeypatch.setattr(train, "_meminfo_available", lambda v=meminfo: v)
+        monkeypatch.setattr(train, "_cgroup_room", lambda v=cgroup: v)
+        monkeypatch.setattr(train, "_dask_worker_limit", lambda v=dask: v)
+        assert train.free_memory_bytes() == free
+
+
+def test_the_memory_limit_of_a_dask_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thrifty import train
+
+    def worker(limit: Any) -> Any:
+        def get_worker() -> Any:
+            if limit == "outside":
+                raise ValueError("No worker found")
+            return types.SimpleNamespace(memory_manager=types.SimpleNamespace(memory_limit=limit))
+
+        return types.SimpleNamespace(get_worker=get_worker)
+
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    assert train._dask_worker_limit() is None  # no Dask in this process
+    for limit, want in [(8_000_000_000, 8_000_000_000), (None, None), (0, None), ("outside", None)]:
+        monkeypatch.setitem(sys.modules, "distributed", worker(limit))
+        assert train._dask_worker_limit() == want
 
 
 def test_free_memory_reads_meminfo_and_the_tightest_cgroup_limit(tmp_path: Path) -> None:
@@ -357,24 +471,39 @@ def test_free_memory_reads_meminfo_and_the_tightest_cgroup_limit(tmp_path: Path)
         for name, text in files.items():
             (directory / name.replace("_", ".", 1)).write_text(text + "\n")
 
+    membership = tmp_path / "cgroup"
+
+    def room(root: Path, line: str) -> int | None:
+        membership.write_text(line + "\n")
+        return train._cgroup_room(str(root), str(membership))
+
     # version 2: the job's cgroup a/b under a limited a, and no limit at the root
-    v2, membership = tmp_path / "v2", tmp_path / "cgroup"
+    v2 = tmp_path / "v2"
     write(v2, memory_max="max", memory_current="7")
     write(v2 / "a", memory_max="3000", memory_current="1000")
     write(v2 / "a" / "b", memory_max="5000", memory_current="4500")
-    membership.write_text("0::/a/b\n")
-    assert train._cgroup_room(str(v2), str(membership)) == 500
-    membership.write_text("0::/a\n")
-    assert train._cgroup_room(str(v2), str(membership)) == 2000
+    assert room(v2, "0::/a/b") == 500  # b is the tightest
+    (v2 / "a" / "b" / "memory.current").write_text("1500\n")
+    assert room(v2, "0::/a/b") == 2000  # now a, above it, is
+    (v2 / "a" / "b" / "memory.current").write_text("6000\n")
+    assert room(v2, "0::/a/b") == 0  # over its limit
+    # inactive file pages (page cache the kernel reclaims first) are not counted as used
+    (v2 / "a" / "b" / "memory.current").write_text("4500\n")
+    (v2 / "a" / "b" / "memory.stat").write_text("anon 100\ninactive_file 1000\n")
+    assert room(v2, "0::/a/b") == 1500
     (v2 / "a" / "memory.max").write_text("max\n")
-    assert train._cgroup_room(str(v2), str(membership)) is None
+    (v2 / "a" / "b" / "memory.max").write_text("max\n")
+    assert room(v2, "0::/a/b") is None
+    # a container: its cgroup path is not under the mount, whose root has the limit
+    (v2 / "memory.max").write_text("800\n")
+    assert room(v2, "0::/elsewhere/job") == 793
     # version 1: a limit in the memory hierarchy; the huge number means none
     v1 = tmp_path / "v1"
     write(v1 / "memory" / "job", memory_limit_in_bytes="4096", memory_usage_in_bytes="1024")
-    membership.write_text("9:pids:/job\n4:memory:/job\n")
-    assert train._cgroup_room(str(v1), str(membership)) == 3072
+    (v1 / "memory" / "job" / "memory.stat").write_text("cache 900\ntotal_inactive_file 24\n")
+    assert room(v1, "9:pids:/job\n4:memory:/job") == 3096
     (v1 / "memory" / "job" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
-    assert train._cgroup_room(str(v1), str(membership)) is None
+    assert room(v1, "9:pids:/job\n4:memory:/job") is None
     assert train._cgroup_room(str(tmp_path / "none"), str(tmp_path / "none")) is None
 
 

@@ -27,6 +27,7 @@ import functools
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -538,7 +539,8 @@ def accuracy(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str)
 
 HIDDEN_CACHE_BYTES: int | None = None
 """Largest hidden-activity cache (bytes) that :class:`CheckSet` keeps for a check set;
-None: :func:`hidden_cache_limit` decides from the memory free when it would be built."""
+None: :func:`hidden_cache_limit` decides (from ``THRIFTY_CHECK_CACHE_BYTES`` when set,
+else from the memory free when the cache would be built)."""
 
 HIDDEN_CACHE_MAX = 4 << 30
 """Largest hidden-activity cache (bytes) kept however much memory is free: 4 GiB, the
@@ -547,14 +549,23 @@ activity of 10 000 check images at N = 100 000 in float32."""
 HIDDEN_CACHE_UNKNOWN = 1 << 30
 """Largest hidden-activity cache (bytes) kept where the free memory is unknown: 1 GiB."""
 
+CHECK_CACHE_ENV = "THRIFTY_CHECK_CACHE_BYTES"
+"""Environment variable that sets the largest hidden-activity cache, in bytes (0: none)."""
+
+LOCAL_WORKERS_ENV = "THRIFTY_LOCAL_WORKERS"
+"""Environment variable with the number of worker processes that share this machine's
+memory; :class:`thrifty.experiments.executors.LocalPool` sets it in its workers."""
+
 
 def free_memory_bytes() -> int | None:
     """Bytes the default backend can still allocate, or None when unknown.
 
     On a CPU, the system's available memory (``MemAvailable`` of ``/proc/meminfo``),
-    and no more than the room left under the process's cgroup limit (``memory.max``,
-    version 2; ``memory.limit_in_bytes``, version 1), as in a container or a cluster
-    job. On other backends, the first device's ``bytes_limit − bytes_in_use``.
+    and no more than the room left under the process's cgroup limits
+    (:func:`_cgroup_room`), as in a container or a cluster job, nor than the memory
+    limit of the Dask worker it runs in. On other backends, what this process's JAX
+    allocator may still take on its first device (``bytes_limit − bytes_in_use`` of its
+    memory statistics; other processes' use of the device is not counted).
     """
     if jax.default_backend() != "cpu":
         try:
@@ -562,11 +573,23 @@ def free_memory_bytes() -> int | None:
             return int(stats["bytes_limit"]) - int(stats["bytes_in_use"])
         except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
             return None
-    free = _meminfo_available()
-    room = _cgroup_room()
-    if free is None or room is None:
-        return room if free is None else free
-    return min(free, room)
+    sources = (_meminfo_available(), _cgroup_room(), _dask_worker_limit())
+    known = [b for b in sources if b is not None]
+    return min(known) if known else None
+
+
+def _dask_worker_limit() -> int | None:
+    """The memory limit (bytes) of the Dask worker this process is, or None: not in a
+    Dask worker, or a worker without one. Dask's default divides a machine's memory
+    among the worker processes started on it."""
+    distributed = sys.modules.get("distributed")  # imported in every Dask worker
+    if distributed is None:
+        return None
+    try:
+        limit = distributed.get_worker().memory_manager.memory_limit
+    except (AttributeError, ValueError, TypeError):  # ValueError: not in a worker
+        return None
+    return int(limit) if limit else None
 
 
 def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
@@ -581,44 +604,65 @@ def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
     return None
 
 
+_CGROUP_FILES = {
+    # version: (directory under the mount, limit, usage, reclaimable field of memory.stat)
+    2: ("", "memory.max", "memory.current", "inactive_file"),
+    1: ("memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+}
+
+
 def _cgroup_room(root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup") -> int | None:
     """Bytes left under this process's cgroup memory limits, or None without one.
 
-    Reads the memory files (version 2: ``memory.max`` and ``memory.current``; version
-    1: ``memory.limit_in_bytes`` and ``memory.usage_in_bytes`` under ``memory/``) of
-    the process's cgroup, as ``membership`` names it, and of every cgroup above it up
-    to the hierarchy mounted at ``root`` (a container sees its own cgroup there);
-    returns the least room (limit − usage) among those with a limit.
+    Reads the limit and usage (version 2: ``memory.max``, ``memory.current``; version
+    1: ``memory.limit_in_bytes``, ``memory.usage_in_bytes`` under ``memory/``) of the
+    process's cgroup, as ``membership`` names it, of every cgroup above it, and of the
+    hierarchy's root at ``root`` (where a container sees its own cgroup). The usage
+    counts the page cache, which the kernel reclaims before it runs out; its inactive
+    file pages (``inactive_file``, version 1 ``total_inactive_file``, of
+    ``memory.stat``) are not counted as used. Returns the least room (limit − usage,
+    at least 0) among the cgroups with a limit.
     """
     try:
         with open(membership) as f:
             entries = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         entries = []
-    places: list[tuple[str, str, str]] = []
+    places: list[tuple[str, int]] = []
     for _, controllers, path in entries:
-        if controllers == "":
-            places += [(d, "memory.max", "memory.current") for d in _cgroup_dirs(root, path)]
-        elif "memory" in controllers.split(","):
-            base = os.path.join(root, "memory")
-            places += [
-                (d, "memory.limit_in_bytes", "memory.usage_in_bytes")
-                for d in _cgroup_dirs(base, path)
-            ]
-    places += [(root, "memory.max", "memory.current")]
-    places += [(os.path.join(root, "memory"), "memory.limit_in_bytes", "memory.usage_in_bytes")]
+        version = 2 if controllers == "" else 1 if "memory" in controllers.split(",") else 0
+        if version:
+            base = os.path.join(root, _CGROUP_FILES[version][0])
+            places += [(d, version) for d in _cgroup_dirs(base, path)]
+    places += [(os.path.join(root, _CGROUP_FILES[v][0]), v) for v in (2, 1)]
     rooms = []
-    for directory, limit_file, usage_file in places:
+    for directory, version in places:
+        _, limit_file, usage_file, reclaimable = _CGROUP_FILES[version]
         try:
             with open(os.path.join(directory, limit_file)) as f:
                 limit = f.read().strip()
             with open(os.path.join(directory, usage_file)) as f:
                 usage = int(f.read().strip())
-        except (OSError, ValueError):
+        except (OSError, ValueError, UnicodeDecodeError):
             continue
-        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge number: none
-            rooms.append(max(int(limit) - usage, 0))
+        if not (limit.isascii() and limit.isdigit()) or int(limit) >= 1 << 60:
+            continue  # "max", or version 1's huge number: no limit here
+        usage -= _stat_field(os.path.join(directory, "memory.stat"), reclaimable)
+        rooms.append(max(int(limit) - usage, 0))
     return min(rooms) if rooms else None
+
+
+def _stat_field(path: str, name: str) -> int:
+    """The value of ``name`` in a cgroup's ``memory.stat`` (0 when absent)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == name:
+                    return int(value)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0
+    return 0
 
 
 def _cgroup_dirs(root: str, path: str) -> list[str]:
@@ -630,15 +674,40 @@ def _cgroup_dirs(root: str, path: str) -> list[str]:
 def hidden_cache_limit() -> int:
     """Largest hidden-activity cache (bytes) :class:`CheckSet` builds now.
 
-    :data:`HIDDEN_CACHE_BYTES` when set; else a quarter of :func:`free_memory_bytes`,
-    at most :data:`HIDDEN_CACHE_MAX`, or :data:`HIDDEN_CACHE_UNKNOWN` when the free
-    memory is unknown. Whether a cache is kept changes the time of a check, never its
-    result.
+    :data:`HIDDEN_CACHE_BYTES` when set, else the environment variable
+    ``THRIFTY_CHECK_CACHE_BYTES`` when set; else a quarter of
+    :func:`free_memory_bytes`, divided among the worker processes that share the
+    machine (``THRIFTY_LOCAL_WORKERS``, set by local sweeps), at most
+    :data:`HIDDEN_CACHE_MAX`; or :data:`HIDDEN_CACHE_UNKNOWN` when the free memory is
+    unknown. Whether a cache is kept changes the time of a check, never its result.
+
+    Raises
+    ------
+    ValueError
+        For an environment variable that is not a whole number (at least 0 bytes, at
+        least 1 worker).
     """
     if HIDDEN_CACHE_BYTES is not None:
         return HIDDEN_CACHE_BYTES
+    if os.environ.get(CHECK_CACHE_ENV, "").strip():
+        return _env_count(CHECK_CACHE_ENV, least=0)
     free = free_memory_bytes()
-    return HIDDEN_CACHE_UNKNOWN if free is None else min(free // 4, HIDDEN_CACHE_MAX)
+    if free is None:
+        return HIDDEN_CACHE_UNKNOWN
+    workers = _env_count(LOCAL_WORKERS_ENV, least=1) if os.environ.get(LOCAL_WORKERS_ENV) else 1
+    return min(free // (4 * workers), HIDDEN_CACHE_MAX)
+
+
+def _env_count(name: str, *, least: int) -> int:
+    """The whole number in the environment variable ``name``; ValueError unless ≥ least."""
+    text = os.environ[name].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise ValueError(f"{name} must be a whole number, at least {least}; got {text!r}")
+    return value
 
 
 @functools.partial(_jit, static_argnames=("activation",))
@@ -687,10 +756,10 @@ class CheckSet:
     (plain backprop, where every unit learns), a check is a plain pass over the
     set, in chunks (as :func:`accuracy`), and takes the weights as its new reference;
     the activity is kept again at the next check at which at most a quarter changed.
-    The activity is kept only when it fits :func:`hidden_cache_limit` (a quarter of
-    the free memory, at most 4 GiB, when the cache would be built: 10 000 check images
-    at N ≤ 100 000 in float32 where enough memory is free); otherwise checks are plain
-    passes.
+    The activity is kept only when it fits :func:`hidden_cache_limit` when the cache
+    would be built (a quarter of the free memory shared among local workers, at most
+    4 GiB: 10 000 check images at N ≤ 100 000 in float32 where enough memory is free);
+    otherwise checks are plain passes.
 
     Parameters
     ----------
@@ -720,6 +789,7 @@ class CheckSet:
         if self.hidden is None:
             rows_kept = self.x_chunks.shape[0] * self.x_chunks.shape[1]
             if rows_kept * n_hidden * params.hidden.dtype.itemsize > hidden_cache_limit():
+                self.w_ref = None  # no cache to update: no reference to compare with
                 return self._full_pass(params)
             self.w_ref = jnp.array(params.hidden, copy=True)  # the state is donated
             self.hidden = _hidden_rows(params.hidden, self.x_chunks, activation=self.activation)

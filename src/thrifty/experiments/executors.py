@@ -99,11 +99,15 @@ def core_groups(workers: int, cores: set[int] | None = None) -> list[set[int]] |
     return [set(ordered[i * per : (i + 1) * per]) for i in range(workers)]
 
 
-def worker_init(x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None) -> None:
+def worker_init(
+    x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None, workers: int = 1
+) -> None:
     """Initialise a worker process of :class:`LocalPool`.
 
     Sets JAX's 64-bit mode as in the driver, lets several processes share one GPU (no
-    preallocation of most of its memory by each), pins the process to a set of cores
+    preallocation of most of its memory by each), tells the accuracy checks how many
+    ``workers`` share the machine's memory (``THRIFTY_LOCAL_WORKERS``, unless set; see
+    :func:`thrifty.train.hidden_cache_limit`), pins the process to a set of cores
     taken from the queue ``cores`` (see :func:`core_groups`; before JAX starts its
     threads), turns on the disk cache of compiled programs (after pinning, as the
     cache is kept per number of cores; see :mod:`thrifty.compile_cache`), and starts
@@ -115,6 +119,7 @@ def worker_init(x64: bool, parent_pid: int, gpu_share: bool, cores: Any = None) 
             os.sched_setaffinity(0, cores.get(timeout=1.0))
     if gpu_share:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("THRIFTY_LOCAL_WORKERS", str(workers))
     if x64:
         import jax
 
@@ -168,7 +173,7 @@ class LocalPool:
             max_workers=self.workers,
             mp_context=context,
             initializer=worker_init,
-            initargs=(self.x64, os.getpid(), self.workers > 1, cores),
+            initargs=(self.x64, os.getpid(), self.workers > 1, cores, self.workers),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
