@@ -306,6 +306,20 @@ def test_cached_checks_equal_full_checks(monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(set(accuracies)) > 1  # the changes reach the accuracy
 
 
+def _small_check_set(seed: int) -> tuple[np.random.Generator, Any, Any, Any, Any]:
+    """``(rng, x, y, initial params, CheckSet)``: 300 random images, 64 hidden units."""
+    import jax.numpy as jnp
+
+    from thrifty.network import augment, init_params
+    from thrifty.train import CheckSet
+
+    rng = np.random.default_rng(seed)
+    x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
+    y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
+    p0 = init_params(jax.random.key(seed + 1), n_hidden=64, sigma=0.1)
+    return rng, x, y, p0, CheckSet(x, y, activation="leaky_relu")
+
+
 @pytest.mark.parametrize("limited_by", ["HIDDEN_CACHE_BYTES", "environment", "free memory"])
 def test_checks_of_a_set_too_big_to_keep_are_full_passes(
     monkeypatch: pytest.MonkeyPatch, limited_by: str
@@ -313,11 +327,10 @@ def test_checks_of_a_set_too_big_to_keep_are_full_passes(
     """A check set whose hidden activity would exceed the cache limit (set, from the
     environment, or a quarter of the free memory) keeps none and gives the full pass's
     accuracy at every check."""
-    import jax
     import jax.numpy as jnp
 
     from thrifty import train
-    from thrifty.network import Params, augment, init_params
+    from thrifty.network import Params
 
     size = 300 * 64 * 4  # bytes of the set's hidden activity
     monkeypatch.delenv("THRIFTY_CHECK_CACHE_BYTES", raising=False)
@@ -329,11 +342,7 @@ def test_checks_of_a_set_too_big_to_keep_are_full_passes(
         monkeypatch.setattr(train, "free_memory_bytes", lambda: 1 << 40)
     else:
         monkeypatch.setattr(train, "free_memory_bytes", lambda: 4 * size - 1)
-    rng = np.random.default_rng(1)
-    x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
-    y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
-    p0 = init_params(jax.random.key(2), n_hidden=64, sigma=0.1)
-    checks = train.CheckSet(x, y, activation="leaky_relu")
+    rng, x, y, p0, checks = _small_check_set(1)
     w = np.asarray(p0.hidden).copy()
     for unit in (None, 3):
         if unit is not None:
@@ -347,11 +356,10 @@ def test_checks_keep_a_cache_only_while_memory_allows(monkeypatch: pytest.Monkey
     """Built while memory allows, dropped when more than a quarter of the units changed,
     refused while memory is short, built again once it allows: every check gives the
     full pass's accuracy."""
-    import jax
     import jax.numpy as jnp
 
     from thrifty import train
-    from thrifty.network import Params, augment, init_params
+    from thrifty.network import Params
 
     size = 300 * 64 * 4
     free = {"bytes": 4 * size}
@@ -359,11 +367,7 @@ def test_checks_keep_a_cache_only_while_memory_allows(monkeypatch: pytest.Monkey
     monkeypatch.delenv("THRIFTY_CHECK_CACHE_BYTES", raising=False)
     monkeypatch.delenv("THRIFTY_LOCAL_WORKERS", raising=False)
     monkeypatch.setattr(train, "free_memory_bytes", lambda: free["bytes"])
-    rng = np.random.default_rng(4)
-    x = augment(jnp.asarray(rng.normal(0, 0.3, (300, 784)), jnp.float32))
-    y = jnp.asarray(rng.integers(0, 10, 300), jnp.int32)
-    p0 = init_params(jax.random.key(5), n_hidden=64, sigma=0.1)
-    checks = train.CheckSet(x, y, activation="leaky_relu")
+    rng, x, y, p0, checks = _small_check_set(4)
     w = np.asarray(p0.hidden).copy()
     # (units changed, free bytes, cache kept after the check)
     steps = [(range(0), 4 * size, True), (range(0, 20), 4 * size, False)]
