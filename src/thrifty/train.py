@@ -525,10 +525,17 @@ def _count_correct(
 _correct_chunks = _jit(_count_correct, static_argnames=("activation",))
 
 
+def _check_chunks(x_aug: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A check set as chunks of :func:`chunk_rows` rows, for :func:`_count_correct`:
+    ``x_aug`` (n, n_inputs + 1) → (count, size, n_inputs + 1), ``y`` (n,) → (count,
+    size), padded with the label −1, which no class matches."""
+    size = chunk_rows()
+    return row_chunks(x_aug, size), row_chunks(y, size, fill=-1)
+
+
 @functools.partial(_jit, static_argnames=("activation",))
 def _correct(params: Params, x_aug: jax.Array, y: jax.Array, *, activation: str) -> jax.Array:
-    size = chunk_rows()
-    x_chunks, y_chunks = row_chunks(x_aug, size), row_chunks(y, size, fill=-1)
+    x_chunks, y_chunks = _check_chunks(x_aug, y)
     return _count_correct(params, x_chunks, y_chunks, activation=activation)
 
 
@@ -594,12 +601,20 @@ def _dask_worker_limit() -> int | None:
 
 def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
     """``MemAvailable`` of ``/proc/meminfo`` in bytes (Linux), else None."""
+    kib = _file_field(path, "MemAvailable:")
+    return None if kib is None else kib * 1024
+
+
+def _file_field(path: str, name: str) -> int | None:
+    """The whole number after ``name`` on its line of a ``name value ...`` file such
+    as ``/proc/meminfo`` or a cgroup's ``memory.stat``; None when absent or unread."""
     try:
         with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+                words = line.split()
+                if len(words) >= 2 and words[0] == name:
+                    return int(words[1])
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
     return None
 
@@ -647,22 +662,9 @@ def _cgroup_room(root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgr
             continue
         if not (limit.isascii() and limit.isdigit()) or int(limit) >= 1 << 60:
             continue  # "max", or version 1's huge number: no limit here
-        usage -= _stat_field(os.path.join(directory, "memory.stat"), reclaimable)
+        usage -= _file_field(os.path.join(directory, "memory.stat"), reclaimable) or 0
         rooms.append(max(int(limit) - usage, 0))
     return min(rooms) if rooms else None
-
-
-def _stat_field(path: str, name: str) -> int:
-    """The value of ``name`` in a cgroup's ``memory.stat`` (0 when absent)."""
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(" ")
-                if key == name:
-                    return int(value)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return 0
-    return 0
 
 
 def _cgroup_dirs(root: str, path: str) -> list[str]:
@@ -689,18 +691,22 @@ def hidden_cache_limit() -> int:
     """
     if HIDDEN_CACHE_BYTES is not None:
         return HIDDEN_CACHE_BYTES
-    if os.environ.get(CHECK_CACHE_ENV, "").strip():
-        return _env_count(CHECK_CACHE_ENV, least=0)
+    limit = _env_count(CHECK_CACHE_ENV, least=0)
+    if limit is not None:
+        return limit
     free = free_memory_bytes()
     if free is None:
         return HIDDEN_CACHE_UNKNOWN
-    workers = _env_count(LOCAL_WORKERS_ENV, least=1) if os.environ.get(LOCAL_WORKERS_ENV) else 1
+    workers = _env_count(LOCAL_WORKERS_ENV, least=1) or 1
     return min(free // (4 * workers), HIDDEN_CACHE_MAX)
 
 
-def _env_count(name: str, *, least: int) -> int:
-    """The whole number in the environment variable ``name``; ValueError unless ≥ least."""
-    text = os.environ[name].strip()
+def _env_count(name: str, *, least: int) -> int | None:
+    """The whole number in the environment variable ``name``, None when it is unset or
+    blank; ValueError unless it is at least ``least``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
     try:
         value = int(text)
     except ValueError:
@@ -770,8 +776,7 @@ class CheckSet:
 
     def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
         self.n, self.activation = int(y.shape[0]), activation
-        self.x_chunks = row_chunks(x_aug, chunk_rows())
-        self.y_chunks = row_chunks(y, chunk_rows(), fill=-1)
+        self.x_chunks, self.y_chunks = _check_chunks(x_aug, y)
         self.hidden: jax.Array | None = None
         self.w_ref: jax.Array | None = None
 
