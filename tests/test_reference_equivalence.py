@@ -20,6 +20,7 @@ from thrifty import reference as ref
 from thrifty.config import RunConfig
 from thrifty.energy import dense_selection
 from thrifty.network import Params, propose
+from thrifty.reference.rules import count_of as ref_count_of
 from thrifty.rules import build
 from thrifty.rules.base import Context
 from thrifty.train import _specs
@@ -173,6 +174,7 @@ def _compare(
     data: Any = tie_free_data,
     alphas: tuple[float, ...] = (),
     steps: int = T,
+    activation: str = "leaky_relu",
 ) -> None:
     x, y = data()
     order = np.random.default_rng(1).integers(0, len(y), steps)
@@ -184,18 +186,29 @@ def _compare(
         sigma=0.3,
         dtype="float64",
         alphas=alphas,
+        activation=activation,
     )
     initial, final, out, (structure, numbers, k_steps) = fast_run(cfg, x, y, order)
     p0 = initial.params
     rule_ref = make_ref(initial.rule_state, (structure, numbers, k_steps, p0))
     w1, w2, records = ref.train(
-        p0[0], p0[1], x, y, order, lr=lr, rule=rule_ref, keep_selections=True, alphas=alphas
+        p0[0],
+        p0[1],
+        x,
+        y,
+        order,
+        lr=lr,
+        rule=rule_ref,
+        keep_selections=True,
+        alphas=alphas,
+        activation=activation,
     )
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
     _compare_meters(out, records, rtol=1e-6, alphas=bool(alphas))
     np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=1e-9)
-    _compare_selections(_specs(structure, numbers)[0], initial, x, y, order, records, lr)
+    rule = _specs(structure, numbers)[0]
+    _compare_selections(rule, initial, x, y, order, records, lr, activation)
 
 
 def _compare_meters(out: Any, records: Any, rtol: float, alphas: bool = False) -> None:
@@ -224,6 +237,7 @@ def _compare_selections(
     order: np.ndarray,
     records: Any,
     lr: float,
+    activation: str,
 ) -> None:
     """Replay the reference trajectory and check the fast rule selects the same synapses
     wherever the proposed update is non-zero. ``rule``: the fast run's rule, as its
@@ -234,7 +248,7 @@ def _compare_selections(
 
     @jax.jit  # one program per rule: op by op, every step would compile its own loops
     def select(params: Params, x_t: Any, target: Any, state: Any, ctx: Context) -> Any:
-        proposal = propose(params, x_t, target)
+        proposal = propose(params, x_t, target, activation=activation)
         sel, state = rule.update(proposal, state, params, ctx)
         dense = [
             dense_selection(lp.delta, lp.pre, s) for lp, s in zip(proposal.layers, sel, strict=True)
@@ -303,6 +317,63 @@ def test_top_k_with_tied_updates_matches_reference(case: str) -> None:
     takes them (the errors are continuous, so no two units tie)."""
     rules, make_ref = CASES[case]
     _compare(rules, make_ref, data=tied_data)
+
+
+def _top_k_running_out(fraction: float, per: str, ran_out: list[bool]) -> Any:
+    """The reference's top-k, noting in ``ran_out`` whether a step had fewer non-zero
+    updates than the rule's k (in the layer, or in some unit's row)."""
+    inner = ref.top_k(fraction, per)
+
+    def select(step: Any, current: list[np.ndarray]) -> list[np.ndarray]:
+        nonzero = (step.dw[0] != 0) & current[0]
+        if per == "layer":
+            short = nonzero.sum() < ref_count_of(fraction, int(current[0].sum()))
+        else:
+            k = [ref_count_of(fraction, int(row.sum())) for row in current[0]]
+            short = bool(np.any(nonzero.sum(axis=1) < np.asarray(k)))
+        ran_out.append(bool(short))
+        return inner(step, current)
+
+    return select
+
+
+ZERO_UPDATE_CASES: dict[str, tuple[str, Any, float, str, str, Any]] = {
+    # (activation, data, first top-k's fraction and per, the rule after it, its reference)
+    "relu-select": (
+        "relu", tie_free_data, 0.6, "layer",
+        "neuron-select:fraction=0.3", ref.neuron_select(0.3, "error"),
+    ),
+    "relu-top-k": (
+        "relu", tie_free_data, 0.6, "layer", "top-k:fraction=0.3", ref.top_k(0.3, "layer"),
+    ),
+    "relu-neuron-select": (
+        "relu", tie_free_data, 0.9, "neuron",
+        "neuron-select:fraction=0.5", ref.neuron_select(0.5, "error"),
+    ),
+    "zero-inputs-top-k": (
+        "leaky_relu", tied_data, 0.95, "layer", "top-k:fraction=0.5", ref.top_k(0.5, "layer"),
+    ),
+    "zero-inputs-top-k-neuron": (
+        "leaky_relu", tied_data, 0.95, "layer",
+        "top-k:fraction=0.5,per=neuron", ref.top_k(0.5, "neuron"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_UPDATE_CASES))
+def test_top_k_never_keeps_a_zero_update(case: str) -> None:
+    """Where a top-k asks for more synapses than have a non-zero update (units without
+    error under ReLU, inputs exactly 0), it keeps only the non-zero ones, and the rule
+    after it counts only those: the same synapses and units as the reference."""
+    activation, data, fraction, per, then, last = ZERO_UPDATE_CASES[case]
+    ran_out: list[bool] = []
+
+    def make(st: Any, k: Any) -> Any:
+        return ref.chain([_top_k_running_out(fraction, per, ran_out), last])
+
+    first = f"top-k:fraction={fraction},per={per}"
+    _compare((first, then), make, data=data, activation=activation)
+    assert any(ran_out)  # the case arose
 
 
 @pytest.mark.parametrize("case", ["backprop", "subnet", "neuron-mask", "lazy", "subnet+select"])

@@ -113,7 +113,8 @@ def top_k(fraction: float, per: str = "layer") -> ReferenceRule:
     per="layer": ``k = round(p · #allowed)`` entries of the whole matrix, by sorting.
     per="neuron": for each unit, the ``round(p · #allowed synapses of the unit)`` inputs
     with the largest |Δw_ij| in its row (computed row by row). Ties go to the lower
-    index (row-major), as a stable sort orders them.
+    index (row-major), as a stable sort orders them. A zero update is never selected:
+    when fewer than k are non-zero, only those are.
     """
 
     def select(step: StepInput, current: list[np.ndarray]) -> list[np.ndarray]:
@@ -125,7 +126,7 @@ def top_k(fraction: float, per: str = "layer") -> ReferenceRule:
             flat = np.where(allowed, mag, -1.0).ravel()
             idx = np.argsort(-flat, kind="stable")[:k]
             keep = np.zeros(flat.size, bool)
-            keep[idx] = True
+            keep[idx] = flat[idx] > 0
             out[0] = keep.reshape(mag.shape)
             return out
         keep = np.zeros(mag.shape, bool)
@@ -134,7 +135,7 @@ def top_k(fraction: float, per: str = "layer") -> ReferenceRule:
             # rank inputs by |x_j| (the row's |Δw| up to the factor |delta_i|)
             row = np.where(allowed[i], np.abs(step.pres[0]), -1.0)
             keep[i, np.argsort(-row, kind="stable")[:k]] = True
-        out[0] = keep
+        out[0] = keep & (mag > 0)
         return out
 
     return select

@@ -366,10 +366,12 @@ def product_threshold(
     Returns
     -------
     threshold : Array, shape (m,)
-        ``threshold[j] = τ / b_j`` (``inf`` where ``b_j = 0``) for the largest τ
+        ``threshold[j] = τ / b_j`` (``inf`` where ``b_j = 0``; at least the smallest
+        normal number, so that a pair with ``a_i = 0`` never passes) for the largest τ
         such that ``#{(i, j): a_i >= threshold[j]} >= k``. Exactly ``k`` pairs pass
-        (all pairs when fewer exist), unless two values of ``a`` are closer than
-        one rounding step of the threshold; then a few more may pass. Of products
+        (every pair with a non-zero product when there are fewer; a zero product
+        never passes), unless two values of ``a`` are closer than one rounding step
+        of the threshold; then a few more may pass. Of products
         tied at τ in different columns, those of the lower columns pass (for ties
         within one row, the choice of a stable sort by flat index; between rows it
         may differ from that choice).
@@ -401,10 +403,16 @@ def product_threshold(
 
 
 def column_thresholds(bits: jax.Array, b: jax.Array, dtype: Any) -> jax.Array:
-    """``τ / b_j`` (``inf`` where ``b_j = 0``) for τ given by its bit pattern; shape of ``b``."""
+    """``τ / b_j`` for τ given by its bit pattern; shape of ``b``.
+
+    ``inf`` where ``b_j = 0``, and at least the smallest normal number elsewhere:
+    a pair passes when ``a_i`` reaches its column's threshold, so a pair with a zero
+    product (``a_i = 0`` or ``b_j = 0``) never passes, whatever τ.
+    """
     tau = jax.lax.bitcast_convert_type(bits, dtype)
     safe_b = jnp.where(b > 0, b, jnp.ones_like(b))
-    return jnp.where(b > 0, tau / safe_b, jnp.full_like(b, jnp.inf))
+    smallest = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
+    return jnp.where(b > 0, jnp.maximum(tau / safe_b, smallest), jnp.full_like(b, jnp.inf))
 
 
 def first_passing(bits: jax.Array, a_sorted: jax.Array, b: jax.Array) -> jax.Array:
@@ -436,8 +444,8 @@ def threshold_bits(a: jax.Array, a_sorted: jax.Array, b: jax.Array, k: jax.Array
     int Array, shape ()
         The largest ``t`` below ``end``, one past the pattern of ``max(a)·max(b)``,
         with ``count(t) >= k`` (0 if there is none), where ``count(t)`` is the
-        number of pairs with ``a_i >= τ(t) / b_j``: what a bisection of ``[0, end)``
-        finds.
+        number of pairs with ``a_i >= τ(t) / b_j`` (:func:`column_thresholds`: pairs
+        with a non-zero product only): what a bisection of ``[0, end)`` finds.
 
     Notes
     -----
@@ -446,9 +454,10 @@ def threshold_bits(a: jax.Array, a_sorted: jax.Array, b: jax.Array, k: jax.Array
     half the smallest non-zero product, where every pair with a non-zero product
     passes. Each pair left has its own last passing pattern, found near the bit
     pattern of its product (:func:`_last_passing`); τ is the
-    ``(k − count(hi))``-th largest of them. ``python bench/bench_topk_search.py``
-    prints how many counts this takes, against 32 (float32) for a bisection down
-    to one pattern.
+    ``(k − count(hi))``-th largest of them. When fewer than ``k`` pairs have a
+    non-zero product, all of them pass at 0, and τ is 0. ``python
+    bench/bench_topk_search.py`` prints how many counts this takes, against 32
+    (float32) for a bisection down to one pattern.
     """
     n = a.shape[0]
     itype = k.dtype
@@ -466,23 +475,11 @@ def threshold_bits(a: jax.Array, a_sorted: jax.Array, b: jax.Array, k: jax.Array
     end = jax.lax.bitcast_convert_type(top, itype) + 1
     start = jax.lax.bitcast_convert_type(jnp.where(low < jnp.inf, low, jnp.zeros_like(low)), itype)
     start = jnp.clip(start, 0, end)
-    zero_first = jnp.where(b > 0, 0, n).astype(itype)  # at τ = 0 every a_i >= 0 passes
     start_first, end_first = first(start), first(end)
-    c_zero, c_start, c_end = count(zero_first), count(start_first), count(end_first)
-    from_start = c_start >= k
+    # every pair with a non-zero product passes at start, and no other pair at any τ
+    c_start, c_end = count(start_first), count(end_first)
     Bracket = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
-
-    def pick(x_start: jax.Array, x_other: jax.Array) -> jax.Array:
-        return jnp.where(from_start, x_start, x_other)
-
-    bracket: Bracket = (
-        pick(start, jnp.zeros((), itype)),
-        pick(end, start),
-        pick(start_first, zero_first),
-        pick(end_first, start_first),
-        pick(c_start, c_zero),
-        pick(c_end, c_start),
-    )
+    bracket: Bracket = (start, end, start_first, end_first, c_start, c_end)
 
     def wide(br: Bracket) -> jax.Array:
         lo, hi, _, _, c_lo, c_hi = br
@@ -511,7 +508,7 @@ def threshold_bits(a: jax.Array, a_sorted: jax.Array, b: jax.Array, k: jax.Array
     # pairs, all at one τ), lo itself
     few = (hi - lo > 1) & (c_lo - c_hi <= CANDIDATE_PAIRS)
     answer = jnp.where(few, ranked[CANDIDATE_PAIRS - (k - c_hi)], lo)
-    answer = jnp.where(c_zero < k, jnp.zeros((), itype), answer)
+    answer = jnp.where(c_start < k, jnp.zeros((), itype), answer)
     return jnp.where(c_end >= k, end - 1, answer)
 
 
@@ -606,21 +603,21 @@ def _top_in_matrix(
 
     per="layer": the ``round(p · #allowed)`` largest ``|delta_i · pre_j|``; per="neuron":
     in each row, the ``round(p · #allowed in the row)`` largest ``|pre_j|``. Ties are
-    taken in index order (row-major). Returns a bool matrix of the shape of ``allowed``
-    (rows without an allowed synapse may keep one that is not allowed; the selection
-    is intersected with ``allowed`` by the chain).
+    taken in index order (row-major); a zero product is never kept, so fewer are kept
+    when fewer are non-zero. Returns a bool matrix of the shape of ``allowed``.
     """
     dtype = delta.dtype
     below = jnp.asarray(-1, dtype)
     if per == "layer":
         scores = jnp.where(allowed, jnp.abs(delta)[:, None] * jnp.abs(pre)[None, :], below)
         k = count_of(fraction, jnp.sum(allowed))
-        return rank_mask(scores.reshape(-1), k, bool).reshape(allowed.shape)
+        top = rank_mask(scores.reshape(-1), k, bool).reshape(allowed.shape)
+        return top & (scores > 0)
     scores = jnp.where(allowed, jnp.abs(pre)[None, :], below)
     k = count_of(fraction, jnp.sum(allowed, axis=1))
     order = jnp.argsort(-scores, axis=1, stable=True)
     ranks = jnp.argsort(order, axis=1, stable=True)
-    return ranks < k[:, None]
+    return (ranks < k[:, None]) & (scores > 0) & (delta != 0)[:, None]
 
 
 def _listed_left(
@@ -672,14 +669,15 @@ def _top_listed(
 ) -> LayerSelection:
     """Top-k per layer among the synapses listed in ``sel`` (within its post and pre
     masks and its threshold): ``round(p · #available)`` of them, ties taken in list
-    (index) order; a selection with a list of shape ``sel.listed.shape``."""
+    (index) order, zero products never; a selection with a list of shape
+    ``sel.listed.shape``."""
     listed = sel.listed
     assert listed is not None
     rows, cols, allowed = _listed_left(sel, delta, pre.shape[0])
     d = jnp.abs(delta).at[rows].get(mode="fill", fill_value=0)
     x = jnp.abs(pre).at[cols].get(mode="fill", fill_value=0)
     scores = jnp.where(allowed, d * x, jnp.asarray(-1, delta.dtype))
-    keep = rank_mask(scores, count_of(fraction, jnp.sum(allowed)), bool) & allowed
+    keep = rank_mask(scores, count_of(fraction, jnp.sum(allowed)), bool) & (scores > 0)
     return LayerSelection(listed=jnp.sort(jnp.where(keep, listed, NO_SYNAPSE)))
 
 
@@ -713,8 +711,10 @@ def keep_top_fraction(*, fraction: float, per: str = "layer") -> Rule:
         if per == "neuron":
             n_pre = lp.pre.shape[0] if sel0.pre is None else jnp.sum(sel0.pre != 0)
             k = count_of(fraction, n_pre)
-            pre = rank_mask(jnp.abs(lp.pre), k, lp.pre.dtype)
-            return (LayerSelection(pre=pre), LayerSelection()), state
+            dtype = lp.pre.dtype
+            pre = rank_mask(jnp.abs(lp.pre), k, dtype) * (lp.pre != 0).astype(dtype)
+            post = (lp.delta != 0).astype(dtype)  # a unit without error keeps nothing
+            return (LayerSelection(post=post, pre=pre), LayerSelection()), state
         k = count_of(fraction, _available(sel0, lp.delta.shape[0], lp.pre.shape[0]))
         a_sorted, _ = sort_by_magnitude(lp.delta)
         thr = product_threshold(jnp.abs(lp.delta), jnp.abs(lp.pre), k, a_sorted)
