@@ -79,11 +79,18 @@ def test_summary_shows_transient_cost_m_alpha_and_what_is_left_in_s(
         (["--synapses", "teleport"], "teleport"),
         (["--out", ""], "--out: must be a path, got an empty string"),
         (["--lr", "1e300"], "--lr: lr must be a number > 0 that float32 holds"),
+        (["--budget-epochs", "0.04"], "--budget-epochs: budget_epochs: a budget of 80 samples"),
     ],
 )
 def test_invalid_options_fail_before_work(
-    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
+    import thrifty.train
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started despite a bad option")
+
+    monkeypatch.setattr(thrifty.train, "load_dataset", no_work)
     with pytest.raises(SystemExit) as exc:
         main(["train", "--dataset", "synthetic", *args])
     assert exc.value.code == 2
@@ -525,3 +532,50 @@ def test_reproduce_rejects_bad_figures_seeds_and_datasets(
         main(["reproduce", *option])
     assert exc.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("THRIFTY_CHECK_CACHE_BYTES", "abc"),
+        ("THRIFTY_CHECK_CACHE_BYTES", "-5"),
+        ("THRIFTY_LOCAL_WORKERS", "0"),
+        ("THRIFTY_BATCH", "vamp"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "sweep", "reproduce"])
+def test_bad_environment_variables_fail_before_any_work(
+    command: str, variable: str, value: str, tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    """A bad value of one of thrifty's environment variables stops the command with
+    exit status 2, naming the variable, before any data is read or run is trained
+    (it would otherwise surface at the first accuracy check, or not at all)."""
+    import thrifty.data
+    import thrifty.experiments
+    import thrifty.reproduce
+    import thrifty.train
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started despite a bad environment variable")
+
+    for module, name in [
+        (thrifty.train, "run"),
+        (thrifty.train, "load_dataset"),
+        (thrifty.data, "load"),
+        (thrifty.experiments, "run_sweep"),
+        (thrifty.reproduce, "reproduce"),
+    ]:
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, no_work)
+    monkeypatch.setenv(variable, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.toml").write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
+    args = {
+        "train": ["train", "--dataset", "synthetic", "--hidden", "5"],
+        "sweep": ["sweep", "sweep.toml", "--out", str(tmp_path / "results")],
+        "reproduce": ["reproduce", "--out", str(tmp_path / "out")],
+    }[command]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert variable in capsys.readouterr().err

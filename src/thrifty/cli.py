@@ -116,8 +116,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     """The checked config of the options and ``--config`` file; errors name the option
     or the file that gave the bad value."""
+    from thrifty.data import SYNTHETIC_N_TRAIN
     from thrifty.rules.registry import RuleError
-    from thrifty.train import check_config
+    from thrifty.train import budget_samples, check_config
 
     values: dict[str, Any] = {}
     if args.config is not None:
@@ -135,7 +136,10 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         values["alphas"] = tuple(args.alpha)
         from_file.discard("alphas")
     try:
-        return check_config(RunConfig.from_dict(values))
+        config = check_config(RunConfig.from_dict(values))
+        if config.dataset == "synthetic":  # its size is known here, as MNIST's is
+            budget_samples(config, min(config.n_train or SYNTHETIC_N_TRAIN, SYNTHETIC_N_TRAIN))
+        return config
     except RuleError as exc:
         if args.config is not None and {"rules", "synapses"} & from_file:
             raise RuleError(f"--config {str(args.config)!r}: {exc}") from None
@@ -485,7 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full record as JSON")
     p.add_argument("--out", type=_path, help="also write the record to this JSON file")
     p.add_argument(
-        "--quiet", action="store_true", help="no progress lines and no note of the data source"
+        "--quiet",
+        action="store_true",
+        help="no progress lines and no note on stderr of where the data came from (the "
+        "summary still names it)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -666,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import jax
 
                 jax.config.update("jax_enable_x64", True)
+            if args.command in ("train", "sweep", "reproduce"):
+                from thrifty.train import check_environment
+
+                check_environment()
             enable_compilation_cache()
             return int(args.func(args))
         except (ConfigError, RuleError, SchedulerError, StoreError) as exc:

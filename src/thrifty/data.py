@@ -1082,9 +1082,13 @@ def load(
     return prepare(raw, preprocessing)
 
 
+SYNTHETIC_N_TRAIN = 2000
+"""Training samples of :func:`synthetic` by default (what ``dataset="synthetic"`` runs on)."""
+
+
 def synthetic(
     *,
-    n_train: int = 2000,
+    n_train: int = SYNTHETIC_N_TRAIN,
     n_val: int = 500,
     n_test: int = 500,
     n_inputs: int = 784,

@@ -703,7 +703,8 @@ def hidden_cache_limit() -> int:
 
 def _env_count(name: str, *, least: int) -> int | None:
     """The whole number in the environment variable ``name``, None when it is unset or
-    blank; ValueError unless it is at least ``least``."""
+    blank; :class:`~thrifty.config.ConfigError` (a ValueError) unless it is at least
+    ``least``."""
     text = os.environ.get(name, "").strip()
     if not text:
         return None
@@ -712,8 +713,31 @@ def _env_count(name: str, *, least: int) -> int | None:
     except ValueError:
         value = least - 1
     if value < least:
-        raise ValueError(f"{name} must be a whole number, at least {least}; got {text!r}")
+        raise ConfigError(f"{name} must be a whole number, at least {least}; got {text!r}")
     return value
+
+
+BATCH_ENV = "THRIFTY_BATCH"
+"""Environment variable that overrides :func:`batch_mode`: ``vmap`` or ``map``."""
+
+
+def _batch_override() -> str | None:
+    """``vmap`` or ``map`` from :data:`BATCH_ENV`, None when it is unset or blank;
+    :class:`~thrifty.config.ConfigError` for any other value."""
+    mode = os.environ.get(BATCH_ENV, "").strip()
+    if mode and mode not in ("vmap", "map"):
+        raise ConfigError(f"{BATCH_ENV} must be vmap or map; got {mode!r}")
+    return mode or None
+
+
+def check_environment() -> None:
+    """Reject a bad value of any of thrifty's environment variables of training
+    (:data:`CHECK_CACHE_ENV`, :data:`LOCAL_WORKERS_ENV`, :data:`BATCH_ENV`) before any
+    work, with a :class:`~thrifty.config.ConfigError` naming it; each is read again
+    where it is used."""
+    _env_count(CHECK_CACHE_ENV, least=0)
+    _env_count(LOCAL_WORKERS_ENV, least=1)
+    _batch_override()
 
 
 @functools.partial(_jit, static_argnames=("activation",))
@@ -1277,8 +1301,8 @@ def batch_mode(
     runs at N = 300 gave 0.51× vmapped and 0.83× mapped. Override with the
     environment variable ``THRIFTY_BATCH=vmap|map``.
     """
-    mode = os.environ.get("THRIFTY_BATCH")
-    if mode in ("vmap", "map"):
+    mode = _batch_override()
+    if mode is not None:
         return mode
     if jax.default_backend() != "cpu":
         return "vmap"
