@@ -605,7 +605,7 @@ def test_bad_fraction_names_the_parameter(rule: str, param: str, value: str) -> 
     validate([f"{rule}:{param}=1" + (f",{others}" if others else "")], 10)  # 1 is fine
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "nan"])
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf"])
 def test_bad_n_min(value: str) -> None:
     with pytest.raises(RuleError, match="n_min"):
         validate([f"synapse-mask-optimal:n_min={value}"], 10)
@@ -813,3 +813,29 @@ def test_a_rule_returning_the_wrong_form_is_named(
     with pytest.raises(RuleError, match=message) as caught:
         run(config, load_dataset(config))
     assert "'broken'" in str(caught.value)
+
+
+def test_a_rule_check_sees_the_defaults_of_parameters_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check`` receives every parameter as a Python value: those written in the rule
+    string and the defaults of the others, so it may read any of them by name."""
+    from thrifty.rules import registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    seen: list[dict[str, Any]] = []
+
+    def check(params: dict[str, Any], n_hidden: int) -> None:
+        seen.append(dict(params))
+        if not params["theta"] > 0:
+            raise RuleError(f"theta must be > 0, got {params['theta']!r}")
+
+    @registry.register("gate-with-defaults", check=check)
+    def gate(theta: float = 0.001, mode: str = "a") -> Any:
+        return _gate_rule(1)()
+
+    validate(["gate-with-defaults"], 10)
+    validate(["gate-with-defaults:theta=0.5"], 10)
+    assert seen == [{"theta": 0.001, "mode": "a"}, {"theta": 0.5, "mode": "a"}]
+    with pytest.raises(RuleError, match="theta must be > 0"):
+        validate(["gate-with-defaults:theta=-1"], 10)

@@ -99,8 +99,8 @@ def check_caching(params: dict[str, Any], n_hidden: int | None) -> None:
     Parameters
     ----------
     params : dict
-        Parameters given in the model string (absent ones take their defaults;
-        traced values are skipped).
+        The model's parameters: those given in the model string and the defaults of
+        the rest (traced values are skipped).
     n_hidden : int or None
         Hidden units N, to bound ``consolidate_units``; None skips that check.
 

@@ -29,7 +29,7 @@ import jax
 from thrifty.energy import StepEnergy, apply_layer, price_layer
 from thrifty.network import Params, Proposal
 from thrifty.rules.base import Selection
-from thrifty.rules.registry import Entry, RuleError, parse, register
+from thrifty.rules.registry import Entry, RuleError, parse, register, with_defaults
 
 SYNAPSE_MODELS: dict[str, Entry] = {}
 """Registry of synapse models, keyed by the name used in ``--synapses``."""
@@ -109,7 +109,7 @@ def build_synapses(
     kwargs = dict(parsed.kwargs)
     kwargs.update(supplied)
     if n_hidden is not None and entry.check is not None:
-        entry.check(kwargs, n_hidden)
+        entry.check(with_defaults(entry, kwargs), n_hidden)
     if "alphas" in inspect.signature(entry.factory).parameters:
         kwargs["alphas"] = alphas
     elif alphas:

@@ -241,9 +241,10 @@ def optimal_mask_fractions(
 
 def _check_optimal(params: dict[str, Any], n_hidden: int) -> None:
     del n_hidden
-    if not params.get("n_min", 0) > 0:
+    n_min = params.get("n_min", 0)
+    if not (math.isfinite(n_min) and n_min > 0):
         raise RuleError(
-            f"rule 'synapse-mask-optimal': n_min must be > 0, got {params.get('n_min')!r}"
+            f"rule 'synapse-mask-optimal': n_min must be a finite number > 0, got {n_min!r}"
         )
 
 

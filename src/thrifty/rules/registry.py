@@ -258,6 +258,12 @@ def parse(text: str | RuleSpec, registry: dict[str, Entry] | None = None) -> Rul
     return RuleSpec(name, ordered)
 
 
+def with_defaults(entry: Entry, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of ``entry``: those ``given``, and the defaults of the rest (what
+    its ``check`` receives)."""
+    return {p.name: p.default for p in entry.params if not p.required} | dict(given)
+
+
 def validate(specs: Sequence[str | RuleSpec], n_hidden: int) -> tuple[RuleSpec, ...]:
     """Parse every rule and check the values that depend on the network size."""
     parsed = tuple(parse(s) for s in specs)
@@ -265,7 +271,7 @@ def validate(specs: Sequence[str | RuleSpec], n_hidden: int) -> tuple[RuleSpec, 
         entry = REGISTRY[spec.name]
         if entry.check is not None:
             try:
-                entry.check(dict(spec.kwargs), n_hidden)
+                entry.check(with_defaults(entry, dict(spec.kwargs)), n_hidden)
             except RuleError as exc:
                 if str(exc).startswith("rule "):
                     raise
