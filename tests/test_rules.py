@@ -839,3 +839,25 @@ def test_a_rule_check_sees_the_defaults_of_parameters_not_written(
     assert seen == [{"theta": 0.001, "mode": "a"}, {"theta": 0.5, "mode": "a"}]
     with pytest.raises(RuleError, match="theta must be > 0"):
         validate(["gate-with-defaults:theta=-1"], 10)
+
+
+def test_a_rule_parameter_must_be_annotated_float_int_or_str(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parameter a rule string cannot give (a bool, or one without an annotation,
+    which would be read as a float) is refused when the rule is registered."""
+    from thrifty.rules import registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    def flagged(flag: bool = True) -> Any:
+        return _gate_rule(1)()
+
+    def bare(p=0.5):  # type: ignore[no-untyped-def]
+        return _gate_rule(1)()
+
+    with pytest.raises(RuleError, match="parameter 'flag' must be annotated float, int or str"):
+        registry.register("flagged")(flagged)
+    with pytest.raises(RuleError, match="got no annotation"):
+        registry.register("bare")(bare)
+    assert "flagged" not in registry.REGISTRY and "bare" not in registry.REGISTRY

@@ -124,11 +124,18 @@ def register(
             ann = (
                 p.annotation
                 if isinstance(p.annotation, str)
-                else getattr(p.annotation, "__name__", "")
+                else ""
+                if p.annotation is inspect.Parameter.empty
+                else getattr(p.annotation, "__name__", repr(p.annotation))
             )
             if "tuple" in ann:  # set by the library (e.g. meters), not from a rule string
                 continue
-            kind = "str" if "str" in ann else "int" if ann.startswith("int") else "float"
+            kind = ann.strip()
+            if kind not in ("float", "int", "str"):
+                raise RuleError(
+                    f"{what} {name!r}: parameter {p.name!r} must be annotated float, int or "
+                    f"str (what a {what} string can give), got {ann or 'no annotation'}"
+                )
             params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
         doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
         summary = doc[0] if doc else ""
