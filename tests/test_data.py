@@ -231,7 +231,8 @@ def test_wrong_checksum_names_expected_and_got_hash(
     assert sha256(bytes(labels)) in text
     assert str(Path(directory) / data.TRAIN_LABELS) in text  # the directory given, not the cache
     assert str(isolated) not in text
-    assert "--data-dir" in text and "THRIFTY_DATA" in text
+    # it names the option that gave the directory, and does not advise passing it
+    assert "(--data-dir)" in text and "pass --data-dir" not in text
 
 
 def test_real_checksum_table_rejects_other_content(tmp_path: Path) -> None:
@@ -751,3 +752,16 @@ def test_real_mnist_from_the_cache() -> None:
     d = prepare(raw, Preprocessing())
     assert d.x_train.shape == (50000, 784) and d.x_val.shape == (10000, 784)
     assert abs(float(d.x_train.mean(dtype=np.float64))) < 1e-5
+
+
+def test_a_missing_directory_says_which_setting_named_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: Path
+) -> None:
+    """A directory named by THRIFTY_DATA or --data-dir that does not exist is reported
+    with the setting that named it."""
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv(data.DATA_ENV, str(missing))
+    with pytest.raises(DataError, match=rf"{missing} does not exist \(THRIFTY_DATA\)"):
+        load_raw(MNIST)
+    with pytest.raises(DataError, match=rf"{missing} does not exist \(--data-dir\)"):
+        load_raw(MNIST, data_dir=missing)

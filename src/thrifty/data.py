@@ -500,8 +500,12 @@ def _emitter(log: Log | None) -> Log:
     return emit
 
 
-def _hint(cache: Path, fname: str | None = None) -> str:
+def _hint(cache: Path, fname: str | None = None, *, named: bool = False) -> str:
+    """Advice for a bad or missing file: where to put a good copy, and (unless the
+    directory was ``named`` by --data-dir or THRIFTY_DATA) how to name another."""
     where = cache / fname if fname else cache
+    if named:
+        return f"put a good copy at {where}"
     return f"put a good copy at {where} or pass --data-dir / set {DATA_ENV}"
 
 
@@ -516,9 +520,11 @@ def _gunzip(data: bytes, what: str) -> bytes:
         raise DataError(f"{what}: not a valid gzip file ({err})") from err
 
 
-def _check(name: str, fname: str, data: bytes, origin: str, cache: Path) -> np.ndarray:
+def _check(
+    name: str, fname: str, data: bytes, origin: str, cache: Path, *, named: bool = False
+) -> np.ndarray:
     """Parse one uncompressed IDX file and verify it against `CHECKSUMS`."""
-    hint = _hint(cache, fname)
+    hint = _hint(cache, fname, named=named)
     try:
         array = read_idx(data, what=f"{name} file {fname} from {origin}")
     except DataError as err:
@@ -533,10 +539,16 @@ def _check(name: str, fname: str, data: bytes, origin: str, cache: Path) -> np.n
 
 
 def _assemble(
-    name: str, files: dict[str, bytes], origin: str, source: str, cache: Path
+    name: str,
+    files: dict[str, bytes],
+    origin: str,
+    source: str,
+    cache: Path,
+    *,
+    named: bool = False,
 ) -> RawImages:
     """Verify the four files and build `RawImages` from them."""
-    arrays = {f: _check(name, f, files[f], origin, cache) for f in FILES}
+    arrays = {f: _check(name, f, files[f], origin, cache, named=named) for f in FILES}
     parts: dict[str, np.ndarray] = {}
     for images, labels, part in (
         (TRAIN_IMAGES, TRAIN_LABELS, "train"),
@@ -547,12 +559,12 @@ def _assemble(
             raise DataError(
                 f"{name} files {images} and {labels} from {origin}: expected uint8 images of "
                 f"shape (n, rows, columns) and uint8 labels of shape (n,); got {x.dtype} "
-                f"{x.shape} and {y.dtype} {y.shape}; {_hint(cache)}"
+                f"{x.shape} and {y.dtype} {y.shape}; {_hint(cache, named=named)}"
             )
         if x.shape[0] != y.shape[0]:
             raise DataError(
                 f"{name} files {images} and {labels} from {origin}: {x.shape[0]} images but "
-                f"{y.shape[0]} labels; {_hint(cache)}"
+                f"{y.shape[0]} labels; {_hint(cache, named=named)}"
             )
         parts[f"{part}_images"] = x.reshape(x.shape[0], -1)
         parts[f"{part}_labels"] = y
@@ -567,7 +579,9 @@ def _locate(directory: Path) -> dict[str, Path | None]:
     return found
 
 
-def _read_directory(name: str, directory: Path, cache: Path) -> dict[str, bytes]:
+def _read_directory(
+    name: str, directory: Path, cache: Path, *, named: bool = False
+) -> dict[str, bytes]:
     """Read the four files from ``directory``, each plain or gzipped (plain preferred)."""
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
@@ -576,7 +590,7 @@ def _read_directory(name: str, directory: Path, cache: Path) -> dict[str, bytes]
     missing = [f for f, path in found.items() if path is None]
     if missing:
         raise _UnavailableError(
-            f"{directory} lacks {', '.join(missing)} (plain or .gz); {_hint(cache)}"
+            f"{directory} lacks {', '.join(missing)} (plain or .gz); {_hint(cache, named=named)}"
         )
     files: dict[str, bytes] = {}
     for fname, path in found.items():
@@ -584,12 +598,14 @@ def _read_directory(name: str, directory: Path, cache: Path) -> dict[str, bytes]
         try:
             content = path.read_bytes()
         except OSError as err:
-            raise DataError(f"cannot read {path}: {err}; {_hint(cache, fname)}") from err
+            raise DataError(
+                f"cannot read {path}: {err}; {_hint(cache, fname, named=named)}"
+            ) from err
         if path.suffix == ".gz":
             try:
                 content = _gunzip(content, str(path))
             except DataError as err:
-                raise DataError(f"{err}; {_hint(cache, fname)}") from None
+                raise DataError(f"{err}; {_hint(cache, fname, named=named)}") from None
         files[fname] = content
     return files
 
@@ -877,10 +893,11 @@ def load_raw(
         origin = f"{directory} ({how})"
         # the cache is not read here, so the advice names the directory given
         try:
-            files = _read_directory(name, directory, directory)
+            files = _read_directory(name, directory, directory, named=True)
         except _UnavailableError as err:
-            raise DataError(f"{name}: {err}") from None
-        raw = _assemble(name, files, origin, f"directory {directory} ({how})", directory)
+            raise DataError(f"{name}: {err} ({how})") from None
+        source = f"directory {directory} ({how})"
+        raw = _assemble(name, files, origin, source, directory, named=True)
         emit(f"{name}: using {raw.source}")
         return raw
 
