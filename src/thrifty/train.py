@@ -569,7 +569,8 @@ WEIGHT_COPIES = 4
 """About how many times its weights' size a run holds at its peak, for
 :func:`warn_if_memory_short`: ``thrifty train --budget-epochs 0.02`` of plain backprop
 on MNIST peaked at 1.97 GB at N = 100 000 (0.31 GB of weights; the data and JAX itself
-count more there) and at 6.9 GB at N = 500 000 (1.57 GB of weights, 4.4 times)."""
+count more there) and at 6.9 GB at N = 500 000 (1.57 GB of weights, 4.4 times; that
+run diverged at its sixth sample, within its first chunk of 1000)."""
 
 
 def warn_if_memory_short(config: RunConfig, n_inputs: int) -> None:
