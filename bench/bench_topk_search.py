@@ -50,8 +50,10 @@ def bisected_threshold(
     n = a.shape[0]
     safe_b = jnp.where(b > 0, b, jnp.ones_like(b))
 
+    smallest = jnp.asarray(jnp.finfo(dtype).tiny, dtype)  # a zero product never passes
+
     def thresholds(tau: jax.Array) -> jax.Array:
-        return jnp.where(b > 0, tau / safe_b, jnp.full_like(b, jnp.inf))
+        return jnp.where(b > 0, jnp.maximum(tau / safe_b, smallest), jnp.full_like(b, jnp.inf))
 
     def passing(bits: jax.Array) -> jax.Array:
         tau = jax.lax.bitcast_convert_type(bits, dtype)
