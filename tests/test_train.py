@@ -596,3 +596,35 @@ def test_a_run_warns_when_its_weights_would_not_fit_the_free_memory(
     with pytest.warns(UserWarning, match="may be stopped for lack of memory"):
         record = run(config, dataset)  # run itself warns, and goes on
     assert record["samples"] > 0
+
+
+def test_runs_of_plain_backprop_never_keep_the_check_activity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under plain backprop every unit learns at every sample: its checks are full
+    passes from the first, with no activity built only to be dropped at the second,
+    while a subnet's run keeps it. Both runs' accuracies are full passes' either way."""
+    import thrifty.train as train_module
+
+    built: list[int] = []
+    hidden_rows = train_module._hidden_rows
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return hidden_rows(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "HIDDEN_CACHE_BYTES", 1 << 30)
+    monkeypatch.setattr(train_module, "_hidden_rows", counting)
+    dataset = data.synthetic()
+    for rules, keeps in [((), False), (("backprop",), False), (("subnet:units=5",), True)]:
+        built.clear()
+        config = RunConfig(dataset="synthetic", n_hidden=20, rules=rules, budget_epochs=1.0)
+        record = run(config, dataset)
+        assert record["curve"]  # a check ran
+        assert bool(built) == keeps, rules
+    x = jnp.asarray(np.asarray(augment(jnp.asarray(dataset.x_val))))
+    y = jnp.asarray(dataset.y_val, jnp.int32)
+    params = train_module.init_params(jax.random.key(0), n_hidden=20, sigma=0.1)
+    checks = train_module.CheckSet(x, y, activation="leaky_relu", keep=False)
+    assert checks.accuracy(params) == train_module.accuracy(params, x, y, activation="leaky_relu")
+    assert checks.hidden is None and checks.w_ref is None

@@ -808,7 +808,7 @@ class CheckSet:
     incoming weights at their initial values; their activity on the check set is
     computed once and reused. Units whose incoming weights changed are recomputed
     at every check. When more than a quarter changed since the reference weights
-    (plain backprop, where every unit learns), a check is a plain pass over the
+    (a rule under which every unit learns), a check is a plain pass over the
     set, in chunks (as :func:`accuracy`), and takes the weights as its new reference;
     the activity is kept again at the next check at which at most a quarter changed.
     The activity is kept only when it fits :func:`hidden_cache_limit` when the cache
@@ -821,16 +821,24 @@ class CheckSet:
     x_aug : Array, shape (n, n_inputs + 1)
     y : Array, shape (n,)
     activation : str
+    keep : bool
+        False: never keep the activity, every check is a plain pass (for runs in which
+        every unit learns at every sample, such as plain backprop, whose second check
+        would drop the cache its first one built).
     """
 
-    def __init__(self, x_aug: jax.Array, y: jax.Array, *, activation: str) -> None:
-        self.n, self.activation = int(y.shape[0]), activation
+    def __init__(
+        self, x_aug: jax.Array, y: jax.Array, *, activation: str, keep: bool = True
+    ) -> None:
+        self.n, self.activation, self.keep = int(y.shape[0]), activation, keep
         self.x_chunks, self.y_chunks = _check_chunks(x_aug, y)
         self.hidden: jax.Array | None = None
         self.w_ref: jax.Array | None = None
 
     def accuracy(self, params: Params) -> float:
         """Fraction of the set classified correctly by ``params``."""
+        if not self.keep:
+            return self._full_pass(params)
         n, n_hidden = self.n, int(params.hidden.shape[0])
         changed = np.zeros(0, np.int64)
         if self.w_ref is not None:
@@ -1263,7 +1271,9 @@ def run(
     tracker = _Tracker(config, int(arrays["x_train"].shape[0]), dataset)
     activation = config.activation
 
-    checks = CheckSet(arrays["x_check"], arrays["y_check"], activation=activation)
+    # with no rule but backprop every unit learns at every sample: nothing to keep
+    restricted = any(rule_registry.parse(r).name != "backprop" for r in config.rules)
+    checks = CheckSet(arrays["x_check"], arrays["y_check"], activation=activation, keep=restricted)
     t0 = time.perf_counter()
     sigma = jnp.asarray(config.sigma, jnp.dtype(config.dtype))
     state = _init(structure, numbers, tracker.k_init, sigma)
