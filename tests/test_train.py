@@ -582,16 +582,17 @@ def test_a_run_warns_when_its_weights_would_not_fit_the_free_memory(
 
     config = RunConfig(dataset="synthetic", n_hidden=20, budget_epochs=0.5)
     dataset = data.synthetic()
+    structure = train_module.Structure.of(config, n_inputs=784, n_outputs=10)
     # 4 copies of 20 · 785 + 10 · 21 float32 weights: 254 560 bytes
     monkeypatch.setattr(train_module, "free_memory_bytes", lambda: 254_559)
     with pytest.warns(UserWarning, match=r"N=20: a run holds about 0\.0 GB .* may be stopped"):
-        train_module.warn_if_memory_short(config, 784)
+        train_module.warn_if_memory_short(structure)
     monkeypatch.setattr(train_module, "free_memory_bytes", lambda: 254_560)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        train_module.warn_if_memory_short(config, 784)
+        train_module.warn_if_memory_short(structure)
         monkeypatch.setattr(train_module, "free_memory_bytes", lambda: None)  # unknown
-        train_module.warn_if_memory_short(config, 784)
+        train_module.warn_if_memory_short(structure)
     monkeypatch.setattr(train_module, "free_memory_bytes", lambda: 1000)
     with pytest.warns(UserWarning, match="may be stopped for lack of memory"):
         record = run(config, dataset)  # run itself warns, and goes on

@@ -573,13 +573,14 @@ count more there) and at 6.9 GB at N = 500 000 (1.57 GB of weights, 4.4 times; t
 run diverged at its sixth sample, within its first chunk of 1000)."""
 
 
-def warn_if_memory_short(config: RunConfig, n_inputs: int) -> None:
-    """Warn when ``config``'s weights, :data:`WEIGHT_COPIES` times over, exceed the
-    memory free (:func:`free_memory_bytes`): the run would likely be stopped by the
-    system for lack of memory, with no message of its own."""
+def warn_if_memory_short(structure: Structure) -> None:
+    """Warn when the weights of a run of ``structure``, :data:`WEIGHT_COPIES` times over,
+    exceed the memory free (:func:`free_memory_bytes`): the run would likely be stopped
+    by the system for lack of memory, with no message of its own."""
     free = free_memory_bytes()
-    n = config.n_hidden
-    need = WEIGHT_COPIES * (n * (n_inputs + 1) + 10 * (n + 1)) * np.dtype(config.dtype).itemsize
+    n = structure.n_hidden
+    weights = n * (structure.n_inputs + 1) + structure.n_outputs * (n + 1)
+    need = WEIGHT_COPIES * weights * np.dtype(structure.dtype).itemsize
     if free is not None and need > free:
         warnings.warn(
             f"N={n}: a run holds about {need / 1e9:.1f} GB ({WEIGHT_COPIES} times its "
@@ -710,7 +711,7 @@ def hidden_cache_limit() -> int:
 
     Raises
     ------
-    ValueError
+    ConfigError
         For an environment variable that is not a whole number (at least 0 bytes, at
         least 1 worker).
     """
@@ -1264,9 +1265,9 @@ def run(
     """
     config = check_config(config)
     check_dataset(config, dataset)
-    warn_if_memory_short(config, int(np.asarray(dataset.x_train).shape[1]))
     arrays = arrays if arrays is not None else prepare_arrays(config, dataset)
     structure = _structure_for(config, arrays, dataset)
+    warn_if_memory_short(structure)  # before the weights are made
     numbers = _as_arrays(numbers_of(config), jnp.dtype(config.dtype))
     tracker = _Tracker(config, int(arrays["x_train"].shape[0]), dataset)
     activation = config.activation
