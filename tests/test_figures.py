@@ -537,6 +537,7 @@ def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: st
         & (frame["activation"] == "leaky_relu")
         & (frame["loss"] == "mse")
         & (frame["inputs"] == "centred")
+        & np.isclose(frame["sigma"].fillna(0.01), 0.01)
         & (frame["protocol"] == "default")
         & frame["n_train"].isna()
     ]
@@ -564,6 +565,33 @@ def test_savings_table(frame: pd.DataFrame) -> None:
     row = row[(row["rules"] == "subnet:units=50") & (row["N"] == 1000)]
     assert row["M0 saving"].isna().all() and row["M1 saving"].isna().all()
     assert row["converged"].iloc[0].startswith("0/")
+
+
+def test_headline_and_savings_leave_out_runs_of_another_sigma(frame: pd.DataFrame) -> None:
+    """The σ figure's runs (σ ≠ 0.01) share rules and N with the standard runs; the
+    headline's least M0 and the savings table must not pool them in."""
+    standard = frame[np.isclose(frame["sigma"].fillna(0.01), 0.01)]
+    other = standard[standard["rules"].isin(["", "subnet:units=50"])].copy()
+    assert not other.empty
+    other["sigma"] = 0.03
+    other["key"] = other["key"] + "s"
+    other["m0"] = 1  # far below any standard run: pooled in, it would be the least
+    other["m1"] = 1e-3
+    mixed = pd.concat([frame, other], ignore_index=True)
+
+    def headline(df: pd.DataFrame) -> list[tuple[str, str]]:
+        return [
+            (c.measured, c.verdict) for c in build_claims(df, {}, "mnist") if c.figure == "Abstract"
+        ]
+
+    assert headline(mixed) == headline(frame)
+    assert "1.00e0" not in " ".join(m for m, _ in headline(mixed))
+    pd.testing.assert_frame_equal(savings_table(mixed, "mnist"), savings_table(frame, "mnist"))
+    subnet = savings_table(mixed, "mnist")
+    subnet = subnet[(subnet["rules"] == "subnet:units=50") & (subnet["N"] == 1000)]
+    rule = _median_of_standard_runs(frame, "subnet:units=50", 1000, "m0")
+    plain = _median_of_standard_runs(frame, "", 1000, "m0")
+    assert float(subnet["M0 saving"].iloc[0]) == pytest.approx(plain / rule, rel=1e-12)
 
 
 def test_verdicts_follow_their_stated_rules(frame: pd.DataFrame) -> None:

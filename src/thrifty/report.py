@@ -44,6 +44,7 @@ from thrifty.figures._common import (
     family_of,
     prepare,
     ratio_of_medians,
+    select,
     summarise,
 )
 
@@ -1009,21 +1010,19 @@ def _sigma(get: Any, dataset: str) -> list[Claim]:
     return out
 
 
+def _standard_runs(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Runs of ``dataset`` with the standard protocol and settings (η = 0.01, σ = 0.01,
+    leaky ReLU, MSE, centred inputs, its own criterion, all training images), of any rule
+    and synapse model."""
+    return select(table, dataset=dataset, family=None, syn_family=None)
+
+
 def _headline(df: pd.DataFrame, get: Any, dataset: str) -> list[Claim]:
     table = prepare(df)
     if table.empty:
         return []
     crit = CRITERIA.get(dataset, 0.95)
-    rows = table[
-        (table["dataset"] == dataset)
-        & np.isclose(table["criterion"].astype(float), crit)
-        & (table["activation"] == "leaky_relu")
-        & (table["loss"] == "mse")
-        & (table["inputs"] == "centred")
-        & np.isclose(table["lr"].astype(float), 0.01)
-        & (table["protocol"].fillna("default") == "default")
-        & table["n_train"].isna()
-    ]
+    rows = _standard_runs(table, dataset)
     if rows.empty:
         return []
     groups = []
@@ -1107,17 +1106,7 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     table = prepare(df)
     if table.empty:
         return pd.DataFrame()
-    crit = CRITERIA.get(dataset, 0.95)
-    rows = table[
-        (table["dataset"] == dataset)
-        & np.isclose(table["criterion"].astype(float), crit)
-        & (table["activation"] == "leaky_relu")
-        & (table["loss"] == "mse")
-        & (table["inputs"] == "centred")
-        & np.isclose(table["lr"].astype(float), 0.01)
-        & (table["protocol"].fillna("default") == "default")
-        & table["n_train"].isna()
-    ]
+    rows = _standard_runs(table, dataset)
     plain = {
         n: {m: summarise(g, m) for m in (*MEASURES, "samples")}
         for n, g in rows[(rows["rules"] == "") & (rows["synapses"] == "plain")].groupby("n_hidden")
