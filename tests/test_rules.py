@@ -424,6 +424,25 @@ def test_random_neuron_mask_each_step() -> None:
     np.testing.assert_array_equal(masks[3], np.asarray(units(jax.random.fold_in(base, 3))))
 
 
+def test_top_k_per_layer_keeps_exactly_k_in_a_layer_beyond_float32s_integers() -> None:
+    """k = round(p · size) also where the layer's size is an odd number above 2**24
+    (N = 30 001: 23 550 785 synapses, which float32 holds as 23 550 784)."""
+    n, m = 30_001, 785
+    delta = jnp.arange(1, n + 1, dtype=jnp.float32)  # distinct products in every column
+    pre = jnp.exp2(jnp.arange(m, dtype=jnp.float32) / m)
+    proposal = Proposal(
+        layers=(LayerProposal(delta, pre), LayerProposal(jnp.ones(3), jnp.ones(n + 1))),
+        hidden_input=jnp.zeros(n),
+        output=jnp.zeros(3),
+    )
+    rule = build(["top-k:fraction=0.5"], {})
+    state = rule.init(PARAMS, jax.random.key(1))
+    sel, _ = jax.jit(rule.update)(proposal, state, PARAMS, _ctx())
+    a = np.sort(np.asarray(delta))
+    kept = sum(n - int(np.searchsorted(a, t)) for t in np.asarray(sel[0].threshold))
+    assert kept == (n * m + 1) // 2 == 11_775_393
+
+
 def test_count_of_rounds_halves_up_with_at_least_one() -> None:
     cases = [(0.5, 5, 3), (0.25, 6, 2), (0.05, 30, 2), (0.1, 25, 3), (0.01, 10, 1), (1.0, 7, 7)]
     for fraction, size, k in cases:

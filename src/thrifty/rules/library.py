@@ -335,10 +335,11 @@ def subnet(*, units: int) -> Rule:
 
 
 def _available(sel: LayerSelection, n_post: int, n_pre: int) -> jax.Array:
-    """Number of synapses the post and pre masks of ``sel`` leave available."""
+    """Number of synapses the post and pre masks of ``sel`` leave available, as int32
+    (exact: a layer has fewer than 2**31 synapses, see ``thrifty.config.MAX_HIDDEN``)."""
     post = n_post if sel.post is None else jnp.sum(sel.post != 0)
     pre = n_pre if sel.pre is None else jnp.sum(sel.pre != 0)
-    return jnp.asarray(post, jnp.float32) * jnp.asarray(pre, jnp.float32)
+    return jnp.asarray(post, jnp.int32) * jnp.asarray(pre, jnp.int32)
 
 
 def _int_type_of(dtype: Any) -> Any:
