@@ -124,6 +124,17 @@ def test_divergence_is_reported_with_its_sample(synthetic: data.Dataset) -> None
     assert record["accuracy"] is None
 
 
+def test_a_sample_whose_update_is_not_finite_is_where_the_run_diverged(
+    synthetic: data.Dataset,
+) -> None:
+    """η = 1e38: the first sample's loss is finite, its update overflows. The run
+    diverged at that sample and is charged nothing (not an infinite M1)."""
+    record = run(RunConfig(**SMALL, lr=1e38), synthetic)
+    assert record["status"] == "diverged"
+    assert record["diverged_at"] == record["samples"] == 0
+    assert record["energy"]["total"]["m0"] == 0 and record["energy"]["total"]["m1"] == 0.0
+
+
 def test_same_seed_same_record_other_seed_differs(synthetic: data.Dataset) -> None:
     a = run(RunConfig(**SMALL, seed=3), synthetic)
     b = run(RunConfig(**SMALL, seed=3), synthetic)

@@ -10,7 +10,8 @@ A run ends as
 - ``converged``: accuracy on the check set reached the criterion at a check;
   the energy is that spent up to this check;
 - ``budget``: the sample budget ran out first;
-- ``diverged``: the loss became non-finite; ``diverged_at`` is the sample index.
+- ``diverged``: a loss or an update became non-finite; ``diverged_at`` is the index
+  of that sample, and only the samples before it are charged.
 
 Example
 -------
@@ -1157,9 +1158,16 @@ class _Tracker:
         return self.sampler.take(self.interval)
 
     def absorb(self, out: StepOutput, finite_weights: bool) -> bool:
-        """Account for one chunk; returns True when the run still needs a check."""
-        losses = np.asarray(out.loss)
-        bad = ~np.isfinite(losses)
+        """Account for one chunk; returns True when the run still needs a check.
+
+        A run diverges at the first sample whose loss or whose update (its M1) is not
+        finite; the samples before it are charged, it and the rest are not. When every
+        loss and update was finite but the weights are not (a finite update overflowed
+        them), the chunk's last sample is taken as that sample.
+        """
+        bad = ~np.isfinite(np.asarray(out.loss))
+        for layer in out.energy:
+            bad |= ~np.isfinite(np.asarray(layer.m1))
         if bad.any() or not finite_weights:
             first = int(np.argmax(bad)) if bad.any() else self.interval - 1
             self.ledger.add(out.energy, upto=first)
