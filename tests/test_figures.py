@@ -324,6 +324,52 @@ def test_fig2a_optimises_per_n_and_draws_the_counting_argument(frame: pd.DataFra
     assert all(len(k) >= 1 for k in subnet.keys)
 
 
+def test_fig2a_leaves_out_subnets_run_for_another_figure(frame: pd.DataFrame) -> None:
+    """The σ figure runs a 100-unit subnet at N = 10 000 (σ = 0.01, the standard
+    protocol); Fig 2a did not run a neuron mask there, so it is not a point of Fig 2a
+    (nor of Fig 2c), and the claims judge every kind at Fig 2a's own sizes."""
+    sigma_keys = {c.key() for c in module("sigma").configs("quick", "mnist")}
+    assert (frame["key"].isin(sigma_keys) & (frame["n_hidden"] == 10_000)).any()
+    for name in ("fig2a", "fig2c"):
+        data = module(name).compute(frame, "mnist")
+        for panel in data.panels.values():
+            for series in panel:
+                assert 10_000.0 not in set(series.x), (name, series.kind)
+    data = module("fig2a").compute(frame, "mnist")
+    kinds = {s.kind: set(s.x) for s in data.panels["m0"]}
+    assert kinds["subnet"] == kinds["neuron-mask"] and max(kinds["subnet"]) == 3000.0
+    assert 10_000.0 not in data.values["optimal_units"]["subnet"]["m0"]
+    claims = [
+        c.measured
+        for c in build_claims(frame, {("fig2a", "mnist"): data}, "mnist")
+        if c.figure == "Fig 2a"
+    ]
+    assert claims and not any("10000" in m for m in claims), claims
+
+
+def test_synapse_masks_are_planned_from_the_planned_runs_of_fig1b(frame: pd.DataFrame) -> None:
+    """N_min for the mask runs comes from Fig 1b's runs of this plan, not from other
+    records in the directory (another scale or other seeds) that would move it."""
+    fig1b_keys = {c.key() for c in module("fig1b").configs("quick", "mnist")}
+    plain = frame[frame["key"].isin(fig1b_keys)]
+    smallest = plain["n_hidden"].min()
+    # earlier runs with other seeds in which networks smaller than N_min converged
+    extra = plain[plain["n_hidden"] == smallest].iloc[[0] * 5].copy()
+    extra["seed"] = range(90, 95)
+    extra["key"] = [f"{i:016x}" for i in range(5)]
+    extra["n_hidden"] = 20
+    extra["status"] = "converged"
+    mixed = pd.concat([frame, extra], ignore_index=True)
+    assert module("fig1b").estimate_n_min(prepare(mixed), "mnist") != 30
+    planned = module("fig2a").configs("quick", "mnist", mixed)
+    masks = {
+        param_of(" + ".join(c.rules), "synapse-mask-optimal", "n_min")
+        for c in planned
+        if "synapse-mask-optimal" in " ".join(c.rules)
+    }
+    assert masks == {30}
+
+
 def test_fig3b_states_the_missing_simpson_index(frame: pd.DataFrame) -> None:
     data = module("fig3b").compute(frame, "mnist")
     assert any("Simpson" in n for n in data.notes)

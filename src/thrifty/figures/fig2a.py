@@ -120,8 +120,11 @@ def configs(
     if seeds is not None:
         n_min_runs = with_seeds(n_min_runs, seeds)
     n_min = None
-    if df is not None and not df.empty and {c.key() for c in n_min_runs} <= set(df["key"]):
-        n_min = fig1b.estimate_n_min(df, dataset)
+    planned = {c.key() for c in n_min_runs}
+    if df is not None and not df.empty and planned <= set(df["key"]):
+        # from these runs alone: other records in the directory (another scale, other
+        # seeds) are not part of this plan and would move N_min
+        n_min = fig1b.estimate_n_min(df[df["key"].isin(planned)], dataset)
     out = list(n_min_runs)
     for n in grid["sizes"]:
         for s in _seeds(scale, dataset, n):
@@ -180,6 +183,11 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     plain = select(table, dataset=dataset)
     neuron = select(table, dataset=dataset, family="neuron-mask")
     subnet = select(table, dataset=dataset, family="subnet")
+    # Fig 2a runs both at each of its sizes; a subnet run for another figure (the σ
+    # figure's, at N = 10 000) is not one of its points
+    paired = set(neuron["n_hidden"]) & set(subnet["n_hidden"])
+    neuron = neuron[neuron["n_hidden"].isin(paired)]
+    subnet = subnet[subnet["n_hidden"].isin(paired)]
     masks, mask_n_min = _mask_rows(
         select(table, dataset=dataset, family="synapse-mask-optimal"), n_min
     )
