@@ -364,6 +364,59 @@ def test_main_leaves_signal_handlers_and_warning_format_as_it_found_them(
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(("signame", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_whose_exception_python_dropped_still_stops_the_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, signame: str, status: int
+) -> None:
+    """A signal arriving while a garbage-collection callback runs (JAX's, during its
+    import) raises in that callback, where Python ignores the exception; the command
+    must still end as interrupted, not run on and exit 0."""
+    import gc
+    import os
+    import signal
+
+    import thrifty.cli
+
+    signum = getattr(signal, signame)
+    ran: list[str] = []
+
+    def in_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and not ran:
+            ran.append("signalled")
+            os.kill(os.getpid(), signum)  # the handler raises here; Python drops it
+
+    def command(args: Any) -> int:
+        gc.callbacks.append(in_gc)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(in_gc)
+        ran.append("finished")
+        return 0
+
+    monkeypatch.setattr(thrifty.cli, "cmd_rules", command)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    unraisable = sys.unraisablehook
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["rules"])
+        assert ran == ["signalled", "finished"]  # the exception was dropped
+        assert exc.value.code == status
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert sys.unraisablehook is unraisable
+        # the next command starts afresh
+        monkeypatch.setattr(thrifty.cli, "cmd_rules", lambda args: 0)
+        assert main(["rules"]) == 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert ("terminated" if status == 143 else "interrupted") in capsys.readouterr().err
+
+
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[run]\nn_hidden = 5\nrules = ["bogus"]\n')

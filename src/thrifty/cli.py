@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -609,8 +610,21 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a batch system's wall time), handled as Ctrl-C."""
 
 
+_RECEIVED: list[int] = []
+"""Signals received while a command runs (SIGINT, SIGTERM), in order."""
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    raise _Terminated
+    _RECEIVED.append(signum)
+    raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _stop_if_signalled() -> None:
+    """Raise for a signal received while a command runs, again: Python drops an
+    exception raised while it runs a garbage-collection callback (JAX has one, busy
+    while JAX is imported), so a Ctrl-C or SIGTERM could otherwise go unheeded."""
+    if _RECEIVED:
+        raise _Terminated if signal.SIGTERM in _RECEIVED else KeyboardInterrupt
 
 
 _PACKAGE = str(Path(__file__).resolve().parent)
@@ -618,18 +632,34 @@ _PACKAGE = str(Path(__file__).resolve().parent)
 
 @contextlib.contextmanager
 def _command_signals() -> Iterator[None]:
-    """While a command runs: SIGTERM raises like Ctrl-C when nobody else handles it
-    (its handler is the default, in the main thread), and thrifty's own warnings print
-    as one line, without the source line; both are restored afterwards."""
-    import signal
+    """While a command runs: SIGTERM raises like Ctrl-C, and both are remembered
+    (:func:`_stop_if_signalled`, which also keeps Python from reporting their dropped
+    exceptions as ignored), where nobody else handles them (their handlers are
+    Python's defaults, in the main thread); thrifty's own warnings print as one line,
+    without the source line. All are restored afterwards."""
     import threading
     import warnings
 
-    ours = threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    )
+    main_thread = threading.current_thread() is threading.main_thread()
+    defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+    ours = [
+        signum
+        for signum, default in defaults.items()
+        if main_thread and signal.getsignal(signum) is default
+    ]
+    _RECEIVED.clear()
+    for signum in ours:
+        signal.signal(signum, _terminate)
+    unraisable = sys.unraisablehook
+
+    def quiet_when_signalled(info: Any) -> None:
+        # the exception of a signal that Python dropped: _stop_if_signalled raises it
+        # again, so it is not reported as ignored
+        if not (_RECEIVED and isinstance(info.exc_value, KeyboardInterrupt)):
+            unraisable(info)
+
     if ours:
-        signal.signal(signal.SIGTERM, _terminate)
+        sys.unraisablehook = quiet_when_signalled
     formatting = warnings.formatwarning
 
     def one_line(
@@ -645,8 +675,11 @@ def _command_signals() -> Iterator[None]:
     finally:
         if warnings.formatwarning is one_line:  # unless someone else changed it since
             warnings.formatwarning = formatting
-        if ours and signal.getsignal(signal.SIGTERM) is _terminate:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in ours:
+            if signal.getsignal(signum) is _terminate:
+                signal.signal(signum, defaults[signum])
+        if sys.unraisablehook is quiet_when_signalled:
+            sys.unraisablehook = unraisable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -666,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from thrifty.experiments.executors import SchedulerError
             from thrifty.experiments.store import StoreError
             from thrifty.rules.registry import RuleError
+
+            _stop_if_signalled()
         except KeyboardInterrupt as exc:
             _interrupted(parser, exc)
         try:
@@ -678,7 +713,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 check_environment()
             enable_compilation_cache()
-            return int(args.func(args))
+            _stop_if_signalled()
+            status = int(args.func(args))
+            _stop_if_signalled()
+            return status
         except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
             parser.exit(2, f"thrifty {args.command}: error: {exc}\n")
         except DataError as exc:
