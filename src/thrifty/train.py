@@ -1167,7 +1167,7 @@ class _Tracker:
         """
         bad = ~np.isfinite(np.asarray(out.loss))
         for layer in out.energy:
-            bad |= ~np.isfinite(np.asarray(layer.m1))
+            bad |= ~np.isfinite(np.asarray(layer.m1)) | ~np.isfinite(np.asarray(layer.transient))
         if bad.any() or not finite_weights:
             first = int(np.argmax(bad)) if bad.any() else self.interval - 1
             self.ledger.add(out.energy, upto=first)
