@@ -860,6 +860,68 @@ def test_a_rule_check_sees_the_defaults_of_parameters_not_written(
         validate(["gate-with-defaults:theta=-1"], 10)
 
 
+def test_an_int_parameter_written_in_the_rule_string_arrives_as_an_integer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An ``int`` parameter reaches the factory as an integer also when written (traced,
+    int32), so a rule may index with it: one unit learns, in a single run and in a
+    batch, and the one written is the one that learns."""
+    from thrifty.rules import LayerSelection, Rule, registry
+    from thrifty.train import load_dataset, run_many
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    seen: list[Any] = []
+
+    @registry.register("one-unit")
+    def one_unit(*, i: int = 0) -> Rule:
+        seen.append(jnp.result_type(i))
+
+        def update(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+            delta = proposal.layers[0].delta
+            post = jnp.zeros_like(delta).at[i].set(1.0)
+            return (LayerSelection(post=post), LayerSelection()), state
+
+        return Rule(lambda params, key: (), update, reads_weights=False)
+
+    def changed_units(record: dict[str, Any]) -> int:
+        return record["energy"]["hidden"]["m0"] // (record["samples"] * 785)
+
+    dataset = load_dataset(_short_run("one-unit"))
+    single = run(_short_run("one-unit:i=3"), dataset)
+    assert changed_units(single) == 1
+    assert seen and all(jnp.issubdtype(t, jnp.integer) for t in seen)
+    batch = run_many([_short_run("one-unit:i=3"), _short_run("one-unit:i=7")], dataset)
+    assert [changed_units(r) for r in batch] == [1, 1]
+    assert batch[0]["energy"]["total"]["m0"] == single["energy"]["total"]["m0"]
+    assert batch[0]["energy"]["hidden"]["m1"] != batch[1]["energy"]["hidden"]["m1"]
+    assert changed_units(run(_short_run("one-unit"), dataset)) == 1
+    with pytest.raises(RuleError, match="within"):
+        validate(["one-unit:i=3000000000"], 10)
+
+
+def test_register_refuses_choices_it_cannot_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``choices`` for a parameter the factory lacks, or that is not a string, and a
+    default outside the choices, are refused when the rule is registered."""
+    from thrifty.rules import registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    def moded(*, mode: str = "a", p: float = 0.5) -> Any:
+        return _gate_rule(1)()
+
+    for choices, match in (
+        ({"zz": ("b",)}, "'zz', which is not a str parameter"),
+        ({"p": ("b",)}, "'p', which is not a str parameter"),
+        ({"mode": ("b", "c")}, "the default of 'mode', 'a', is not one of its choices"),
+    ):
+        with pytest.raises(RuleError, match=match):
+            registry.register("moded", choices=choices)(moded)
+        assert "moded" not in registry.REGISTRY
+    registry.register("moded", choices={"mode": ("a", "b")})(moded)
+    with pytest.raises(RuleError, match="must be one of a, b"):
+        validate(["moded:mode=c"], 10)
+
+
 def test_a_rule_parameter_must_be_annotated_float_int_or_str(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

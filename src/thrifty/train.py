@@ -153,7 +153,18 @@ def numbers_of(config: RunConfig) -> dict[str, Any]:
 
 
 def _as_arrays(numbers: dict[str, Any], dtype: Any) -> dict[str, Any]:
-    return jax.tree.map(lambda v: jnp.asarray(v, dtype), numbers)
+    """:func:`numbers_of` as JAX scalars: lr and float parameters in the run's float
+    type, int parameters as int32 (so that a rule may index or count with them)."""
+
+    def array(value: Any) -> jax.Array:
+        integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+        return jnp.asarray(value, jnp.int32 if integer else dtype)
+
+    return {
+        "lr": jnp.asarray(numbers["lr"], dtype),
+        "rules": {k: array(v) for k, v in numbers["rules"].items()},
+        "synapses": {k: array(v) for k, v in numbers["synapses"].items()},
+    }
 
 
 def _specs(structure: Structure, numbers: dict[str, Any]) -> tuple[Any, Any]:

@@ -137,6 +137,7 @@ def register(
                     f"str (what a {what} string can give), got {ann or 'no annotation'}"
                 )
             params.append(Param(p.name, kind, p.default, (choices or {}).get(p.name)))
+        _check_choices(what, name, params, choices or {})
         doc = [" ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())]
         summary = doc[0] if doc else ""
         before = target.get(name)
@@ -200,6 +201,27 @@ class RuleSpec:
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.kwargs)
 
 
+def _check_choices(
+    what: str, name: str, params: list[Param], choices: Mapping[str, tuple[str, ...]]
+) -> None:
+    """Refuse ``choices`` for a parameter that is not a str parameter of the factory,
+    and a default outside its choices."""
+    by_name = {p.name: p for p in params}
+    for key, allowed in choices.items():
+        param = by_name.get(key)
+        if param is None or param.kind != "str":
+            raise RuleError(
+                f"{what} {name!r}: choices given for {key!r}, which is not a str parameter "
+                f"of the factory (its str parameters: "
+                f"{', '.join(p.name for p in params if p.kind == 'str') or 'none'})"
+            )
+        if param.default is not inspect.Parameter.empty and param.default not in allowed:
+            raise RuleError(
+                f"{what} {name!r}: the default of {key!r}, {param.default!r}, is not one of "
+                f"its choices ({', '.join(allowed)})"
+            )
+
+
 def _convert(entry: Entry, param: Param, raw: Any, kind: str = "rule") -> Any:
     where = f"{kind} {entry.name!r}, parameter {param.name!r}"
     if param.kind == "str":
@@ -214,6 +236,8 @@ def _convert(entry: Entry, param: Param, raw: Any, kind: str = "rule") -> Any:
     if param.kind == "int":
         if not math.isfinite(number) or number != int(number):
             raise RuleError(f"{where} must be an integer, got {raw!r}")
+        if not -(2**31) <= number < 2**31:  # it reaches the rule as an int32
+            raise RuleError(f"{where} must be an integer within ±2**31, got {raw!r}")
         return int(number)
     return number
 
