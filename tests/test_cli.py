@@ -417,6 +417,27 @@ def test_a_signal_whose_exception_python_dropped_still_stops_the_command(
     assert ("terminated" if status == 143 else "interrupted") in capsys.readouterr().err
 
 
+def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:
+    """`thrifty rules | head -1`: once the reader has gone, the command stops without a
+    traceback, with the status a shell gives a command killed by SIGPIPE."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "thrifty", "rules"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[run]\nn_hidden = 5\nrules = ["bogus"]\n')

@@ -686,8 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``thrifty`` command.
 
     Exit status: 0 done; 1 a sweep with failed runs; 2 bad options, config or output
-    path; 3 a diverged run; 4 a data error; 130 interrupted (Ctrl-C); 143 terminated
-    (SIGTERM).
+    path; 3 a diverged run; 4 a data error; 130 interrupted (Ctrl-C); 141 standard
+    output's reader went away; 143 terminated (SIGTERM).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -723,7 +723,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(4, f"thrifty {args.command}: data error: {exc}\n")
         except KeyboardInterrupt as exc:
             _interrupted(parser, exc)
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise
+            # the reader of the output went away (`thrifty rules | head`): end quietly,
+            # as a shell does on SIGPIPE
+            return 128 + signal.SIGPIPE
     raise AssertionError("unreachable")
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader is gone; if so, point it at
+    /dev/null so that nothing more fails at exit."""
+    import select
+    import stat
+
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file, or no poll
+        return False
+    if closed:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
 
 
 def _interrupted(parser: argparse.ArgumentParser, exc: KeyboardInterrupt) -> NoReturn:
