@@ -22,7 +22,9 @@ TINY_FIGURES = ("fig1b", "fig2a", "fig5")
 
 
 @pytest.mark.slow
-def test_tiny_reproduction_runs_draws_reports_and_resumes(tmp_path: Path) -> None:
+def test_tiny_reproduction_runs_draws_reports_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "repro"
     report = reproduce(
         "tiny", out=out, datasets=("synthetic",), figures=TINY_FIGURES, progress=False
@@ -45,11 +47,29 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(tmp_path: Path) -> Non
     cited = {w for line in text.splitlines() for w in line.split() if len(w) == 16}
     assert {w for w in cited if all(ch in "0123456789abcdef" for ch in w)} <= set(records)
 
-    # Resumable: a second call trains nothing and gives the same records.
+    # Resumable: a second call trains nothing and gives the same records; with every
+    # run stored it needs no data (copied records redraw without the data set).
+    from thrifty import reproduce as reproduce_module
+    from thrifty.data import DataError
+
+    def no_data(*args: Any, **kwargs: Any) -> tuple[str, ...]:
+        raise DataError("no data on this machine")
+
+    monkeypatch.setattr(reproduce_module, "fetch_data", no_data)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
+    (out / "report.md").unlink()
     reproduce("tiny", out=out, datasets=("synthetic",), figures=TINY_FIGURES, progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
-    assert after == before
+    assert after == before and "Claims on synthetic" in (out / "report.md").read_text()
+    # one more figure has runs still to do: the data is needed again
+    with pytest.raises(DataError, match="no data"):
+        reproduce(
+            "tiny",
+            out=out,
+            datasets=("synthetic",),
+            figures=(*TINY_FIGURES, "fig3a"),
+            progress=False,
+        )
 
 
 def test_a_data_set_left_out_is_noted_in_the_report(

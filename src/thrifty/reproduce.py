@@ -3,7 +3,7 @@
 :func:`reproduce` is what ``thrifty reproduce --scale quick|full`` calls. It is
 resumable by construction: runs whose record exists in ``<out>/records`` are skipped,
 so an interrupted reproduction continues where it stopped, and a finished one redraws
-its figures and report without training.
+its figures and report without training, and without loading the data.
 
 Steps
 -----
@@ -167,9 +167,12 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    datasets = fetch_data(asked, data_dir, required=asked[:1])
-
     df = _load(out) if (out / "records").is_dir() else None
+    if _all_stored(scale, asked, figures, df, seeds):
+        _log("every run is stored already: the figures and report are drawn without data")
+        datasets = asked
+    else:
+        datasets = fetch_data(asked, data_dir, required=asked[:1])
     configs: list[RunConfig] = []
     for round_ in range(1, MAX_ROUNDS + 1):
         configs = all_configs(scale, datasets, figures, df, seeds)
@@ -224,6 +227,24 @@ def reproduce(
     )
     _log(f"done in {wall / 60:.1f} min: {report}")
     return report
+
+
+def _all_stored(
+    scale: str,
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    df: Any,
+    seeds: int | None,
+) -> bool:
+    """Whether every run of the plan on ``datasets`` has a finished record in ``df``
+    (so that nothing is left to train and the data is not needed)."""
+    from thrifty.experiments.store import FINAL_STATUSES
+
+    if df is None or df.empty:
+        return False
+    finished = set(df.loc[df["status"].isin(FINAL_STATUSES), "key"])
+    planned = {c.key() for c in all_configs(scale, tuple(datasets), figures, df, seeds)}
+    return planned <= finished
 
 
 def _load(out: Path) -> Any:
