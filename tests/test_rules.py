@@ -795,7 +795,10 @@ def test_unknown_rules_say_how_a_rule_of_ones_own_becomes_known() -> None:
     ("returned", "message"),
     [
         ("one", "update must return a pair"),
-        ("no state", "one LayerSelection per layer"),
+        ("no state", r"returned two LayerSelection \(was the state left out\?\)"),
+        ("selection of one layer", "one LayerSelection per layer"),
+        ("state grows", r"its state in the form it got it .*float32\[2\].*float32\[3\]"),
+        ("state changes dtype", r"its state in the form it got it .*float32\[2\].*int32\[2\]"),
         ("short post", r"hidden layer's post has shape \(3,\), expected \(10,\)"),
         ("wide pre", r"output layer's pre has shape \(5,\), expected \(11,\)"),
         ("not a rule", "must return a Rule"),
@@ -812,8 +815,8 @@ def test_a_rule_returning_the_wrong_form_is_named(
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
 
     def factory() -> Any:
-        def init(params: Any, key: jax.Array) -> tuple[()]:
-            return ()
+        def init(params: Any, key: jax.Array) -> jax.Array:
+            return jnp.zeros(2, jnp.float32)
 
         def update(proposal: Any, state: Any, params: Any, ctx: Any) -> Any:
             dtype = proposal.layers[0].delta.dtype
@@ -821,6 +824,12 @@ def test_a_rule_returning_the_wrong_form_is_named(
                 return LayerSelection()
             if returned == "no state":
                 return LayerSelection(), LayerSelection()
+            if returned == "selection of one layer":
+                return (LayerSelection(),), state
+            if returned == "state grows":
+                return (LayerSelection(), LayerSelection()), jnp.zeros(3, jnp.float32)
+            if returned == "state changes dtype":
+                return (LayerSelection(), LayerSelection()), state.astype(jnp.int32)
             if returned == "short post":
                 return (LayerSelection(post=jnp.ones(3, dtype)), LayerSelection()), state
             return (LayerSelection(), LayerSelection(pre=jnp.ones(5, dtype))), state

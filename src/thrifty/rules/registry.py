@@ -22,6 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 from thrifty.rules.base import LayerSelection, Rule, chain
 
 
@@ -376,6 +379,12 @@ def _checked(rule: Rule, name: str) -> Rule:
         if not isinstance(out, tuple) or len(out) != 2:
             raise RuleError(f"rule {name!r}: update must return a pair (selection, state)")
         selection = out[0]
+        if all(isinstance(x, LayerSelection) for x in out):
+            raise RuleError(
+                f"rule {name!r}: update must return a pair (selection, state), where the "
+                "selection is a pair (hidden, output) of LayerSelection; it returned two "
+                "LayerSelection (was the state left out?)"
+            )
         if (
             not isinstance(selection, tuple | list)
             or isinstance(selection, LayerSelection)
@@ -386,6 +395,7 @@ def _checked(rule: Rule, name: str) -> Rule:
                 f"rule {name!r}: the selection must hold one LayerSelection per layer, "
                 f"(hidden, output); got {selection!r:.200}"
             )
+        _check_state(name, state, out[1])
         for layer, sel, lp in zip(("hidden", "output"), selection, layers, strict=True):
             n_post, n_pre = lp.delta.shape[0], lp.pre.shape[0]
             shapes = {
@@ -404,6 +414,33 @@ def _checked(rule: Rule, name: str) -> Rule:
         return tuple(selection), out[1]
 
     return rule._replace(update=checked)
+
+
+def _check_state(name: str, before: Any, after: Any) -> None:
+    """The state ``update`` returns must have the form of the one it got (it is carried
+    from sample to sample): the same structure, shapes and dtypes."""
+
+    def form(state: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+        leaves, tree = jax.tree.flatten(state)
+        return tree, [(tuple(jnp.shape(x)), getattr(x, "dtype", None)) for x in leaves]
+
+    tree_before, leaves_before = form(before)
+    tree_after, leaves_after = form(after)
+    same = tree_before == tree_after and all(
+        a[0] == b[0] and (a[1] is None or b[1] is None or a[1] == b[1])
+        for a, b in zip(leaves_before, leaves_after, strict=True)
+    )
+    if not same:
+
+        def shown(tree: Any, leaves: list[Any]) -> str:
+            text = ", ".join(f"{dtype}{list(shape)}" for shape, dtype in leaves)
+            return f"{tree} with leaves ({text})"
+
+        raise RuleError(
+            f"rule {name!r}: update must return its state in the form it got it (same "
+            f"structure, shapes and dtypes); got {shown(tree_before, leaves_before):.300}, "
+            f"returned {shown(tree_after, leaves_after):.300}"
+        )
 
 
 def describe(registry: dict[str, Entry] | None = None) -> str:
