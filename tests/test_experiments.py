@@ -260,6 +260,23 @@ def test_load_of_a_missing_store_or_a_file_raises(tmp_path: Path) -> None:
         load(tmp_path / "file")
 
 
+def test_a_records_path_taken_by_a_file_stops_load_and_sweep_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``<out>/records`` is a file: loading raises instead of giving an empty table, and
+    a sweep stops before training anything."""
+    from thrifty import train
+
+    (tmp_path / "records").write_text("not a directory")
+    with pytest.raises(StoreError, match="is not a directory"):
+        load(tmp_path)
+    ran: list[Any] = []
+    monkeypatch.setattr(train, "run", lambda *args, **kwargs: ran.append(args))
+    with pytest.raises(StoreError, match="is not a directory"):
+        run_sweep([small()], tmp_path, progress=False)
+    assert ran == []
+
+
 def test_load_and_parquet(tmp_path: Path, record: dict[str, Any]) -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

@@ -231,8 +231,20 @@ class ResultStore:
         except RecordError:
             return False
 
+    def check(self) -> None:
+        """Raise :class:`StoreError` when the records directory's path is taken by
+        something that is not a directory (no record could be read or written)."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StoreError(
+                f"{str(self.dir)!r} exists and is not a directory: the store cannot hold "
+                "records there"
+            )
+
     def keys(self) -> list[str]:
-        """Keys of every stored record, sorted (temporary files are not records)."""
+        """Keys of every stored record, sorted (temporary files are not records).
+
+        Raises :class:`StoreError` when the records directory is not a directory."""
+        self.check()
         if not self.dir.is_dir():
             return []
         return sorted(

@@ -452,6 +452,7 @@ def run_sweep(
         needs no import of them).
     StoreError
         A record could not be written; the sweep stops (runs in progress are cancelled).
+        Also before any run when ``<root>/records`` exists and is not a directory.
 
     Notes
     -----
@@ -469,6 +470,7 @@ def run_sweep(
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     store = root if isinstance(root, ResultStore) else ResultStore(root)
+    store.check()
     stream = stream if stream is not None else sys.stderr
 
     unique, position, n_given = _distinct(configs)
