@@ -150,13 +150,18 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    ids=["json", "not-object", "missing", "type", "misnamed"],
+    ids=["json", "not-object", "missing", "type", "misnamed", "no-m0", "m1-text"],
     argvalues=[
         ('{"key": "0123456789abcdef", "status": "conv', "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         (json.dumps({k: v for k, v in fake().items() if k != "curve"}), "missing field 'curve'"),
         (json.dumps(fake(samples="many")), "field 'samples' must be int"),
         (json.dumps(fake(key="fedcba9876543210")), "does not match its key"),
+        (json.dumps(fake(energy={"total": {"m1": 1.0}})), r"'energy.total.m0' must be a number"),
+        (
+            json.dumps(fake(energy={"total": {"m0": 3, "m1": "1.0"}})),
+            r"'energy.total.m1' must be a number",
+        ),
     ],
 )
 def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: str) -> None:

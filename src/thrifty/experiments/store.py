@@ -146,6 +146,14 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
         )
     if "total" not in record.get("energy", {"total": None}):
         raise RecordError(where, "field 'energy' has no 'total'")
+    if record["status"] != "failed":
+        total = record["energy"]["total"]
+        for name, kinds in (("m0", (int,)), ("m1", (int, float))):
+            value = total.get(name) if isinstance(total, dict) else None
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise RecordError(
+                    where, f"field 'energy.total.{name}' must be a number, got {value!r:.80}"
+                )
     if path is not None and path.stem != record["key"]:
         raise RecordError(where, f"file name does not match its key {record['key']!r}")
     return record
