@@ -181,6 +181,16 @@ def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: s
     assert not store.is_final("0123456789abcdef")
 
 
+def test_a_failed_records_error_is_one_line_and_its_traceback_whole() -> None:
+    message = "scan carry mismatch\n  first detail\n\n  second detail " + "x" * 2000
+    record = failed_record(small(), TypeError(message))
+    assert "\n" not in record["error"] and len(record["error"]) <= 500
+    assert record["error"].startswith("TypeError: scan carry mismatch first detail second")
+    assert message in record["traceback"]
+    short = failed_record(small(), RuntimeError("out of memory"))
+    assert short["error"] == "RuntimeError: out of memory"
+
+
 def test_stale_temporaries_are_removed_and_never_records(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     store.write(fake())

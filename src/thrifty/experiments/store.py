@@ -159,6 +159,17 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
     return record
 
 
+ERROR_CHARS = 500
+"""Length at which a failed record's one-line ``error`` is cut (its ``traceback`` keeps
+the whole message)."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by single spaces, cut at :data:`ERROR_CHARS`."""
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…"
+
+
 def failed_record(config: RunConfig, error: BaseException, *, attempts: int = 1) -> dict[str, Any]:
     """The record of a run that raised, or whose worker died.
 
@@ -173,7 +184,8 @@ def failed_record(config: RunConfig, error: BaseException, *, attempts: int = 1)
     Returns
     -------
     dict
-        ``key``, ``config`` (resolved), ``status="failed"``, ``error`` (one line),
+        ``key``, ``config`` (resolved), ``status="failed"``, ``error`` (the error's
+        type and message on one line, at most :data:`ERROR_CHARS` characters),
         ``traceback``, ``attempts``, ``failed_at`` (Unix time) and empty result fields.
     """
     resolved = config.resolved()
@@ -181,7 +193,7 @@ def failed_record(config: RunConfig, error: BaseException, *, attempts: int = 1)
         "config": resolved.to_dict(),
         "key": config.key(),
         "status": "failed",
-        "error": f"{type(error).__name__}: {error}",
+        "error": _one_line(f"{type(error).__name__}: {error}"),
         "traceback": "".join(traceback.format_exception(error)),
         "attempts": attempts,
         "failed_at": time.time(),
