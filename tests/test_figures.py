@@ -345,6 +345,10 @@ def test_fig2a_leaves_out_subnets_run_for_another_figure(frame: pd.DataFrame) ->
         if c.figure == "Fig 2a"
     ]
     assert claims and not any("10000" in m for m in claims), claims
+    # records of subnets alone (no neuron mask run at all) still draw their series
+    alone = frame[~frame["rules"].str.contains("neuron-mask")]
+    kinds = {s.kind: set(s.x) for s in module("fig2a").compute(alone, "mnist").panels["m0"]}
+    assert 10_000.0 in kinds["subnet"]
 
 
 def test_synapse_masks_are_planned_from_the_planned_runs_of_fig1b(frame: pd.DataFrame) -> None:

@@ -183,11 +183,12 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     plain = select(table, dataset=dataset)
     neuron = select(table, dataset=dataset, family="neuron-mask")
     subnet = select(table, dataset=dataset, family="subnet")
-    # Fig 2a runs both at each of its sizes; a subnet run for another figure (the σ
-    # figure's, at N = 10 000) is not one of its points
-    paired = set(neuron["n_hidden"]) & set(subnet["n_hidden"])
-    neuron = neuron[neuron["n_hidden"].isin(paired)]
-    subnet = subnet[subnet["n_hidden"].isin(paired)]
+    if not neuron.empty and not subnet.empty:
+        # Fig 2a runs both at each of its sizes; a subnet run for another figure (the
+        # σ figure's, at N = 10 000) is not one of its points
+        paired = set(neuron["n_hidden"]) & set(subnet["n_hidden"])
+        neuron = neuron[neuron["n_hidden"].isin(paired)]
+        subnet = subnet[subnet["n_hidden"].isin(paired)]
     masks, mask_n_min = _mask_rows(
         select(table, dataset=dataset, family="synapse-mask-optimal"), n_min
     )
