@@ -165,6 +165,23 @@ def test_seeds_set_below_or_above_a_figures_own_still_plan_the_synapse_masks(
     assert [c.key() for c in with_stray] == [c.key() for c in second]
 
 
+def test_fig2a_and_fig2c_plan_masks_for_one_n_min_with_more_seeds_than_their_own() -> None:
+    """With 5 seeds, N = 20 converging at seeds 0 and 1 only is below half: N_min is
+    30. From the default 3 seeds it would be 20; Fig 2c plans Fig 2a's runs and must
+    use the same seeds, or masks for both values would be trained."""
+    first = all_configs("quick", ("mnist",), seeds=5)
+    records = fake_frame(first)
+    small = (records["n_hidden"] == 20) & (records["rules"].map(len) == 0)
+    records.loc[small & (records["seed"] < 2), "status"] = "converged"
+    second = all_configs("quick", ("mnist",), ("fig2a", "fig2c"), df=records, seeds=5)
+    n_mins = {
+        param_of(" + ".join(c.rules), "synapse-mask-optimal", "n_min")
+        for c in second
+        if "synapse-mask-optimal" in " ".join(c.rules)
+    }
+    assert n_mins == {30}
+
+
 def test_second_dataset_plan_and_overrides() -> None:
     assert plan("quick", "mnist") == FIGURES
     assert set(plan("quick", "fashion-mnist")) >= {"fig1b", "fig2a", "fig3b"}

@@ -19,9 +19,11 @@ from thrifty.figures import fig2a, style
 from thrifty.figures._common import MEASURES, FigureData
 
 
-def configs(scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None) -> list[RunConfig]:
-    """The runs of Fig 2a."""
-    return fig2a.configs(scale, dataset, df)
+def configs(
+    scale: str, dataset: str = "mnist", df: pd.DataFrame | None = None, seeds: int | None = None
+) -> list[RunConfig]:
+    """The runs of Fig 2a (with the same ``seeds``, so both plan the same masks)."""
+    return fig2a.configs(scale, dataset, df, seeds)
 
 
 def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
