@@ -798,7 +798,7 @@ def test_unknown_rules_say_how_a_rule_of_ones_own_becomes_known() -> None:
         ("no state", r"returned two LayerSelection \(was the state left out\?\)"),
         ("selection of one layer", "one LayerSelection per layer"),
         ("state grows", r"its state in the form it got it .*float32\[2\].*float32\[3\]"),
-        ("state changes dtype", r"its state in the form it got it .*float32\[2\].*int32\[2\]"),
+        ("state changes kind", r"its state in the form it got it .*float32\[2\].*int32\[2\]"),
         ("short post", r"hidden layer's post has shape \(3,\), expected \(10,\)"),
         ("wide pre", r"output layer's pre has shape \(5,\), expected \(11,\)"),
         ("not a rule", "must return a Rule"),
@@ -828,7 +828,7 @@ def test_a_rule_returning_the_wrong_form_is_named(
                 return (LayerSelection(),), state
             if returned == "state grows":
                 return (LayerSelection(), LayerSelection()), jnp.zeros(3, jnp.float32)
-            if returned == "state changes dtype":
+            if returned == "state changes kind":
                 return (LayerSelection(), LayerSelection()), state.astype(jnp.int32)
             if returned == "short post":
                 return (LayerSelection(post=jnp.ones(3, dtype)), LayerSelection()), state
@@ -841,6 +841,39 @@ def test_a_rule_returning_the_wrong_form_is_named(
     with pytest.raises(RuleError, match=message) as caught:
         run(config, load_dataset(config))
     assert "'broken'" in str(caught.value)
+
+
+def test_rule_states_that_jax_carries_are_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check of a rule's state leaves to JAX what it promotes: a Python number
+    that becomes a float, a NumPy array, None, a PRNG key, a dict of them."""
+    from thrifty.rules import LayerSelection, Rule, registry
+    from thrifty.train import load_dataset, run
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    cases = {
+        "int-to-float": (lambda: 0, lambda d, s: s + jnp.sum(jnp.abs(d)), True),
+        "numpy": (lambda: np.zeros(3), lambda d, s: s + jnp.ones(3), False),
+        "none": (lambda: None, lambda d, s: None, True),
+        "key": (lambda: jax.random.key(0), lambda d, s: jax.random.split(s)[0], True),
+        "dict": (lambda: {"a": 0.0, "b": jnp.zeros(2)}, lambda d, s: {**s, "a": s["a"] + 1}, True),
+    }
+
+    def factory_of(first: Any, step: Any, reads: bool) -> Any:
+        def factory() -> Rule:
+            def update(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+                state = step(proposal.layers[0].delta, state)
+                return (LayerSelection(), LayerSelection()), state
+
+            return Rule(lambda params, key: first(), update, reads_weights=reads)
+
+        return factory
+
+    dataset = None
+    for name, (first, step, reads) in cases.items():
+        registry.register(f"state-{name}")(factory_of(first, step, reads))
+        config = _short_run(f"state-{name}")
+        dataset = dataset if dataset is not None else load_dataset(config)
+        assert run(config, dataset)["samples"] == 100, name
 
 
 def test_a_rule_check_sees_the_defaults_of_parameters_not_written(

@@ -418,28 +418,40 @@ def _checked(rule: Rule, name: str) -> Rule:
 
 def _check_state(name: str, before: Any, after: Any) -> None:
     """The state ``update`` returns must have the form of the one it got (it is carried
-    from sample to sample): the same structure, shapes and dtypes."""
+    from sample to sample): the same structure and shapes, and no change between
+    integer and floating point (or keys) in a JAX array of a definite type. Leaves
+    that JAX may still promote (Python numbers, weakly typed or NumPy arrays) and
+    changes of precision (float32 and float64 under JAX's 64-bit mode) are left to
+    JAX."""
 
-    def form(state: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+    def kind(x: Any) -> str | None:
+        if not isinstance(x, jax.Array) or getattr(getattr(x, "aval", x), "weak_type", False):
+            return None
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return "key"
+        return "float" if jnp.issubdtype(x.dtype, jnp.inexact) else "integer"
+
+    def form(state: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any, str | None]]]:
         leaves, tree = jax.tree.flatten(state)
-        return tree, [(tuple(jnp.shape(x)), getattr(x, "dtype", None)) for x in leaves]
+        return tree, [(tuple(jnp.shape(x)), getattr(x, "dtype", None), kind(x)) for x in leaves]
 
     tree_before, leaves_before = form(before)
     tree_after, leaves_after = form(after)
     same = tree_before == tree_after and all(
-        a[0] == b[0] and (a[1] is None or b[1] is None or a[1] == b[1])
+        a[0] == b[0] and (a[2] is None or b[2] is None or a[2] == b[2])
         for a, b in zip(leaves_before, leaves_after, strict=True)
     )
     if not same:
 
         def shown(tree: Any, leaves: list[Any]) -> str:
-            text = ", ".join(f"{dtype}{list(shape)}" for shape, dtype in leaves)
+            text = ", ".join(f"{dtype}{list(shape)}" for shape, dtype, _ in leaves)
             return f"{tree} with leaves ({text})"
 
         raise RuleError(
             f"rule {name!r}: update must return its state in the form it got it (same "
-            f"structure, shapes and dtypes); got {shown(tree_before, leaves_before):.300}, "
-            f"returned {shown(tree_after, leaves_after):.300}"
+            "structure and shapes, integer or floating point as it was); got "
+            f"{shown(tree_before, leaves_before):.300}, returned "
+            f"{shown(tree_after, leaves_after):.300}"
         )
 
 
