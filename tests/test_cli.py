@@ -422,20 +422,25 @@ def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:
     traceback, with the status a shell gives a command killed by SIGPIPE."""
     import os
 
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before the first line is written
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "thrifty", "rules"],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        os.close(write_end)
-    assert proc.returncode == 141
-    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    for buffered in (True, False):  # output written at the end, or line by line
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        if not buffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first line is written
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "thrifty", "rules"],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=300,
+                env=env,
+            )
+        finally:
+            os.close(write_end)
+        assert proc.returncode == 141, (buffered, proc.stderr)
+        assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
 
 
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:

@@ -720,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             enable_compilation_cache()
             _stop_if_signalled()
             status = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
             _stop_if_signalled()
             return status
         except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
@@ -749,7 +750,8 @@ def _stdout_closed() -> bool:
             return False
         poll = select.poll()
         poll.register(fd, select.POLLOUT)
-        closed = any(events & select.POLLERR for _, events in poll.poll(0))
+        gone = select.POLLERR | select.POLLHUP  # Linux says ERR; macOS and BSD, HUP
+        closed = any(events & gone for _, events in poll.poll(0))
     except (OSError, ValueError, AttributeError):  # no real file, or no poll
         return False
     if closed:
