@@ -618,16 +618,52 @@ class _Terminated(KeyboardInterrupt):
 _RECEIVED: list[int] = []
 """Signals received while a command runs (SIGINT, SIGTERM), in order."""
 
+_RUNNING: list[bool] = [False]
+"""Whether a command runs with :func:`_terminate` as its handler."""
+
+RESEND_S = 0.05
+"""Delay after which a signal that arrived in a garbage-collection callback is sent
+again (seconds)."""
+
 
 def _terminate(signum: int, frame: Any) -> None:
+    """Handler of SIGINT and SIGTERM while a command runs: raise KeyboardInterrupt (or
+    :class:`_Terminated`). Python drops an exception raised while it runs a garbage-
+    collection callback (JAX has one, busiest while JAX is imported); a signal arriving
+    there is sent again shortly instead, and remembered (:func:`_stop_if_signalled`)."""
     _RECEIVED.append(signum)
+    if _in_gc_callback(frame):
+        import threading
+
+        resend = threading.Timer(RESEND_S, _resend, (signum,))
+        resend.daemon = True
+        resend.start()
+        return
     raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
+def _in_gc_callback(frame: Any) -> bool:
+    """Whether ``frame`` or a frame below it runs one of ``gc.callbacks``."""
+    import gc
+
+    codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    codes.discard(None)
+    while frame is not None and codes:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend(signum: int) -> None:
+    if _RUNNING[0] and signal.getsignal(signum) is _terminate:
+        signal.raise_signal(signum)
+
+
 def _stop_if_signalled() -> None:
-    """Raise for a signal received while a command runs, again: Python drops an
-    exception raised while it runs a garbage-collection callback (JAX has one, busy
-    while JAX is imported), so a Ctrl-C or SIGTERM could otherwise go unheeded."""
+    """Raise for a signal received while a command runs, again: a signal whose
+    exception Python dropped (one raised in a garbage-collection callback, or by any
+    other code that swallows it) then still stops the command."""
     if _RECEIVED:
         raise _Terminated if signal.SIGTERM in _RECEIVED else KeyboardInterrupt
 
@@ -655,6 +691,7 @@ def _command_signals() -> Iterator[None]:
     _RECEIVED.clear()
     for signum in ours:
         signal.signal(signum, _terminate)
+    _RUNNING[0] = bool(ours)
     unraisable = sys.unraisablehook
 
     def quiet_when_signalled(info: Any) -> None:
@@ -680,6 +717,7 @@ def _command_signals() -> Iterator[None]:
     finally:
         if warnings.formatwarning is one_line:  # unless someone else changed it since
             warnings.formatwarning = formatting
+        _RUNNING[0] = False
         for signum in ours:
             if signal.getsignal(signum) is _terminate:
                 signal.signal(signum, defaults[signum])
