@@ -150,7 +150,7 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    ids=["json", "not-object", "missing", "type", "misnamed", "no-m0", "m1-text"],
+    ids=["json", "not-object", "missing", "type", "misnamed", "no-m0", "m1-text", "m1-null"],
     argvalues=[
         ('{"key": "0123456789abcdef", "status": "conv', "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
@@ -162,6 +162,7 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
             json.dumps(fake(energy={"total": {"m0": 3, "m1": "1.0"}})),
             r"'energy.total.m1' must be a number",
         ),
+        (json.dumps(fake(energy={"total": {"m0": 3, "m1": None}})), r"'energy.total.m1' must"),
     ],
 )
 def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: str) -> None:
@@ -179,6 +180,17 @@ def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: s
     assert list(df["key"]) == ["aaaaaaaaaaaaaaaa"]
     assert df.attrs["skipped"] == [str(bad)]
     assert not store.is_final("0123456789abcdef")
+
+
+def test_a_diverged_record_may_hold_a_null_m1(tmp_path: Path) -> None:
+    """An infinite M1 of an older diverged record, replaced by null for a strict JSON
+    parser, is still a finished record (M1 unknown), not a damaged one."""
+    store = ResultStore(tmp_path)
+    record = fake(status="diverged", diverged_at=5, energy={"total": {"m0": 3, "m1": None}})
+    store.path(record["key"]).parent.mkdir(parents=True)
+    store.path(record["key"]).write_text(json.dumps(record))
+    assert store.is_final(record["key"])
+    assert load(tmp_path)["m1"].isna().all()
 
 
 def test_a_failed_records_error_is_one_line_and_its_traceback_whole() -> None:

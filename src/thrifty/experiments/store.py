@@ -150,6 +150,8 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
         total = record["energy"]["total"]
         for name, kinds in (("m0", (int,)), ("m1", (int, float))):
             value = total.get(name) if isinstance(total, dict) else None
+            if name == "m1" and value is None and record["status"] == "diverged":
+                continue  # an infinite M1 of older records, made null for a strict parser
             if not isinstance(value, kinds) or isinstance(value, bool):
                 raise RecordError(
                     where, f"field 'energy.total.{name}' must be a number, got {value!r:.80}"
@@ -553,6 +555,8 @@ def load(
     ------
     FileNotFoundError, NotADirectoryError
         ``root`` does not exist, or is a file.
+    StoreError
+        ``root/records`` exists and is not a directory.
 
     Returns
     -------
