@@ -355,6 +355,7 @@ def test_fig2a_leaves_out_subnets_run_for_another_figure(frame: pd.DataFrame) ->
     data = module("fig2a").compute(frame, "mnist")
     kinds = {s.kind: set(s.x) for s in data.panels["m0"]}
     assert kinds["subnet"] == kinds["neuron-mask"] and max(kinds["subnet"]) == 3000.0
+    assert "subnet runs at N = 10000 left out: no neuron mask there" in data.notes
     assert 10_000.0 not in data.values["optimal_units"]["subnet"]["m0"]
     claims = [
         c.measured

@@ -183,10 +183,19 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     plain = select(table, dataset=dataset)
     neuron = select(table, dataset=dataset, family="neuron-mask")
     subnet = select(table, dataset=dataset, family="subnet")
+    unpaired: list[str] = []
     if not neuron.empty and not subnet.empty:
         # Fig 2a runs both at each of its sizes; a subnet run for another figure (the
         # σ figure's, at N = 10 000) is not one of its points
         paired = set(neuron["n_hidden"]) & set(subnet["n_hidden"])
+        for kind, rows, other in (
+            ("neuron mask", neuron, "subnet"),
+            ("subnet", subnet, "neuron mask"),
+        ):
+            alone = sorted(set(rows["n_hidden"]) - paired)
+            if alone:
+                sizes_text = ", ".join(f"{n:g}" for n in alone)
+                unpaired.append(f"{kind} runs at N = {sizes_text} left out: no {other} there")
         neuron = neuron[neuron["n_hidden"].isin(paired)]
         subnet = subnet[subnet["n_hidden"].isin(paired)]
     masks, mask_n_min = _mask_rows(
@@ -222,6 +231,7 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         data.panels[m] = series
         data.values["theory"][m] = _theory(mask, mask_n_min)
     data.panels["samples"] = _samples(plain, masks, neuron, subnet, chosen)
+    data.notes.extend(unpaired)
     if mask_n_min is None:
         data.notes.append(
             "no synapse-mask runs yet (they need N_min from Fig 1b)"
