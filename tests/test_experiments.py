@@ -563,6 +563,63 @@ def test_a_write_failure_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mon
         run_sweep([small()], tmp_path, client=FailingExecutor(), scheduler="tcp://127.0.0.1:1")
 
 
+class FutureCancelledError(Exception):
+    """Named as Dask's: what a Dask future raises when its client lost the scheduler."""
+
+
+def _lost_client(status: str) -> Any:
+    """A stand-in for a ``distributed.Client`` whose futures are all cancelled, with
+    the client's ``status`` as given ("running" while connected)."""
+
+    def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        future.set_exception(FutureCancelledError("scheduler-connection-lost"))
+        return future
+
+    scheduler = type("Scheduler", (), {"address": "tcp://127.0.0.1:8786"})()
+    client_type = type("Client", (), {"submit": submit, "status": status, "scheduler": scheduler})
+    client_type.__module__ = "distributed.client"
+    return client_type()
+
+
+def test_a_lost_scheduler_stops_the_sweep_without_failed_records(tmp_path: Path) -> None:
+    """Dask cancels every future when the client loses its scheduler: the sweep stops
+    with a SchedulerError that says how to resume, and records nothing for the runs
+    (they are not failures). A cancellation while the client still runs is a failure."""
+    from thrifty.experiments.executors import SchedulerError
+
+    configs = [small(seed=s) for s in (0, 1)]
+    with pytest.raises(SchedulerError, match="lost the connection to the Dask scheduler"):
+        run_sweep(configs, tmp_path, client=_lost_client("connecting"), progress=False)
+    assert ResultStore(tmp_path).keys() == []
+    result = run_sweep(configs, tmp_path, client=_lost_client("running"), progress=False)
+    assert result.failed == 2
+
+
+def test_a_listener_that_never_answers_is_no_scheduler() -> None:
+    """Dask's own timeout does not cover a port that accepts and stays silent (the
+    dashboard's): the connection is given up after thrifty's."""
+    import time
+
+    from thrifty.experiments.executors import SchedulerError, _connect
+
+    class Silent:
+        def __init__(self, address: str, timeout: str) -> None:
+            time.sleep(30)
+
+    t0 = time.monotonic()
+    with pytest.raises(SchedulerError, match=r"nothing answered as a scheduler within 0\.2 s"):
+        _connect(Silent, "tcp://127.0.0.1:8787", 0.2)
+    assert time.monotonic() - t0 < 2
+
+    class Refused:
+        def __init__(self, address: str, timeout: str) -> None:
+            raise OSError("Timed out trying to connect")
+
+    with pytest.raises(SchedulerError, match="Timed out trying to connect"):
+        _connect(Refused, "tcp://127.0.0.1:1", 0.2)
+
+
 def test_core_groups_split_the_cores_between_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     from thrifty.experiments.executors import core_groups
 

@@ -249,6 +249,51 @@ def is_dask_client(obj: Any) -> bool:
     )
 
 
+CONNECT_S = 30.0
+"""How long a sweep waits for a Dask scheduler to answer (seconds)."""
+
+
+def _connect(client_type: Any, scheduler: str, timeout_s: float) -> Any:
+    """A Dask client on ``scheduler``, or :class:`SchedulerError` within about
+    ``timeout_s`` seconds. Dask's own timeout does not cover a listener that accepts
+    the connection and never answers (the dashboard's port, say), so the client is
+    made in a thread that is given up after the timeout."""
+    made: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            made["client"] = client_type(scheduler, timeout=f"{timeout_s:g}s")
+        except BaseException as exc:  # handed to the caller
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, name="thrifty-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s + min(timeout_s, 5.0))
+    if thread.is_alive():
+        raise SchedulerError(
+            f"cannot use the Dask scheduler {scheduler!r}: nothing answered as a scheduler "
+            f"within {timeout_s:g} s (is it the scheduler's address, not its dashboard's?)"
+        )
+    exc = made.get("error")
+    if isinstance(exc, ValueError | OSError):
+        raise SchedulerError(f"cannot use the Dask scheduler {scheduler!r}: {exc}") from exc
+    if exc is not None:
+        raise exc
+    return made["client"]
+
+
+def lost_scheduler(executor: Any, exc: BaseException) -> bool:
+    """Whether a future failed because its Dask client lost the scheduler (Dask then
+    cancels every future, and the client is no longer running), not because its run
+    raised."""
+    client = getattr(executor, "client", None)
+    return (
+        client is not None
+        and "Cancelled" in type(exc).__name__
+        and getattr(client, "status", "running") != "running"
+    )
+
+
 def is_worker_loss(exc: BaseException) -> bool:
     """Whether a future failed because its worker process died, not because the run raised.
 
@@ -345,10 +390,7 @@ def open_executor(
             raise SchedulerError(
                 "scheduler= needs Dask: pip install 'thrifty[dask]' (dask[distributed])"
             ) from exc
-        try:
-            own = Client(scheduler, timeout="30s")
-        except (ValueError, OSError) as exc:
-            raise SchedulerError(f"cannot use the Dask scheduler {scheduler!r}: {exc}") from exc
+        own = _connect(Client, scheduler, CONNECT_S)
         try:
             yield OpenExecutor(DaskExecutor(own), f"Dask scheduler {scheduler}", None)
         finally:

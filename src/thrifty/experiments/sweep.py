@@ -453,6 +453,9 @@ def run_sweep(
     StoreError
         A record could not be written; the sweep stops (runs in progress are cancelled).
         Also before any run when ``<root>/records`` exists and is not a directory.
+    thrifty.experiments.executors.SchedulerError
+        The Dask scheduler cannot be reached, or the connection to it was lost during
+        the sweep (the runs still pending are not recorded; the next sweep runs them).
 
     Notes
     -----
@@ -518,6 +521,12 @@ def run_sweep(
                 for future in finished:
                     task, _raw = pending.pop(future)
                     exc = future.exception()
+                    if exc is not None and executors.lost_scheduler(ex.executor, exc):
+                        raise executors.SchedulerError(
+                            f"lost the connection to the Dask scheduler ({type(exc).__name__}); "
+                            "the records written so far are kept: start the scheduler and "
+                            "its workers again, then the same sweep, to resume"
+                        ) from exc
                     if (
                         exc is not None
                         and executors.is_worker_loss(exc)
