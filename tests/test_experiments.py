@@ -596,6 +596,19 @@ def test_a_lost_scheduler_stops_the_sweep_without_failed_records(tmp_path: Path)
     assert result.failed == 2
 
 
+def test_the_sweep_header_counts_the_dask_workers() -> None:
+    from thrifty.experiments.executors import _workers_text
+
+    def client(n: int) -> Any:
+        info = {"workers": {f"tcp://w{i}": {} for i in range(n)}}
+        return type("Client", (), {"scheduler_info": lambda self: info})()
+
+    assert _workers_text(client(0)) == " (no workers yet: the runs wait until one connects)"
+    assert _workers_text(client(1)) == " (1 worker)"
+    assert _workers_text(client(3)) == " (3 workers)"
+    assert _workers_text(object()) == ""
+
+
 def test_a_listener_that_never_answers_is_no_scheduler() -> None:
     """Dask's own timeout does not cover a port that accepts and stays silent (the
     dashboard's): the connection is given up after thrifty's."""

@@ -282,6 +282,17 @@ def _connect(client_type: Any, scheduler: str, timeout_s: float) -> Any:
     return made["client"]
 
 
+def _workers_text(client: Any) -> str:
+    """`` (N workers)`` for a sweep's header, with a hint when there are none yet."""
+    try:
+        n = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # an older or a stand-in client: say nothing
+        return ""
+    if n == 0:
+        return " (no workers yet: the runs wait until one connects)"
+    return f" ({n} worker{'s' if n != 1 else ''})"
+
+
 def lost_scheduler(executor: Any, exc: BaseException) -> bool:
     """Whether a future failed because its Dask client lost the scheduler (Dask then
     cancels every future, and the client is no longer running), not because its run
@@ -392,13 +403,19 @@ def open_executor(
             ) from exc
         own = _connect(Client, scheduler, CONNECT_S)
         try:
-            yield OpenExecutor(DaskExecutor(own), f"Dask scheduler {scheduler}", None)
+            yield OpenExecutor(
+                DaskExecutor(own), f"Dask scheduler {scheduler}{_workers_text(own)}", None
+            )
         finally:
             own.close()
         return
     if client is not None:
         if is_dask_client(client):
-            yield OpenExecutor(DaskExecutor(client), f"Dask {client.scheduler.address}", None)
+            yield OpenExecutor(
+                DaskExecutor(client),
+                f"Dask {client.scheduler.address}{_workers_text(client)}",
+                None,
+            )
         else:
             if not callable(getattr(client, "submit", None)):
                 raise TypeError(
