@@ -366,14 +366,14 @@ def test_main_leaves_signal_handlers_and_warning_format_as_it_found_them(
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize(("signame", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
-@pytest.mark.parametrize("where", ["gc callback", "swallowed"])
+@pytest.mark.parametrize("where", ["gc callback", "finalizer", "swallowed"])
 def test_a_signal_whose_exception_would_be_dropped_still_stops_the_command(
     monkeypatch: pytest.MonkeyPatch, capsys: Any, signame: str, status: int, where: str
 ) -> None:
-    """A signal arriving while a garbage-collection callback runs (JAX's, busiest
-    during its import), where Python would drop the exception, is sent again and stops
-    the command while it runs; one whose exception some code swallowed stops it when
-    it ends. Either way the command ends as interrupted, not with 0."""
+    """A signal arriving while a garbage-collection callback (JAX's, busiest during
+    its import) or a finalizer runs, where Python drops the exception, is sent again
+    and stops the command while it runs; one whose exception some code swallowed stops
+    it when it ends. Either way the command ends as interrupted, not with 0."""
     import gc
     import os
     import signal
@@ -389,13 +389,24 @@ def test_a_signal_whose_exception_would_be_dropped_still_stops_the_command(
             ran.append("signalled")
             os.kill(os.getpid(), signum)  # the handler runs here, inside the callback
 
+    class Finalized:
+        def __del__(self) -> None:
+            ran.append("signalled")
+            os.kill(os.getpid(), signum)  # the handler runs here, inside the finalizer
+
     def command(args: Any) -> int:
-        if where == "gc callback":
-            gc.callbacks.append(in_gc)
+        if where in ("gc callback", "finalizer"):
+            if where == "gc callback":
+                gc.callbacks.append(in_gc)
+            else:
+                garbage = Finalized()
+                garbage.cycle = garbage  # type: ignore[attr-defined]
+                del garbage
             try:
                 gc.collect()
             finally:
-                gc.callbacks.remove(in_gc)
+                if in_gc in gc.callbacks:
+                    gc.callbacks.remove(in_gc)
             ran.append("collected")
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:  # work that the signal sent again stops
@@ -418,7 +429,7 @@ def test_a_signal_whose_exception_would_be_dropped_still_stops_the_command(
         t0 = time.monotonic()
         with pytest.raises(SystemExit) as exc:
             main(["rules"])
-        if where == "gc callback":
+        if where != "swallowed":
             assert ran == ["signalled", "collected"] and time.monotonic() - t0 < 5
         else:
             assert ran == ["signalled", "swallowed", "finished"]
@@ -434,6 +445,59 @@ def test_a_signal_whose_exception_would_be_dropped_still_stops_the_command(
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert ("terminated" if status == 143 else "interrupted") in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_sent_again_never_reaches_the_next_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command that ends within the delay after a dropped signal (it stops, by its
+    final check) leaves nothing behind: the next command in the process runs on."""
+    import gc
+    import os
+    import signal
+    import time
+
+    import thrifty.cli
+
+    fired: list[bool] = []
+
+    def in_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def first(args: Any) -> int:
+        gc.callbacks.append(in_gc)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(in_gc)
+        return 0  # at once, before the signal is sent again
+
+    def second(args: Any) -> int:
+        time.sleep(4 * thrifty.cli.RESEND_S)
+        return 0
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(thrifty.cli, "cmd_rules", first)
+        with pytest.raises(SystemExit) as exc:
+            main(["rules"])
+        assert exc.value.code == 130
+        monkeypatch.setattr(thrifty.cli, "cmd_rules", second)
+        assert main(["rules"]) == 0
+        time.sleep(2 * thrifty.cli.RESEND_S)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_command_runs_with_standard_output_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started with its standard output closed (``>&-``), Python's ``sys.stdout`` is
+    None: the command's output goes nowhere, and it still ends with 0."""
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["rules"]) == 0
 
 
 def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -618,52 +620,47 @@ class _Terminated(KeyboardInterrupt):
 _RECEIVED: list[int] = []
 """Signals received while a command runs (SIGINT, SIGTERM), in order."""
 
-_RUNNING: list[bool] = [False]
-"""Whether a command runs with :func:`_terminate` as its handler."""
+_COMMAND: list[int] = [0]
+"""Serial number of the command that runs with :func:`_terminate` as its handler; 0
+while none does (or while it ends)."""
+
+_SERIALS = itertools.count(1)
+_RESEND_LOCK = threading.Lock()
+_TIMERS: list[threading.Timer] = []
 
 RESEND_S = 0.05
-"""Delay after which a signal that arrived in a garbage-collection callback is sent
-again (seconds)."""
+"""Delay after which a signal whose exception Python dropped is sent again (seconds)."""
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    """Handler of SIGINT and SIGTERM while a command runs: raise KeyboardInterrupt (or
-    :class:`_Terminated`). Python drops an exception raised while it runs a garbage-
-    collection callback (JAX has one, busiest while JAX is imported); a signal arriving
-    there is sent again shortly instead, and remembered (:func:`_stop_if_signalled`)."""
+    """Handler of SIGINT and SIGTERM while a command runs: remember the signal and
+    raise KeyboardInterrupt (or :class:`_Terminated`); nothing while the command ends."""
     _RECEIVED.append(signum)
-    if _in_gc_callback(frame):
-        import threading
-
-        resend = threading.Timer(RESEND_S, _resend, (signum,))
-        resend.daemon = True
-        resend.start()
-        return
-    raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _COMMAND[0]:
+        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
-def _in_gc_callback(frame: Any) -> bool:
-    """Whether ``frame`` or a frame below it runs one of ``gc.callbacks``."""
-    import gc
+def _resend_later(signum: int) -> None:
+    """Send ``signum`` to the main thread again in :data:`RESEND_S` seconds, if the same
+    command still runs then. Python drops an exception raised while it runs a garbage-
+    collection callback (JAX has one, busiest while JAX is imported) or a finalizer; the
+    signal sent again raises where it is heeded."""
+    command = _COMMAND[0]
 
-    codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
-    codes.discard(None)
-    while frame is not None and codes:
-        if frame.f_code in codes:
-            return True
-        frame = frame.f_back
-    return False
+    def resend() -> None:
+        with _RESEND_LOCK:
+            if command and _COMMAND[0] == command and signal.getsignal(signum) is _terminate:
+                signal.pthread_kill(threading.main_thread().ident or 0, signum)
 
-
-def _resend(signum: int) -> None:
-    if _RUNNING[0] and signal.getsignal(signum) is _terminate:
-        signal.raise_signal(signum)
+    timer = threading.Timer(RESEND_S, resend)
+    timer.daemon = True
+    _TIMERS.append(timer)
+    timer.start()
 
 
 def _stop_if_signalled() -> None:
     """Raise for a signal received while a command runs, again: a signal whose
-    exception Python dropped (one raised in a garbage-collection callback, or by any
-    other code that swallows it) then still stops the command."""
+    exception some code swallowed then still stops the command."""
     if _RECEIVED:
         raise _Terminated if signal.SIGTERM in _RECEIVED else KeyboardInterrupt
 
@@ -673,12 +670,11 @@ _PACKAGE = str(Path(__file__).resolve().parent)
 
 @contextlib.contextmanager
 def _command_signals() -> Iterator[None]:
-    """While a command runs: SIGTERM raises like Ctrl-C, and both are remembered
-    (:func:`_stop_if_signalled`, which also keeps Python from reporting their dropped
-    exceptions as ignored), where nobody else handles them (their handlers are
+    """While a command runs: SIGTERM raises like Ctrl-C, both are remembered
+    (:func:`_stop_if_signalled`), and one whose exception Python drops is sent again
+    (:func:`_resend_later`), where nobody else handles them (their handlers are
     Python's defaults, in the main thread); thrifty's own warnings print as one line,
     without the source line. All are restored afterwards."""
-    import threading
     import warnings
 
     main_thread = threading.current_thread() is threading.main_thread()
@@ -688,20 +684,22 @@ def _command_signals() -> Iterator[None]:
         for signum, default in defaults.items()
         if main_thread and signal.getsignal(signum) is default
     ]
-    _RECEIVED.clear()
-    for signum in ours:
-        signal.signal(signum, _terminate)
-    _RUNNING[0] = bool(ours)
     unraisable = sys.unraisablehook
 
-    def quiet_when_signalled(info: Any) -> None:
-        # the exception of a signal that Python dropped: _stop_if_signalled raises it
-        # again, so it is not reported as ignored
-        if not (_RECEIVED and isinstance(info.exc_value, KeyboardInterrupt)):
+    def resend_dropped(info: Any) -> None:
+        # the exception of a signal, dropped by Python: sent again, not reported
+        if _COMMAND[0] and isinstance(info.exc_value, KeyboardInterrupt):
+            terminated = isinstance(info.exc_value, _Terminated)
+            _resend_later(signal.SIGTERM if terminated else signal.SIGINT)
+        else:
             unraisable(info)
 
     if ours:
-        sys.unraisablehook = quiet_when_signalled
+        _RECEIVED.clear()
+        _COMMAND[0] = next(_SERIALS)
+        for signum in ours:
+            signal.signal(signum, _terminate)
+        sys.unraisablehook = resend_dropped
     formatting = warnings.formatwarning
 
     def one_line(
@@ -717,12 +715,17 @@ def _command_signals() -> Iterator[None]:
     finally:
         if warnings.formatwarning is one_line:  # unless someone else changed it since
             warnings.formatwarning = formatting
-        _RUNNING[0] = False
-        for signum in ours:
-            if signal.getsignal(signum) is _terminate:
-                signal.signal(signum, defaults[signum])
-        if sys.unraisablehook is quiet_when_signalled:
-            sys.unraisablehook = unraisable
+        if ours:
+            _COMMAND[0] = 0  # from here a signal is only remembered, and none is sent again
+            with _RESEND_LOCK:  # one being sent now is delivered before the handlers go
+                for timer in _TIMERS:
+                    timer.cancel()
+                _TIMERS.clear()
+            for signum in ours:
+                if signal.getsignal(signum) is _terminate:
+                    signal.signal(signum, defaults[signum])
+            if sys.unraisablehook is resend_dropped:
+                sys.unraisablehook = unraisable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -758,7 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             enable_compilation_cache()
             _stop_if_signalled()
             status = int(args.func(args))
-            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+            if sys.stdout is not None:  # None when started with standard output closed
+                sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
             _stop_if_signalled()
             return status
         except (ConfigError, RuleError, SchedulerError, StoreError) as exc:
