@@ -564,16 +564,29 @@ def test_a_write_failure_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 class FutureCancelledError(Exception):
-    """Named as Dask's: what a Dask future raises when its client lost the scheduler."""
+    """Named as Dask's: what a Dask future raises when it was cancelled."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        if reason is not None:
+            self.reason = reason
 
 
-def _lost_client(status: str) -> Any:
-    """A stand-in for a ``distributed.Client`` whose futures are all cancelled, with
-    the client's ``status`` as given ("running" while connected)."""
+def _lost_client(status: str, reason: str | None, finish_first: bool = False) -> Any:
+    """A stand-in for a ``distributed.Client`` whose futures are cancelled with
+    ``reason`` (None: an older Dask that gives none), with the client's ``status`` as
+    given ("running" while connected). ``finish_first``: the first run submitted runs
+    here and succeeds."""
+    submitted: list[int] = []
 
     def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        kwargs.pop("pure", None)
         future: cf.Future[Any] = cf.Future()
-        future.set_exception(FutureCancelledError("scheduler-connection-lost"))
+        if finish_first and not submitted:
+            future.set_result(fn(*args, **kwargs))
+        else:
+            future.set_exception(FutureCancelledError(reason))
+        submitted.append(1)
         return future
 
     scheduler = type("Scheduler", (), {"address": "tcp://127.0.0.1:8786"})()
@@ -582,18 +595,35 @@ def _lost_client(status: str) -> Any:
     return client_type()
 
 
-def test_a_lost_scheduler_stops_the_sweep_without_failed_records(tmp_path: Path) -> None:
-    """Dask cancels every future when the client loses its scheduler: the sweep stops
-    with a SchedulerError that says how to resume, and records nothing for the runs
-    (they are not failures). A cancellation while the client still runs is a failure."""
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("connecting", "scheduler-connection-lost"),
+        ("running", "scheduler-connection-lost"),
+        ("connecting", None),
+    ],
+)
+def test_a_lost_scheduler_stops_the_sweep_without_failed_records(
+    tmp_path: Path, status: str, reason: str | None
+) -> None:
+    """Dask cancels every future when the client loses its scheduler (saying so, or,
+    in older versions, with the client no longer running; it may be running again by
+    the time the sweep looks): the sweep stops with a SchedulerError that says how to
+    resume, writes the runs that finished, and records nothing for the others."""
     from thrifty.experiments.executors import SchedulerError
 
     configs = [small(seed=s) for s in (0, 1)]
+    client = _lost_client(status, reason, finish_first=True)
     with pytest.raises(SchedulerError, match="lost the connection to the Dask scheduler"):
-        run_sweep(configs, tmp_path, client=_lost_client("connecting"), progress=False)
-    assert ResultStore(tmp_path).keys() == []
-    result = run_sweep(configs, tmp_path, client=_lost_client("running"), progress=False)
-    assert result.failed == 2
+        run_sweep(configs, tmp_path, client=client, progress=False)
+    assert ResultStore(tmp_path).keys() == [configs[0].key()]
+
+
+def test_a_cancellation_that_is_not_a_lost_scheduler_is_a_failed_run(tmp_path: Path) -> None:
+    configs = [small(seed=s) for s in (0, 1)]
+    for client in (_lost_client("running", None), _lost_client("connecting", "cancelled")):
+        result = run_sweep(configs, tmp_path, client=client, progress=False)
+        assert result.failed == 2
 
 
 def test_the_sweep_header_counts_the_dask_workers() -> None:
@@ -621,9 +651,25 @@ def test_a_listener_that_never_answers_is_no_scheduler() -> None:
             time.sleep(30)
 
     t0 = time.monotonic()
-    with pytest.raises(SchedulerError, match=r"nothing answered as a scheduler within 0\.2 s"):
+    with pytest.raises(SchedulerError, match=r"nothing answered as a scheduler within 0\.4 s"):
         _connect(Silent, "tcp://127.0.0.1:8787", 0.2)
     assert time.monotonic() - t0 < 2
+
+    closed: list[bool] = []
+
+    class Late:
+        def __init__(self, address: str, timeout: str) -> None:
+            time.sleep(0.8)
+
+        def close(self) -> None:
+            closed.append(True)
+
+    with pytest.raises(SchedulerError, match="nothing answered"):
+        _connect(Late, "tcp://127.0.0.1:8786", 0.2)
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert closed == [True]  # made after the limit: closed, not left as Dask's default
 
     class Refused:
         def __init__(self, address: str, timeout: str) -> None:

@@ -254,26 +254,38 @@ CONNECT_S = 30.0
 
 
 def _connect(client_type: Any, scheduler: str, timeout_s: float) -> Any:
-    """A Dask client on ``scheduler``, or :class:`SchedulerError` within about
-    ``timeout_s`` seconds. Dask's own timeout does not cover a listener that accepts
-    the connection and never answers (the dashboard's port, say), so the client is
-    made in a thread that is given up after the timeout."""
+    """A Dask client on ``scheduler``, or :class:`SchedulerError` after
+    :func:`connect_limit_s` seconds at most. Dask's own timeout does not cover a
+    listener that accepts the connection and never answers (the dashboard's port, say),
+    so the client is made in a thread that is given up at the limit; a client it still
+    makes afterwards is closed at once."""
     made: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def connect() -> None:
         try:
-            made["client"] = client_type(scheduler, timeout=f"{timeout_s:g}s")
+            client = client_type(scheduler, timeout=f"{timeout_s:g}s")
         except BaseException as exc:  # handed to the caller
             made["error"] = exc
+            return
+        with lock:
+            if not made.get("given up"):
+                made["client"] = client
+                return
+        with contextlib.suppress(Exception):
+            client.close()
 
     thread = threading.Thread(target=connect, name="thrifty-dask-connect", daemon=True)
     thread.start()
-    thread.join(timeout_s + min(timeout_s, 5.0))
-    if thread.is_alive():
-        raise SchedulerError(
-            f"cannot use the Dask scheduler {scheduler!r}: nothing answered as a scheduler "
-            f"within {timeout_s:g} s (is it the scheduler's address, not its dashboard's?)"
-        )
+    thread.join(connect_limit_s(timeout_s))
+    with lock:
+        if "client" not in made and "error" not in made:
+            made["given up"] = True
+            raise SchedulerError(
+                f"cannot use the Dask scheduler {scheduler!r}: nothing answered as a "
+                f"scheduler within {connect_limit_s(timeout_s):g} s (is it the scheduler's "
+                "address, not its dashboard's?)"
+            )
     exc = made.get("error")
     if isinstance(exc, ValueError | OSError):
         raise SchedulerError(f"cannot use the Dask scheduler {scheduler!r}: {exc}") from exc
@@ -282,10 +294,17 @@ def _connect(client_type: Any, scheduler: str, timeout_s: float) -> Any:
     return made["client"]
 
 
+def connect_limit_s(timeout_s: float) -> float:
+    """How long :func:`_connect` waits at most: Dask's own timeout and a grace."""
+    return timeout_s + min(timeout_s, 5.0)
+
+
 def _workers_text(client: Any) -> str:
     """`` (N workers)`` for a sweep's header, with a hint when there are none yet."""
     try:
-        n = len(client.scheduler_info().get("workers", {}))
+        info = client.scheduler_info()
+        # some versions list only a few workers here but count them all
+        n = int(info.get("n_workers", len(info.get("workers", {}))))
     except Exception:  # an older or a stand-in client: say nothing
         return ""
     if n == 0:
@@ -295,14 +314,15 @@ def _workers_text(client: Any) -> str:
 
 def lost_scheduler(executor: Any, exc: BaseException) -> bool:
     """Whether a future failed because its Dask client lost the scheduler (Dask then
-    cancels every future, and the client is no longer running), not because its run
-    raised."""
+    cancels every future, giving the reason), not because its run raised. Without a
+    reason (older Dask), a cancellation while the client no longer runs counts."""
     client = getattr(executor, "client", None)
-    return (
-        client is not None
-        and "Cancelled" in type(exc).__name__
-        and getattr(client, "status", "running") != "running"
-    )
+    if client is None or "Cancelled" not in type(exc).__name__:
+        return False
+    reason = getattr(exc, "reason", None)
+    if reason is not None:
+        return reason == "scheduler-connection-lost"
+    return getattr(client, "status", "running") != "running"
 
 
 def is_worker_loss(exc: BaseException) -> bool:

@@ -518,15 +518,13 @@ def run_sweep(
                 while queue and (limit is None or len(pending) < limit):
                     submit(queue.popleft())
                 finished, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+                lost: BaseException | None = None
                 for future in finished:
                     task, _raw = pending.pop(future)
                     exc = future.exception()
                     if exc is not None and executors.lost_scheduler(ex.executor, exc):
-                        raise executors.SchedulerError(
-                            f"lost the connection to the Dask scheduler ({type(exc).__name__}); "
-                            "the records written so far are kept: start the scheduler and "
-                            "its workers again, then the same sweep, to resume"
-                        ) from exc
+                        lost = exc  # the runs that did finish are written first
+                        continue
                     if (
                         exc is not None
                         and executors.is_worker_loss(exc)
@@ -562,6 +560,13 @@ def run_sweep(
                         if record["status"] == "failed":
                             failed_keys.append(key)
                         reporter.update(record, sum(statuses.values()))
+                if lost is not None:
+                    status = getattr(getattr(ex.executor, "client", None), "status", "?")
+                    raise executors.SchedulerError(
+                        f"lost the connection to the Dask scheduler ({type(lost).__name__}; "
+                        f"client {status}); the records written so far are kept: start the "
+                        "scheduler and its workers again, then the same sweep, to resume"
+                    ) from lost
         except BaseException:
             for _future, (_key, raw) in pending.items():
                 _cancel(raw)
