@@ -493,6 +493,32 @@ def test_a_signal_sent_again_never_reaches_the_next_command(
         signal.signal(signal.SIGINT, previous)
 
 
+def test_signals_during_the_imports_are_raised_after_them() -> None:
+    """While JAX is imported a signal is only remembered (an exception raised inside
+    the import, where C++ calls back into Python, can abort the process); the command
+    raises for it once the imports are done."""
+    import os
+    import signal
+    import time
+
+    import thrifty.cli
+
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    went_on = []
+    try:
+        with thrifty.cli._command_signals():
+            with thrifty.cli._deferred_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler has run by now, and raised nothing
+                went_on.append(True)
+            with pytest.raises(thrifty.cli._Terminated):
+                thrifty.cli._stop_if_signalled()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert went_on == [True]
+
+
 def test_a_command_runs_with_standard_output_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Started with its standard output closed (``>&-``), Python's ``sys.stdout`` is
     None: the command's output goes nowhere, and it still ends with 0."""

@@ -632,12 +632,28 @@ RESEND_S = 0.05
 """Delay after which a signal whose exception Python dropped is sent again (seconds)."""
 
 
+_DEFERRING: list[bool] = [False]
+"""Whether signals are only remembered for now (:func:`_deferred_signals`)."""
+
+
 def _terminate(signum: int, frame: Any) -> None:
     """Handler of SIGINT and SIGTERM while a command runs: remember the signal and
-    raise KeyboardInterrupt (or :class:`_Terminated`); nothing while the command ends."""
+    raise KeyboardInterrupt (or :class:`_Terminated`); only remember it while the
+    command ends or while signals are deferred."""
     _RECEIVED.append(signum)
-    if _COMMAND[0]:
+    if _COMMAND[0] and not _DEFERRING[0]:
         raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """Inside, SIGINT and SIGTERM are only remembered; :func:`_stop_if_signalled`
+    afterwards raises for them."""
+    _DEFERRING[0] = True
+    try:
+        yield
+    finally:
+        _DEFERRING[0] = False
 
 
 def _resend_later(signum: int) -> None:
@@ -739,26 +755,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with _command_signals():
         try:
-            # JAX's first import is slow; an interrupt during it gets the same answer
-            from thrifty.compile_cache import enable_compilation_cache
-            from thrifty.data import DataError
-            from thrifty.experiments.executors import SchedulerError
-            from thrifty.experiments.store import StoreError
-            from thrifty.rules.registry import RuleError
-
+            # JAX's first import is slow. A signal during it is only remembered: an
+            # exception raised inside the import, where C++ calls back into Python, can
+            # abort the process; it is raised after the imports instead.
+            with _deferred_signals():
+                from thrifty.compile_cache import enable_compilation_cache
+                from thrifty.data import DataError
+                from thrifty.experiments.executors import SchedulerError
+                from thrifty.experiments.store import StoreError
+                from thrifty.rules.registry import RuleError
             _stop_if_signalled()
         except KeyboardInterrupt as exc:
             _interrupted(parser, exc)
         try:
-            if _needs_x64(args):
-                import jax
+            with _deferred_signals():
+                if _needs_x64(args):
+                    import jax
 
-                jax.config.update("jax_enable_x64", True)
-            if args.command in ("train", "sweep", "reproduce"):
-                from thrifty.train import check_environment
+                    jax.config.update("jax_enable_x64", True)
+                if args.command in ("train", "sweep", "reproduce"):
+                    from thrifty.train import check_environment
 
-                check_environment()
-            enable_compilation_cache()
+                    check_environment()
+                enable_compilation_cache()
             _stop_if_signalled()
             status = int(args.func(args))
             if sys.stdout is not None:  # None when started with standard output closed
