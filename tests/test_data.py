@@ -321,7 +321,7 @@ def test_cache_write_leaves_nothing_partial(
 def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_bytes(b"old")
-    data._atomic_write(target, b"new content")
+    data.atomic_write(target, b"new content")
     assert target.read_bytes() == b"new content"
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 

@@ -289,17 +289,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that only a complete file can appear at ``path``
-    (flushed to disk, then renamed; the temporary file is removed on any failure)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(data, indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    (:func:`thrifty.data.atomic_write`)."""
+    from thrifty.data import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2).encode())
 
 
 def _check_output_file(path: Path) -> None:

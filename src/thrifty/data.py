@@ -610,8 +610,10 @@ def _read_directory(
     return files
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that only a complete file can ever appear there."""
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that only a complete file can ever appear there:
+    a temporary file beside it, flushed to disk, then renamed; the temporary file is
+    removed on any failure (an interrupt included)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -631,7 +633,7 @@ def _store(name: str, cache: Path, files: dict[str, bytes], emit: Log) -> None:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         for fname in FILES:
-            _atomic_write(cache / fname, files[fname])
+            atomic_write(cache / fname, files[fname])
     except OSError as err:
         emit(f"{name}: warning: could not write the cache {cache}: {err}")
         return
