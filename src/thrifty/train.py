@@ -1292,7 +1292,7 @@ def run(
     activation = config.activation
 
     # with no rule but backprop every unit learns at every sample: nothing to keep
-    restricted = any(rule_registry.parse(r).name != "backprop" for r in config.rules)
+    restricted = any(name != "backprop" for name, _ in structure.rules)
     checks = CheckSet(arrays["x_check"], arrays["y_check"], activation=activation, keep=restricted)
     t0 = time.perf_counter()
     sigma = jnp.asarray(config.sigma, jnp.dtype(config.dtype))
