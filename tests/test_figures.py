@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -431,7 +432,7 @@ def test_fig6_savings_are_medians_over_each_variants_runs(frame: pd.DataFrame) -
     """Each saving is median(plain) / median(rule) over the runs of that variant at the
     figure's size: every run of the records whose config is the variant's (runs of other
     figures included, twins that differ in budget or measurements counted once), not
-    converged = inf."""
+    converged = inf, both at the seeds both were run with."""
     fig6 = module("fig6")
     data = fig6.compute(frame, "mnist")
     grid = fig6.GRIDS["quick"]
@@ -458,28 +459,44 @@ def test_fig6_savings_are_medians_over_each_variants_runs(frame: pd.DataFrame) -
         if slot not in by_seed or preference(c) > preference(by_seed[slot]):
             by_seed[slot] = c
 
-    def median(fields: dict[str, str], rules: tuple[str, ...], column: str) -> float:
+    def runs(fields: dict[str, str], rules: tuple[str, ...]) -> dict[int, dict[str, Any]]:
         variant = (
             fields.get("activation", "leaky_relu"),
             fields.get("loss", "mse"),
             fields.get("inputs", "centred"),
         )
-        picked = [rows[c.key()] for (v, r, _), c in by_seed.items() if v == variant and r == rules]
+        picked = {
+            s: rows[c.key()] for (v, r, s), c in by_seed.items() if v == variant and r == rules
+        }
         assert picked, (variant, rules)
-        values = [r[column] if r["status"] == "converged" else math.inf for r in picked]
+        return picked
+
+    def median(picked: dict[int, dict[str, Any]], seeds: set[int], column: str) -> float:
+        values = [
+            r[column] if r["status"] == "converged" else math.inf
+            for s, r in picked.items()
+            if s in seeds
+        ]
         return float(np.median(values))
 
-    checked = 0
+    checked = unpaired = 0
     for m in ("m0", "m1"):
         for variant, fields in fig6.VARIANTS.items():
             column = f"{m}_potentiation" if variant == fig6.POTENTIATION else m
-            plain = median(fields, kinds["plain"], column)
+            plain = runs(fields, kinds["plain"])
             for kind in fig6.LABELS:
-                expected = plain / median(fields, kinds[kind], column)
+                rule = runs(fields, kinds[kind])
+                common = set(plain) & set(rule)
+                expected = median(plain, common, column) / median(rule, common, column)
                 got = data.values["savings"][m][variant][kind]
                 assert got == pytest.approx(expected, rel=1e-12), (m, variant, kind)
                 checked += 1
+                if set(plain) != common:  # plain backprop has seeds the rule lacks
+                    everything = median(plain, set(plain), column) / median(rule, common, column)
+                    assert got != pytest.approx(everything, rel=1e-6)
+                    unpaired += 1
     assert checked == 2 * len(fig6.VARIANTS) * len(fig6.LABELS)
+    assert unpaired > 0  # the standard variant's plain runs are Fig 1b's, with more seeds
     # in these records every rule saves updates
     assert all(v > 1 for per in data.values["savings"]["m0"].values() for v in per.values())
 
@@ -583,6 +600,14 @@ def test_sigma_claims_compare_the_subnet_across_sigma_and_with_a_network_alone()
     assert verdicts(dearer)[1] == "partly"
     dearer.loc[subnet_at[0.01], ["m0", "m1"]] *= 2
     assert verdicts(dearer)[1] == "differs"
+    # the network alone at seeds the subnet was not run with takes no part
+    alone = frame[(frame["n_hidden"] == 100) & np.isclose(frame["sigma"], 0.01)]
+    assert set(alone["seed"]) == set(frame.loc[subnet_at[0.01], "seed"]) == {0}
+    other_seeds = pd.concat(
+        [alone.assign(seed=seed, key=f"seed{seed}", m0=alone["m0"] * 3) for seed in (1, 2)]
+    )
+    assert verdicts(pd.concat([frame, other_seeds])) == verdicts(frame)
+    assert verdicts(pd.concat([dearer, other_seeds]))[1] == "differs"
     alone_missing = frame[~((frame["n_hidden"] == 100) & np.isclose(frame["sigma"], 0.01))]
     assert verdicts(alone_missing)[1] == "not measured"
     # a subnet that misses the criterion at σ = 0.01 costs infinitely more than the
@@ -592,10 +617,9 @@ def test_sigma_claims_compare_the_subnet_across_sigma_and_with_a_network_alone()
     assert verdicts(missed) == ["not measured", "differs"]
 
 
-def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: str) -> float:
-    """Median over seeds of ``column`` for MNIST runs of ``rules`` at N = ``n`` with the
-    standard protocol and settings, a run that did not converge counting as +inf."""
-    rows = frame[
+def _standard_runs_of(frame: pd.DataFrame, rules: str, n: int) -> pd.DataFrame:
+    """MNIST runs of ``rules`` at N = ``n`` with the standard protocol and settings."""
+    return frame[
         (frame["dataset"] == "mnist")
         & (frame["rules"] == rules)
         & (frame["synapses"] == "plain")
@@ -609,22 +633,40 @@ def _median_of_standard_runs(frame: pd.DataFrame, rules: str, n: int, column: st
         & (frame["protocol"] == "default")
         & frame["n_train"].isna()
     ]
+
+
+def _median_of_standard_runs(
+    frame: pd.DataFrame, rules: str, n: int, column: str, seeds: Iterable[int] | None = None
+) -> float:
+    """Median over seeds (all, or ``seeds``) of ``column`` for MNIST runs of ``rules`` at
+    N = ``n`` with the standard protocol and settings, a run that did not converge
+    counting as +inf."""
+    rows = _standard_runs_of(frame, rules, n)
+    if seeds is not None:
+        rows = rows[rows["seed"].isin(set(seeds))]
     assert len(rows) > 0, (rules, n)
     values = np.where(rows["status"] == "converged", rows[column].astype(float), np.inf)
     return float(np.median(values))
 
 
 def test_savings_table(frame: pd.DataFrame) -> None:
-    """Savings are the plain runs' median M0 and M1 over the rule's, at the same N."""
+    """Savings are the plain runs' median M0 and M1 over the rule's, at the same N and
+    at the seeds both were run with."""
     table = savings_table(frame, "mnist")
     assert not table.empty
     subnet = table[(table["rules"] == "subnet:units=50") & (table["N"] == 1000)]
     assert len(subnet) == 1
+    seeds = set(_standard_runs_of(frame, "subnet:units=50", 1000)["seed"])
+    assert seeds < set(_standard_runs_of(frame, "", 1000)["seed"])  # plain has one more
+    unpaired = []
     for measure in ("m0", "m1"):
-        plain = _median_of_standard_runs(frame, "", 1000, measure)
+        plain = _median_of_standard_runs(frame, "", 1000, measure, seeds)
         rule = _median_of_standard_runs(frame, "subnet:units=50", 1000, measure)
         saving = float(subnet[f"{measure.upper()} saving"].iloc[0])
         assert saving == pytest.approx(plain / rule, rel=1e-12) and saving > 1
+        every_seed = _median_of_standard_runs(frame, "", 1000, measure) / rule
+        unpaired.append(saving != pytest.approx(every_seed, rel=1e-6))
+    assert any(unpaired)  # the extra seed of plain backprop would change a saving
     assert set(subnet["keys"].iloc[0].split()) <= set(frame["key"])
     # a rule whose runs did not converge has no saving (its median energy is infinite)
     failed = frame.copy()
@@ -709,7 +751,7 @@ def test_verdicts_follow_their_stated_rules(frame: pd.DataFrame) -> None:
 
 def test_controls_compare_each_control_with_plain_backprop(frame: pd.DataFrame) -> None:
     """Savings of the controls are plain backprop's median over the control's, at the
-    controls' size; the report's verdicts follow the savings (and failures)."""
+    controls' size and seeds; the report's verdicts follow the savings (and failures)."""
     import copy
 
     controls = module("controls")
@@ -718,11 +760,12 @@ def test_controls_compare_each_control_with_plain_backprop(frame: pd.DataFrame) 
     assert data.values["n_hidden"] == n
     rules = controls.rules_of(controls.GRIDS["quick"]["fraction"])
     assert data.values["rules"] == {k: " + ".join(r) for k, r in rules.items()}
+    assert len(_standard_runs_of(frame, "", n)) > 1
     for m in ("m0", "m1"):
-        plain = _median_of_standard_runs(frame, "", n, m)
         for kind, rule in rules.items():
             rows = frame[(frame["rules"] == " + ".join(rule)) & (frame["n_hidden"] == n)]
             assert len(rows) == 1
+            plain = _median_of_standard_runs(frame, "", n, m, rows["seed"])
             expected = plain / float(rows[m].iloc[0])
             assert data.values["savings"][m][kind] == pytest.approx(expected, rel=1e-12)
     # the least energy of the paper's own rules at N = 1000 is not a control's
@@ -825,3 +868,18 @@ def test_fig3a_selections_of_neurons_save_less_than_top_k_per_layer(frame: pd.Da
         if c.figure == "Fig 3a" and "saves M0" in c.claim
     ]
     assert claim.verdict == "partly"  # no plain backprop: half the claim not measured
+
+
+def test_exponents_print_on_the_side_of_the_verdicts_edge() -> None:
+    """A claim's exponent is printed with as many decimals (up to six) as it takes to
+    read the verdict off the printed number: -0.1522 tested against ±0.15 prints as
+    -0.152, where two decimals would print the edge itself."""
+    from thrifty import report
+
+    assert report._flat_exp(-0.1522) == "-0.152"
+    assert report._flat_exp(0.1499) == "0.1499"
+    assert report._flat_exp(0.62) == "0.62"
+    assert report._exp(0.6004, 0.4, 0.6) == "0.6004" and report._exp(0.6049, 0.6) == "0.605"
+    for value in np.arange(-0.2, 0.2, 1e-4) + 3e-5:
+        printed = float(report._flat_exp(float(value)))
+        assert (abs(printed) < 0.15) == (abs(value) < 0.15), value

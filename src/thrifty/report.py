@@ -42,8 +42,8 @@ from thrifty.figures._common import (
     epochs_text,
     failure_text,
     family_of,
+    paired_saving,
     prepare,
-    ratio_of_medians,
     select,
     summarise,
 )
@@ -125,12 +125,36 @@ def _sci(x: float | None) -> str:
     return f"{x:.2e}".replace("e+0", "e").replace("e+", "e")
 
 
-def _law_text(law: theory.PowerLaw | None) -> str:
+def _exp(value: float, *edges: float) -> str:
+    """``value`` (an exponent) to two decimals, or to as many more (up to six) as it
+    takes not to print one of ``edges``, the values at which a verdict on it changes:
+    -0.1522 tested against ±0.15 prints as -0.152, not -0.15."""
+    text = ""
+    for digits in range(2, 7):
+        text = f"{value:.{digits}f}"
+        if all(abs(float(text) - edge) > 1e-12 for edge in edges):
+            break
+    return text
+
+
+def _flat_exp(value: float) -> str:
+    """:func:`_exp` of an exponent tested against ±0.15 (a curve flat in N)."""
+    return _exp(value, -0.15, 0.15)
+
+
+def _law_text(law: theory.PowerLaw | None, *edges: float) -> str:
     if law is None:
         return "n/a (too few sizes)"
     lo, hi = law.exponent_ci
-    ci = f" (95% CI {lo:.2f} to {hi:.2f})" if math.isfinite(lo) else " (no CI: 2 points)"
-    return f"{law.exponent:.2f}{ci}, N = {law.x_range[0]:g}–{law.x_range[1]:g}, {law.n_points} runs"
+    ci = (
+        f" (95% CI {_exp(lo, *edges)} to {_exp(hi, *edges)})"
+        if math.isfinite(lo)
+        else " (no CI: 2 points)"
+    )
+    return (
+        f"{_exp(law.exponent, *edges)}{ci}, N = {law.x_range[0]:g}–{law.x_range[1]:g}, "
+        f"{law.n_points} runs"
+    )
 
 
 def _series(data: FigureData | None, panel: str, kind: str) -> Series | None:
@@ -185,7 +209,7 @@ def _fig1(get: Any, dataset: str) -> list[Claim]:
                     "Fig 1b",
                     "M0 of plain backprop grows sub-linearly with N (larger networks learn a "
                     "bit faster)",
-                    f"M0 ∝ N^{_law_text(law0)}",
+                    f"M0 ∝ N^{_law_text(law0, 1.0)}",
                     verdict,
                     "agrees if the CI of the exponent lies below 1; partly if only the "
                     "estimate does",
@@ -202,7 +226,7 @@ def _fig1(get: Any, dataset: str) -> list[Claim]:
                 Claim(
                     "Fig 1b",
                     "M1 of plain backprop grows roughly as √N",
-                    f"M1 ∝ N^{_law_text(law1)}",
+                    f"M1 ∝ N^{_law_text(law1, 0.3, 0.4, 0.5, 0.6, 0.7)}",
                     verdict,
                     "agrees if 0.5 is in the CI or within ±0.1 of the exponent; partly "
                     "within 0.3–0.7",
@@ -383,7 +407,7 @@ def _fig2(get: Any, dataset: str) -> list[Claim]:
                 Claim(
                     "Fig 2a",
                     f"With a subnet, {m.upper()} becomes independent of N",
-                    f"subnet (optimised) {m.upper()} ∝ N^{law.exponent:.2f} over N = "
+                    f"subnet (optimised) {m.upper()} ∝ N^{_flat_exp(law.exponent)} over N = "
                     f"{x.min():g}–{x.max():g}"
                     + (f"; plain backprop ∝ N^{plain_law.exponent:.2f}" if plain_law else ""),
                     "agrees"
@@ -403,7 +427,7 @@ def _fig2(get: Any, dataset: str) -> list[Claim]:
                 Claim(
                     "Fig 2a",
                     f"With the optimal random synapse mask, {m.upper()} still grows with N",
-                    f"synapse mask {m.upper()} ∝ N^{law.exponent:.2f} over N = "
+                    f"synapse mask {m.upper()} ∝ N^{_exp(law.exponent, 0.1)} over N = "
                     f"{x.min():g}–{x.max():g} "
                     f"(masks for N_min = {a.values.get('mask_n_min')})",
                     "agrees" if law.exponent > 0.1 else "differs",
@@ -532,7 +556,7 @@ def _fig3(get: Any, dataset: str) -> list[Claim]:
                         "Fig 3b",
                         f"With the largest updates within a subnet, {m.upper()} is independent "
                         "of N",
-                        f"∝ N^{law.exponent:.2f} ({_span(combo)}; fraction optimised per N)",
+                        f"∝ N^{_flat_exp(law.exponent)} ({_span(combo)}; fraction optimised per N)",
                         "agrees" if abs(law.exponent) < 0.15 else "differs",
                         "agrees if the exponent of the medians is within ±0.15 of 0",
                         combo.all_keys(),
@@ -657,7 +681,7 @@ def _fig4(get: Any, dataset: str) -> list[Claim]:
                     x, y = s.drawn()
                     exps[kind] = theory.fit_power_law(x, y).exponent
                     keys += s.all_keys()
-            text = "; ".join(f"{k} ∝ N^{v:.2f}" for k, v in exps.items()) or "n/a"
+            text = "; ".join(f"{k} ∝ N^{_flat_exp(v)}" for k, v in exps.items()) or "n/a"
             span = _span(_series(b, m, "caching"))
             if "caching" in exps and m == "m0":
                 # consolidations are all that M0 counts with caching
@@ -691,7 +715,13 @@ def _fig4(get: Any, dataset: str) -> list[Claim]:
                         f"With caching alone, {m.upper()} still grows with N, about as "
                         "plain backprop's does",
                         f"{text}; plain backprop over the sizes where caching converged "
-                        f"∝ N^{_num(plain_exp, 2)} ({span}, θ = {theta})",
+                        f"∝ N^{_num(plain_exp, 2)}"
+                        + (
+                            f", a difference of {_flat_exp(exps['caching'] - plain_exp)}"
+                            if math.isfinite(plain_exp)
+                            else ""
+                        )
+                        + f" ({span}, θ = {theta})",
                         "not measured"
                         if not math.isfinite(plain_exp)
                         else "agrees"
@@ -708,7 +738,7 @@ def _fig4(get: Any, dataset: str) -> list[Claim]:
                     Claim(
                         "Fig 4b",
                         f"Caching within a subnet makes {m.upper()} independent of N",
-                        f"caching in subnet ∝ N^{exps['caching-subnet']:.2f} ({span})",
+                        f"caching in subnet ∝ N^{_flat_exp(exps['caching-subnet'])} ({span})",
                         "agrees" if flat else "differs",
                         "agrees if the exponent is within ±0.15 of 0",
                         keys,
@@ -878,7 +908,7 @@ def _fig5(get: Any, dataset: str) -> list[Claim]:
             Claim(
                 "Fig 5",
                 f"Unrestricted {m.upper()} at the size of macaque V1, relative to the least "
-                f"energy: {paper}",
+                f"energy of plain backprop (its median at N_min): {paper}",
                 text,
                 verdict,
                 rule,
@@ -1100,17 +1130,17 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Saving of every rule relative to plain backprop at the same N (standard protocol).
 
     One row per (rules, synapses, N) with a plain-backprop run at that N: medians of M0,
-    M1 and samples, ``M(plain) / M(rule)`` for both measures (nan where either median
-    is infinite: most seeds did not converge), converged/total runs and the keys.
+    M1 and samples, ``M(plain) / M(rule)`` for both measures, of the medians at the
+    seeds both were run with (:func:`~thrifty.figures._common.paired_saving`; nan where
+    either median is infinite: most seeds did not converge), converged/total runs and
+    the keys.
     """
     table = prepare(df)
     if table.empty:
         return pd.DataFrame()
     rows = _standard_runs(table, dataset)
-    plain = {
-        n: {m: summarise(g, m) for m in (*MEASURES, "samples")}
-        for n, g in rows[(rows["rules"] == "") & (rows["synapses"] == "plain")].groupby("n_hidden")
-    }
+    standard = rows[(rows["rules"] == "") & (rows["synapses"] == "plain")]
+    plain = {n: g for n, g in standard.groupby("n_hidden")}
     out = []
     for (rules, syn, n), g in rows.groupby(["rules", "synapses", "n_hidden"]):
         if (rules == "" and syn == "plain") or n not in plain:
@@ -1125,8 +1155,8 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
                 "M0": s["m0"].median,
                 "M1": s["m1"].median,
                 "samples": s["samples"].median,
-                "M0 saving": ratio_of_medians(plain[n]["m0"], s["m0"]),
-                "M1 saving": ratio_of_medians(plain[n]["m1"], s["m1"]),
+                "M0 saving": paired_saving(plain[n], g, "m0"),
+                "M1 saving": paired_saving(plain[n], g, "m1"),
                 "converged": f"{s['m0'].n_ok}/{s['m0'].n_runs}",
                 "keys": " ".join(s["m0"].keys),
             }
@@ -1402,6 +1432,15 @@ def write_report(
         sav = savings_table(df, dataset)
         if not sav.empty:
             blocks.append(("h3", f"Savings relative to plain backprop at the same N ({dataset})"))
+            blocks.append(
+                (
+                    "p",
+                    "M0, M1 and samples are medians over the rule's runs; a saving divides "
+                    "plain backprop's median by the rule's, both over the seeds both were "
+                    "run with (runs of one seed start from the same weights and see the "
+                    "samples in the same order).",
+                )
+            )
             blocks.append(
                 (
                     "table",

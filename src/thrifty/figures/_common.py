@@ -194,6 +194,32 @@ def ratio_of_medians(a: Summary | None, b: Summary | None) -> float:
     return a.median / b.median
 
 
+def at_common_seeds(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs of ``a`` and of ``b`` at the seeds both hold, or both as they are when
+    they share none.
+
+    Runs of one seed share their initial weights and sample order whatever their rules,
+    so a saving taken over the same seeds compares like with like; over all runs, a
+    baseline of three seeds against a rule of one would mix the spread between seeds
+    into the saving.
+    """
+    if "seed" not in a.columns or "seed" not in b.columns:
+        return a, b
+    common = set(a["seed"].dropna()) & set(b["seed"].dropna())
+    if not common:
+        return a, b
+    return a[a["seed"].isin(common)], b[b["seed"].isin(common)]
+
+
+def paired_saving(baseline: pd.DataFrame, rows: pd.DataFrame, column: str) -> float:
+    """:func:`ratio_of_medians` of ``column``, ``baseline`` over ``rows``, each summarised
+    at the seeds both hold (:func:`at_common_seeds`); nan when either is empty."""
+    if baseline.empty or rows.empty:
+        return math.nan
+    baseline, rows = at_common_seeds(baseline, rows)
+    return ratio_of_medians(summarise(baseline, column), summarise(rows, column))
+
+
 def budget_of_failures(rows: pd.DataFrame) -> float:
     """The least budget (epochs) of the runs in ``rows`` that stopped at their budget;
     ``inf`` when every one diverged (no budget would have helped)."""

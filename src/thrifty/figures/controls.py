@@ -29,8 +29,8 @@ from thrifty.figures._common import (
     budget_of_failures,
     failure_text,
     fmt,
+    paired_saving,
     prepare,
-    ratio_of_medians,
     select,
     summarise,
 )
@@ -125,12 +125,11 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         data.notes.append(f"no plain-backprop run at N = {n}")
     for m in measures:
         data.values["savings"][m] = {
-            kind: ratio_of_medians(energy[m].get("plain"), energy[m][kind]) for kind in rules
+            kind: paired_saving(plain, at_n[at_n["rules"] == text], m)
+            for kind, text in rules.items()
         }
-    for kind in rules:
-        data.values["slowdown"][kind] = ratio_of_medians(
-            energy["samples"][kind], energy["samples"].get("plain")
-        )
+    for kind, text in rules.items():
+        data.values["slowdown"][kind] = paired_saving(at_n[at_n["rules"] == text], plain, "samples")
         if not math.isfinite(energy["m0"][kind].median):
             runs = at_n[at_n["rules"] == rules[kind]]
             data.values["failed"][kind] = budget_of_failures(runs)

@@ -21,8 +21,8 @@ from thrifty.figures import style
 from thrifty.figures._common import (
     MEASURES,
     FigureData,
+    paired_saving,
     prepare,
-    ratio_of_medians,
     select,
     subnet_rule,
     summarise,
@@ -148,12 +148,14 @@ def compute(df: pd.DataFrame, dataset: str = "mnist", *, n_hidden: int | None = 
                 else table.iloc[0:0]
             )
             sums = {}
-            for kind, text in rules.items():
-                r = sel[sel["rules"] == text]
+            runs = {kind: sel[sel["rules"] == text] for kind, text in rules.items()}
+            for kind, r in runs.items():
                 sums[kind] = summarise(r, column) if not r.empty else None
             energy[m][variant] = sums
+            plain = runs.get("plain", sel.iloc[0:0])
             savings[m][variant] = {
-                kind: ratio_of_medians(sums.get("plain"), sums.get(kind)) for kind in LABELS
+                kind: paired_saving(plain, runs[kind], column) if kind in runs else math.nan
+                for kind in LABELS
             }
     data.values["savings"] = savings
     data.values["energy"] = energy

@@ -28,6 +28,7 @@ from thrifty.figures._common import (
     MEASURE_LABELS,
     MEASURES,
     FigureData,
+    at_common_seeds,
     by_x,
     criterion_text,
     param_of,
@@ -75,7 +76,8 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     """Medians of M0, M1 and samples against σ, for a subnet and a network of its size.
 
     The subnet is the (N, S) with the most values of σ (at least two; the largest N of
-    equals); the network alone has S units and plain backprop.
+    equals); the network alone has S units and plain backprop. Both are taken at the
+    seeds both were run with (:func:`~thrifty.figures._common.at_common_seeds`).
 
     Returns
     -------
@@ -107,6 +109,8 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     sub = rows[(rows["n_hidden"] == n) & (rows["_units"] == units)]
     alone = select(table, dataset=dataset, sigma=None, n_hidden=units)
     alone = alone[alone["sigma"].isin(set(sub["sigma"]))]
+    # the network alone is also a point of Fig 1b, with that figure's seeds
+    alone, sub = at_common_seeds(alone, sub)
     data.values.update(n_hidden=n, units=units, sigmas=sorted({float(s) for s in sub["sigma"]}))
     labels = {"subnet": f"subnet of {units} in N = {n}", "alone": f"network of {units} alone"}
     for panel in PANELS:
