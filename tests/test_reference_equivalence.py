@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from thrifty import reference as ref
+from thrifty import theory
 from thrifty.config import RunConfig
 from thrifty.energy import dense_selection
 from thrifty.network import Params, propose
@@ -69,12 +70,26 @@ def _top_k_then_mask_then(spec: str, last: Any) -> tuple[tuple[str, ...], RefFac
     return rules, make
 
 
+def _optimal_masks(st: Any, k: Any) -> Any:
+    """The masks of ``synapse-mask-optimal:n_min=2.3`` as the reference rule, once their
+    sizes are checked against :func:`thrifty.theory.optimal_fractions` with the
+    reference's rounding."""
+    masks = _mask_matrices(st, k[3])
+    (n_hidden, n_pre), (n_outputs, _) = (m.shape for m in masks)
+    fractions = theory.optimal_fractions(n_hidden, 2.3, n_inputs=n_pre - 1, n_outputs=n_outputs)
+    assert [int(m.sum()) for m in masks] == [
+        ref_count_of(float(p), m.size) for p, m in zip(fractions, masks, strict=True)
+    ]
+    return ref.synapse_mask(masks)
+
+
 CASES: dict[str, tuple[tuple[str, ...], RefFactory]] = {
     "backprop": ((), lambda st, k: None),
     "synapse-mask": (
         ("synapse-mask:hidden=0.3,output=0.6",),
         lambda st, k: ref.synapse_mask([np.asarray(st.hidden), np.asarray(st.output)]),
     ),
+    "synapse-mask-optimal": (("synapse-mask-optimal:n_min=2.3",), _optimal_masks),
     "neuron-mask": (("neuron-mask:fraction=0.3",), lambda st, k: ref.neuron_mask(_units(st))),
     "subnet": (("subnet:units=5",), lambda st, k: ref.subnet(_units(st))),
     "top-k-layer": (("top-k:fraction=0.1",), lambda st, k: ref.top_k(0.1, "layer")),

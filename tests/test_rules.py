@@ -553,6 +553,31 @@ def test_synapse_mask_optimal_draws_those_fractions() -> None:
         assert (int(np.sum(state.hidden)), int(np.sum(state.output))) == want
 
 
+def test_synapse_mask_optimal_counts_follow_the_theory_in_float64() -> None:
+    """In a float64 run the mask sizes are those of :func:`thrifty.theory.optimal_fractions`
+    with the reference's rounding, over the three regimes: N_min = 2.1 at N = 50 gives
+    p1 · 39 250 = 1648.5, a half, so 1649 input synapses (float32 fractions gave 1648)."""
+    from thrifty import theory
+
+    params = Params(jnp.zeros((50, 785), jnp.float64), jnp.zeros((10, 51), jnp.float64))
+    rule = build(["synapse-mask-optimal:n_min=2.1"])
+    state = rule.init(params, jax.random.key(1))
+    assert (int(np.sum(state.hidden)), int(np.sum(state.output))) == (1649, 510)
+    differing = []
+    for n in (10, 50, 100, 700, 3000, 100_000):
+        sizes = (n * 785, 10 * (n + 1))
+        for n_min in np.arange(1, 1000, 7) / 10:
+            fractions = optimal_mask_fractions(n, jnp.asarray(n_min, jnp.float64))
+            got = tuple(int(count_of(p, size)) for p, size in zip(fractions, sizes, strict=True))
+            want = tuple(
+                ref_rules.count_of(float(p), size)
+                for p, size in zip(theory.optimal_fractions(n, float(n_min)), sizes, strict=True)
+            )
+            if got != want:
+                differing.append((n, float(n_min), got, want))
+    assert not differing
+
+
 # ----------------------------------------------------------------------------- parsing
 
 

@@ -225,10 +225,14 @@ def optimal_mask_fractions(
     Minimises ``N (p1·n_inputs + p2·n_outputs)`` subject to ``p1·p2·N = n_min``:
     full plasticity up to ``N = n_min``, then ``p1 = n_min / N`` up to
     ``N = (n_inputs / n_outputs) · n_min``, then ``p1 = √(n_min·n_outputs / (n_inputs·N))``
-    and ``p2 = (n_inputs / n_outputs) · p1``. ``n_min`` may be traced.
+    and ``p2 = (n_inputs / n_outputs) · p1``. ``n_min`` may be traced; the fractions
+    are of its float type (of JAX's default float type for a Python number), so a
+    float64 run draws the counts of :func:`thrifty.theory.optimal_fractions`.
     """
     ratio = n_inputs / n_outputs
-    n_min = jnp.asarray(n_min, jnp.float32)
+    n_min = jnp.asarray(n_min)
+    if not jnp.issubdtype(n_min.dtype, jnp.floating):
+        n_min = n_min.astype(jnp.result_type(float))
     n = float(n_hidden)
     p1 = jnp.where(
         n <= n_min,
