@@ -3,7 +3,9 @@
 Everything is dense and written out: the update matrix of every layer is formed,
 every selection is a boolean matrix, every meter sums over it. It never imports
 JAX. Tests feed it the same initial weights, sample order and masks as the fast
-path and compare trajectories, selections and energies.
+path and compare trajectories, selections and energies, step by step
+(:func:`train`, :func:`train_caching`) and over whole runs with their checks,
+stopping and divergence (:func:`run`).
 """
 
 from thrifty.reference.caching import CachingStepRecord, train_caching
@@ -13,6 +15,7 @@ from thrifty.reference.network import (
     forward,
     loss_value,
 )
+from thrifty.reference.protocol import Caching, RunResult, run
 from thrifty.reference.rules import (
     ReferenceRule,
     chain,
@@ -26,12 +29,14 @@ from thrifty.reference.rules import (
     synapse_mask,
     top_k,
 )
-from thrifty.reference.train import StepRecord, energy_of, train
+from thrifty.reference.train import StepRecord, energy_of, propose, train
 
 __all__ = [
     "Activations",
+    "Caching",
     "CachingStepRecord",
     "ReferenceRule",
+    "RunResult",
     "StepRecord",
     "backward",
     "chain",
@@ -44,6 +49,8 @@ __all__ = [
     "neuron_mask",
     "neuron_select",
     "per_step_mask",
+    "propose",
+    "run",
     "subnet",
     "synapse_mask",
     "top_k",

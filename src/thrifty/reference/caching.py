@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from thrifty.reference.network import backward, forward, loss_value
-from thrifty.reference.rules import ReferenceRule, StepInput
+from thrifty.reference.rules import ReferenceRule
+from thrifty.reference.train import propose
 
 
 @dataclass
@@ -215,25 +215,23 @@ def train_caching(
     decay = math.exp(-1.0 / tau)
     result = CachingResult(ls, ss)
     for t, idx in enumerate(order):
-        label = int(labels[idx])
-        target = np.zeros(n_outputs)
-        target[label] = 1.0
-        w = [lw + sw for lw, sw in zip(ls, ss, strict=True)]
-        acts = forward(w[0], w[1], x_aug[idx], activation)
-        d1, d2 = backward(w[1], acts, target, activation, loss)
-        deltas, pres = [d1, d2], [acts.x, acts.a]
-        dw = [-lr * np.outer(d, p) for d, p in zip(deltas, pres, strict=True)]
-        allowed = [np.ones(d.shape, bool) for d in dw]
-        if rule is not None:
-            step = StepInput(dw=dw, deltas=deltas, pres=pres, output=acts.y, label=label, step=t)
-            allowed = rule(step, allowed)
+        applied, _, loss_t = propose(
+            [lw + sw for lw, sw in zip(ls, ss, strict=True)],
+            x_aug[idx],
+            int(labels[idx]),
+            t,
+            lr=lr,
+            rule=rule,
+            activation=activation,
+            loss=loss,
+            n_outputs=n_outputs,
+        )
         energies = []
         for layer in range(2):
-            applied = np.where(allowed[layer], dw[layer], 0.0)
             ls[layer], ss[layer], energy = consolidate_layer(
                 ls[layer],
                 ss[layer],
-                applied,
+                applied[layer],
                 threshold=threshold,
                 decay=decay,
                 cost=cost,
@@ -250,7 +248,7 @@ def train_caching(
                 m1_potentiation=[e[3] for e in energies],
                 m_alpha=[e[4] for e in energies],
                 transient=[e[5] for e in energies],
-                loss=loss_value(acts.y, target, loss),
+                loss=loss_t,
             )
         )
     result.persistent, result.transient = ls, ss

@@ -44,6 +44,51 @@ def energy_of(dw: np.ndarray) -> tuple[int, int, float, float]:
     )
 
 
+def propose(
+    w: Sequence[np.ndarray],
+    x_aug: np.ndarray,
+    label: int,
+    step: int,
+    *,
+    lr: float,
+    rule: ReferenceRule | None,
+    activation: str,
+    loss: str,
+    n_outputs: int,
+) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """One sample's updates as the rule lets them through.
+
+    Parameters
+    ----------
+    w : (N, n_in + 1) and (n_out, N + 1) arrays
+        The weights the network computes with.
+    x_aug : (n_in + 1,) augmented input; label : int
+    step : int
+        Index of the sample in the run (for rules that change with it).
+
+    Returns
+    -------
+    applied : list of arrays shaped like ``w``
+        ``Δw = −η · delta ⊗ pre`` where the rule allows it, 0 elsewhere.
+    allowed : list of boolean arrays shaped like ``w``
+        The rule's selection.
+    loss : float
+        The sample's loss before the update.
+    """
+    target = np.zeros(n_outputs)
+    target[label] = 1.0
+    acts = forward(w[0], w[1], x_aug, activation)
+    d1, d2 = backward(w[1], acts, target, activation, loss)
+    deltas, pres = [d1, d2], [acts.x, acts.a]
+    dw = [-lr * np.outer(d, p) for d, p in zip(deltas, pres, strict=True)]
+    allowed = [np.ones(d.shape, bool) for d in dw]
+    if rule is not None:
+        sample = StepInput(dw=dw, deltas=deltas, pres=pres, output=acts.y, label=label, step=step)
+        allowed = rule(sample, allowed)
+    applied = [np.where(a, d, 0.0) for a, d in zip(allowed, dw, strict=True)]
+    return applied, allowed, loss_value(acts.y, target, loss)
+
+
 def train(
     w1: np.ndarray,
     w2: np.ndarray,
@@ -78,19 +123,17 @@ def train(
     w = [np.array(w1, np.float64), np.array(w2, np.float64)]
     records = []
     for t, idx in enumerate(order):
-        label = int(labels[idx])
-        target = np.zeros(n_outputs)
-        target[label] = 1.0
-        acts = forward(w[0], w[1], x_aug[idx], activation)
-        d1, d2 = backward(w[1], acts, target, activation, loss)
-        deltas = [d1, d2]
-        pres = [acts.x, acts.a]
-        dw = [-lr * np.outer(d, p) for d, p in zip(deltas, pres, strict=True)]
-        allowed = [np.ones(d.shape, bool) for d in dw]
-        if rule is not None:
-            step = StepInput(dw=dw, deltas=deltas, pres=pres, output=acts.y, label=label, step=t)
-            allowed = rule(step, allowed)
-        applied = [np.where(a, d, 0.0) for a, d in zip(allowed, dw, strict=True)]
+        applied, allowed, loss_t = propose(
+            w,
+            x_aug[idx],
+            int(labels[idx]),
+            t,
+            lr=lr,
+            rule=rule,
+            activation=activation,
+            loss=loss,
+            n_outputs=n_outputs,
+        )
         energies = [energy_of(a) for a in applied]
         for layer in range(2):
             w[layer] = w[layer] + applied[layer]
@@ -100,7 +143,7 @@ def train(
                 m0_potentiation=[e[1] for e in energies],
                 m1=[e[2] for e in energies],
                 m1_potentiation=[e[3] for e in energies],
-                loss=loss_value(acts.y, target, loss),
+                loss=loss_t,
                 selection=allowed if keep_selections else None,
                 m_alpha=[
                     [float(np.sum(np.abs(a[a != 0]) ** alpha)) for alpha in alphas] for a in applied
