@@ -61,6 +61,17 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     reproduce("tiny", out=out, datasets=("synthetic",), figures=TINY_FIGURES, progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
     assert after == before and "Claims on synthetic" in (out / "report.md").read_text()
+    # drawing one figure again keeps the others whose runs are all stored in the report
+    # and runs.csv (fig1c, fig2b, fig2c: drawn from the runs of fig1b and fig2a, though
+    # not asked for before)
+    full = (out / "report.md").read_text()
+    reproduce("tiny", out=out, datasets=("synthetic",), figures=("fig2a",), progress=False)
+    text = (out / "report.md").read_text()
+    assert sorted(pd.read_csv(out / "runs.csv")["key"]) == records
+    assert "figures limited to fig2a; also drawn, from the records of earlier runs: " in text
+    assert "synthetic: fig1b, fig1c, fig2b, fig2c, fig5\n" in text
+    for claim in ("Fig 1b", "Fig 5"):
+        assert f"| {claim} |" in full and f"| {claim} |" in text, claim
     # one more figure has runs still to do: the data is needed again
     with pytest.raises(DataError, match="no data"):
         reproduce(
@@ -165,7 +176,8 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
     report = reproduce("tiny", out=out, seeds=1, progress=False, **twice)  # type: ignore[arg-type]
     assert set(pd.read_csv(out / "runs.csv")["seed"]) == {0}
     text = report.read_text()
-    assert text.count("Claims on synthetic") == 1 and "figures limited to fig1b\n" in text
+    assert text.count("Claims on synthetic") == 1
+    assert "figures limited to fig1b; also drawn, from the records of earlier runs: " in text
     assert len(list((out / "records").glob("*.json"))) == len(runs)
     with pytest.raises(ValueError, match="seeds must be an integer"):
         reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)

@@ -14,8 +14,9 @@ Steps
    configs are collected again from the records and the sweep repeats until nothing is
    new (at most :data:`MAX_ROUNDS` times).
 3. Load the records (:func:`thrifty.experiments.load`), keep those of this
-   reproduction's configs, write ``runs.csv``, draw every figure into ``figures/`` (PNG
-   and PDF) and write ``report.md`` and ``report.html``.
+   reproduction's configs (of a subset of figures: and of every other figure whose runs
+   are all stored), write ``runs.csv``, draw every figure into ``figures/`` (PNG and
+   PDF) and write ``report.md`` and ``report.html``.
 
 Example
 -------
@@ -133,7 +134,10 @@ def reproduce(
     datasets : sequence of str
         Data sets to reproduce on (default MNIST and Fashion-MNIST).
     figures : sequence of str, optional
-        A subset of :data:`thrifty.figures.FIGURES`.
+        A subset of :data:`thrifty.figures.FIGURES` to train and draw. Every other
+        figure of the scale whose runs are all stored in ``out`` is drawn too, from its
+        records, so that a figure drawn again in a finished reproduction keeps the rest
+        of its report and ``runs.csv``.
     seeds : int, optional
         Seeds of every point, ``0 … seeds − 1``; default: each figure's own at the
         scale (1–3 at ``quick``, 5 at ``full``). ``seeds=3`` at ``quick`` gives every
@@ -197,14 +201,19 @@ def reproduce(
             break
     assert df is not None
     keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
+    stored = _stored_figures(scale, datasets, figures, df, seeds) if figures is not None else {}
+    for pair_keys in stored.values():
+        keys |= pair_keys
     df = df[df["key"].isin(keys)].reset_index(drop=True)
     table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
     table.to_csv(out / "runs.csv", index=False)
 
+    shown = tuple(dict.fromkeys((*datasets, *(d for _, d in stored))))
     drawn: list[Drawn] = []
-    for dataset in datasets:
+    for dataset in shown:
         for name in plan(scale, dataset):
-            if figures is not None and name not in figures:
+            asked_for = figures is None or (name in figures and dataset in datasets)
+            if not asked_for and (name, dataset) not in stored:
                 continue
             try:
                 data, paths = draw(name, df, dataset, out / "figures")
@@ -214,19 +223,46 @@ def reproduce(
                 drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
     wall = time.perf_counter() - t0
     left_out = [d for d in asked if d not in datasets]
-    notes = _notes(scale, datasets, figures, left_out, seeds)
+    notes = _notes(scale, shown, figures, left_out, seeds, list(stored))
     report = write_report(
         out,
         df,
         drawn,
         scale=scale,
-        datasets=datasets,
+        datasets=shown,
         wall_time_s=wall,
         command=_command(scale, out, workers, asked, figures, seeds),
         notes=notes,
     )
     _log(f"done in {wall / 60:.1f} min: {report}")
     return report
+
+
+def _stored_figures(
+    scale: str, datasets: Sequence[str], figures: Sequence[str], df: Any, seeds: int | None
+) -> dict[tuple[str, str], set[str]]:
+    """The (figure, data set) pairs of the scale's plan other than those asked for
+    (``figures`` on ``datasets``) whose runs all have a finished record in ``df``, each
+    with the keys of those runs.
+
+    A reproduction of some figures draws these too, from the stored records, so that
+    drawing a few figures again in a finished reproduction keeps the rest of its report.
+    """
+    from thrifty.experiments.store import FINAL_STATUSES
+
+    if df is None or df.empty:
+        return {}
+    finished = set(df.loc[df["status"].isin(FINAL_STATUSES), "key"])
+    present = set(df["dataset"].dropna())
+    out: dict[tuple[str, str], set[str]] = {}
+    for dataset in [*(d for d in DATASETS if d in present), *sorted(present - set(DATASETS))]:
+        for name in plan(scale, dataset):
+            if name in figures and dataset in datasets:
+                continue
+            keys = {c.key() for c in all_configs(scale, (dataset,), (name,), df, seeds)}
+            if keys and keys <= finished:
+                out[(name, dataset)] = keys
+    return out
 
 
 def _all_stored(
@@ -279,10 +315,12 @@ def _notes(
     figures: Sequence[str] | None,
     left_out: Sequence[str] = (),
     seeds: int | None = None,
+    stored: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """What a reader of this scale's report should know about what was left out:
     ``left_out`` are data sets asked for whose data could not be had; ``seeds`` the
-    seeds of every point when they were set."""
+    seeds of every point when they were set; ``stored`` the (figure, data set) pairs
+    drawn from stored records beside the figures asked for."""
     hints = {"fashion-mnist": "apt-get install dataset-fashion-mnist, or --data-dir"}
     notes = [
         f"{dataset}: left out of this reproduction, its data could not be had "
@@ -291,7 +329,14 @@ def _notes(
         for dataset in left_out
     ]
     if figures is not None:
-        notes.append(f"figures limited to {', '.join(figures)}")
+        by_dataset: dict[str, list[str]] = {}
+        for name, dataset in stored:
+            by_dataset.setdefault(dataset, []).append(name)
+        also = "; ".join(f"{d}: {', '.join(names)}" for d, names in by_dataset.items())
+        notes.append(
+            f"figures limited to {', '.join(figures)}"
+            + (f"; also drawn, from the records of earlier runs: {also}" if also else "")
+        )
     for dataset in datasets:
         planned = plan(scale, dataset)
         left = [f for f in FIGURES if f not in planned]
