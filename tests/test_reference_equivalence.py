@@ -190,7 +190,12 @@ def _compare(
     alphas: tuple[float, ...] = (),
     steps: int = T,
     activation: str = "leaky_relu",
+    dtype: str = "float64",
 ) -> None:
+    """The fast path in ``dtype`` against the reference. In float64: weights within
+    1e-9, M0 equal, the sums within 1e-6 relative, the losses within 1e-9 and the
+    selections equal; in float32: weights within 1e-5, M0 equal, the sums and losses
+    within 1e-4 relative."""
     x, y = data()
     order = np.random.default_rng(1).integers(0, len(y), steps)
     cfg = RunConfig(
@@ -199,11 +204,12 @@ def _compare(
         rules=rules,
         lr=lr,
         sigma=0.3,
-        dtype="float64",
+        dtype=dtype,
         alphas=alphas,
         activation=activation,
     )
     initial, final, out, (structure, numbers, k_steps) = fast_run(cfg, x, y, order)
+    single = dtype == "float32"
     p0 = initial.params
     rule_ref = make_ref(initial.rule_state, (structure, numbers, k_steps, p0))
     w1, w2, records = ref.train(
@@ -218,10 +224,13 @@ def _compare(
         alphas=alphas,
         activation=activation,
     )
-    np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
-    np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
-    _compare_meters(out, records, rtol=1e-6, alphas=bool(alphas))
-    np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=1e-9)
+    w_atol, rtol, loss_rtol = (1e-5, 1e-4, 1e-4) if single else (1e-9, 1e-6, 1e-9)
+    np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=w_atol, rtol=0)
+    np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=w_atol, rtol=0)
+    _compare_meters(out, records, rtol=rtol, alphas=bool(alphas))
+    np.testing.assert_allclose(np.asarray(out.loss), [r.loss for r in records], rtol=loss_rtol)
+    if single:
+        return
     rule = _specs(structure, numbers)[0]
     _compare_selections(rule, initial, x, y, order, records, lr, activation)
 
@@ -458,6 +467,17 @@ def test_variants_match_reference(loss: str, activation: str) -> None:
     np.testing.assert_allclose(np.asarray(final.params.hidden), w1, atol=1e-9, rtol=0)
     np.testing.assert_allclose(np.asarray(final.params.output), w2, atol=1e-9, rtol=0)
     _compare_meters(out, records, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["subnet+top-k", "top-k-neuron", "select-error", "lazy", "synapse-mask", "class-mask"],
+)
+def test_float32_rules_stay_close_to_reference(case: str) -> None:
+    """The float32 path that thrifty runs by default, with rules: M0 identical to the
+    float64 reference at every step, weights within 1e-5, sums within 1e-4."""
+    rules, make_ref = CASES[case]
+    _compare(rules, make_ref, dtype="float32")
 
 
 def test_float32_stays_close_to_reference() -> None:
