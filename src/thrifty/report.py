@@ -908,7 +908,7 @@ def _fig5(get: Any, dataset: str) -> list[Claim]:
             Claim(
                 "Fig 5",
                 f"Unrestricted {m.upper()} at the size of macaque V1, relative to the least "
-                f"energy of plain backprop (its median at N_min): {paper}",
+                f"median energy of plain backprop over N: {paper}",
                 text,
                 verdict,
                 rule,

@@ -9,8 +9,8 @@ Three pieces, all plain NumPy (and SciPy's t distribution for intervals):
 - **power-law fits** ``y = a·N^b`` by least squares in log-log coordinates, with
   confidence intervals on ``a`` and ``b`` and on the fitted curve;
 - the **extrapolation to macaque V1** (Fig 5): the energy of unrestricted learning in a
-  network with as many synapses as V1, relative to the least energy of
-  plain backprop measured (its median at N_min).
+  network with as many synapses as V1, relative to plain backprop's least
+  median energy over the sizes measured.
 
 Example
 -------

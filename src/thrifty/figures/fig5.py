@@ -4,11 +4,11 @@ The power laws of Fig 1b (energy of plain backprop against N, normalised to its 
 extended to a network with as many synapses as macaque V1 (about 1.5·10^8 neurons with
 300 synapses each, 4.5·10^10 synapses). x: synapses of the network, ``794·N`` (see
 :func:`thrifty.theory.hidden_units_for` for the mapping); y: energy relative to plain
-backprop's least energy over the sizes measured (its median at N_min, Fig 1b), which is
-what a network restricted to a well-sized plastic subnet spends at any size. The
-restricted runs of other figures, which may spend less, are not the measure. The
-shaded band is the 95% confidence band of the fitted law. The paper quotes about 700×
-for M1.
+backprop's least energy over the sizes measured (the smallest of its medians over N, as
+Fig 1b normalises, which may lie above N_min), which is what a network restricted to a
+well-sized plastic subnet spends at any size. The restricted runs of other figures,
+which may spend less, are not the measure. The shaded band is the 95% confidence band
+of the fitted law. The paper quotes about 700× for M1.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
         style.style_axes(
             axis,
             xlabel="synapses (794·N)",
-            ylabel="energy / plain backprop's least (at N_min)",
+            ylabel="energy / plain backprop's least median",
             title=f"Fig 5: extrapolation to V1 ({data.dataset})",
             xlog=True,
             ylog=True,
