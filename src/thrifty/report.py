@@ -314,7 +314,7 @@ def _fig1(get: Any, dataset: str) -> list[Claim]:
     return out
 
 
-def _fig2_order(a: FigureData, m: str, plain: Series | None) -> list[Claim]:
+def _fig2_order(get: _Figures, a: FigureData, m: str, plain: Series | None) -> list[Claim]:
     """The paper's order of the savings in large networks: synapse mask < neuron mask <
     subnet, at the largest N where all three and plain backprop were measured."""
     found = [_series(a, m, k) for k in ("synapse-mask", "neuron-mask", "subnet")]
@@ -327,7 +327,7 @@ def _fig2_order(a: FigureData, m: str, plain: Series | None) -> list[Claim]:
     if not common:
         return []
     x = max(common)
-    mask, neuron, subnet = (plain.at(x) / s.at(x) for s in series)
+    mask, neuron, subnet = (get.saving(plain, s, x, m) for s in series)
     # within 10% counts as equal (1 seed at the largest sizes)
     verdict = (
         "agrees"
@@ -351,7 +351,7 @@ def _fig2_order(a: FigureData, m: str, plain: Series | None) -> list[Claim]:
     ]
 
 
-def _fig2(get: Any, dataset: str) -> list[Claim]:
+def _fig2(get: _Figures, dataset: str) -> list[Claim]:
     out: list[Claim] = []
     a = get("fig2a")
     if a is None:
@@ -371,7 +371,7 @@ def _fig2(get: Any, dataset: str) -> list[Claim]:
             if x is None or s is None or plain is None:
                 parts.append(f"{name}: n/a")
                 continue
-            factor = plain.at(x) / s.at(x)
+            factor = get.saving(plain, s, x, m)
             factors.append(factor)
             parts.append(f"{name} {factor:.3g}× at N = {x:g}")
             keys += _keys_at(s, x) + _keys_at(plain, x)
@@ -392,7 +392,7 @@ def _fig2(get: Any, dataset: str) -> list[Claim]:
                 keys,
             )
         )
-        out += _fig2_order(a, m, plain)
+        out += _fig2_order(get, a, m, plain)
         sub = _series(a, m, "subnet")
         if sub is not None and sub.finite.sum() >= 2:
             x, y = sub.drawn()
@@ -472,7 +472,7 @@ def _fig2(get: Any, dataset: str) -> list[Claim]:
     return out
 
 
-def _fig3(get: Any, dataset: str) -> list[Claim]:
+def _fig3(get: _Figures, dataset: str) -> list[Claim]:
     out: list[Claim] = []
     a = get("fig3a")
     if a is not None and a.values.get("best"):
@@ -534,7 +534,8 @@ def _fig3(get: Any, dataset: str) -> list[Claim]:
                     continue
                 i = int(np.flatnonzero(np.isclose(s.x, x))[0])
                 p = s.params[i]
-                parts.append(f"{name} {plain.at(x) / s.at(x):.3g}× at N = {x:g} (p = {_num(p)})")
+                saving = get.saving(plain, s, x, m)
+                parts.append(f"{name} {saving:.3g}× at N = {x:g} (p = {_num(p)})")
                 keys += _keys_at(s, x) + _keys_at(plain, x)
             out.append(
                 Claim(
@@ -631,13 +632,12 @@ def _fig4(get: Any, dataset: str) -> list[Claim]:
     a = get("fig4a")
     if a is not None and a.values.get("best"):
         for n, best in a.values["best"].items():
-            plain = a.values["plain"].get(n, {})
-            text = []
-            for m in MEASURES:
-                if m in best and m in plain:
-                    text.append(
-                        f"{m.upper()} {plain[m].median / best[m][1]:.3g}× (θ = {best[m][0]:g})"
-                    )
+            saving = a.values.get("saving", {}).get(n, {})
+            text = [
+                f"{m.upper()} {saving[m]:.3g}× (θ = {best[m][0]:g})"
+                for m in MEASURES
+                if m in best and math.isfinite(saving.get(m, math.nan))
+            ]
             failed = a.values["failed"].get(n, [])
             budget = a.values.get("failed_budget", {}).get(n)
             within = (
@@ -1095,14 +1095,34 @@ def _headline(df: pd.DataFrame, get: Any, dataset: str) -> list[Claim]:
     return out
 
 
+class _Figures:
+    """The computed figures of one data set by name (``get("fig2a")``), and savings
+    between their points taken from the records."""
+
+    def __init__(
+        self, figures: dict[tuple[str, str], FigureData], dataset: str, table: pd.DataFrame
+    ) -> None:
+        self.figures, self.dataset, self.table = figures, dataset, table
+
+    def __call__(self, name: str) -> FigureData | None:
+        return self.figures.get((name, self.dataset))
+
+    def saving(self, plain: Series, s: Series, x: float, m: str) -> float:
+        """Plain backprop over ``s`` in measure ``m`` at ``x``, from the runs of the two
+        points at the seeds both were run with
+        (:func:`~thrifty.figures._common.paired_saving`)."""
+        keys = self.table["key"] if "key" in self.table else pd.Series(dtype=str)
+        base = self.table[keys.isin(_keys_at(plain, x))]
+        rows = self.table[keys.isin(_keys_at(s, x))]
+        return paired_saving(base, rows, m)
+
+
 def build_claims(
     df: pd.DataFrame, figures: dict[tuple[str, str], FigureData], dataset: str
 ) -> list[Claim]:
     """The claims of the paper for one data set, from the computed figures and the records."""
 
-    def get(name: str) -> FigureData | None:
-        return figures.get((name, dataset))
-
+    get = _Figures(figures, dataset, prepare(df))
     out: list[Claim] = []
     out += _headline(df, get, dataset)
     for part in (_fig1, _fig2, _controls, _fig3, _fig4, _fig5, _fig6, _sigma):

@@ -23,6 +23,7 @@ from thrifty.figures._common import (
     budget_of_failures,
     caching_spec,
     criterion_text,
+    paired_saving,
     param_of,
     prepare,
     select,
@@ -83,7 +84,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         ``plain`` (per N: Summary per measure), ``failed`` (per N: thresholds whose
         runs mostly did not converge), ``failed_budget`` (per N: the least budget of
         those runs that stopped at it, epochs; inf when all diverged, None when none
-        failed), ``best`` (per N and measure: (θ, median)).
+        failed), ``best`` (per N and measure: (θ, median)), ``saving`` (per N and
+        measure: plain backprop over caching at the best θ, at the seeds both were run
+        with, :func:`~thrifty.figures._common.paired_saving`).
     """
     data = FigureData("fig4a", dataset)
     table = prepare(df)
@@ -126,10 +129,17 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
                     j = int(np.nanargmin(np.where(s.finite, s.y, np.nan)))
                     data.values["best"].setdefault(n, {})[m] = (float(s.x[j]), float(s.y[j]))
         data.panels[m] = series
+    data.values["saving"] = {}
     for n in sizes:
         plain = select(table, dataset=dataset, n_hidden=n)
         if not plain.empty:
             data.values["plain"][n] = {m: summarise(plain, m) for m in MEASURES}
+            at_n = rows[rows["n_hidden"] == n]
+            thresholds = at_n["synapses"].map(lambda t: param_of(t, "caching", "threshold"))
+            data.values["saving"][n] = {
+                m: paired_saving(plain, at_n[thresholds == theta], m)
+                for m, (theta, _) in data.values["best"].get(n, {}).items()
+            }
     if not sizes:
         data.notes.append("no caching runs in the records")
     return data
