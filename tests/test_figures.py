@@ -897,3 +897,27 @@ def test_exponents_print_on_the_side_of_the_verdicts_edge() -> None:
     for value in np.arange(-0.2, 0.2, 1e-4) + 3e-5:
         printed = float(report._flat_exp(float(value)))
         assert (abs(printed) < 0.15) == (abs(value) < 0.15), value
+
+
+def test_notes_name_the_points_a_reader_could_misread(frame: pd.DataFrame) -> None:
+    """Figures say in their notes (drawn under them and copied into the report) which
+    points are missing because their runs failed, and which optima are only bounds."""
+    fig2a = module("fig2a").compute(frame, "mnist")
+    assert fig2a.values["candidates"]["subnet"][3000.0] == [100.0, 3000.0]
+    assert (
+        "neuron mask and subnet: one plastic size besides all units run at N = 100 (50) and "
+        "3000 (100); the best there is the better of two, not an optimum over sizes"
+    ) in fig2a.notes
+    fig2c = module("fig2c").compute(frame, "mnist")
+    edge = [n for n in fig2c.notes if n.startswith("the smallest size run, an upper bound")]
+    assert edge and all(n.endswith("at N = 300, 1000") for n in edge)
+    # the fake records fail below 25 plastic units and at θ ≥ 0.005
+    fig4a = module("fig4a").compute(frame, "mnist")
+    assert "N = 100: θ = 0.01 did not reach the criterion within 1 epoch" in fig4a.notes
+    failing = frame.copy()
+    p = failing["rules"].map(lambda r: param_of(r, "top-k", "fraction"))
+    failing.loc[np.isclose(p.astype(float), 0.01), "status"] = "budget"
+    fig3a = module("fig3a").compute(failing, "mnist")
+    layer = "largest updates per layer: p = 0.01 did not reach the criterion within"
+    assert any(n.startswith(layer) for n in fig3a.notes), fig3a.notes
+    assert not any(n.startswith("largest") for n in module("fig3a").compute(frame).notes)

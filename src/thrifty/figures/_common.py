@@ -234,6 +234,18 @@ def failure_text(budget: float) -> str:
     return f"did not reach the criterion within {epochs_text(budget)}"
 
 
+def missed_points(series: Series, table: pd.DataFrame, name: str) -> str | None:
+    """A note naming the points of ``series`` not drawn because their runs did not
+    reach the criterion (``"per neuron: p = 0.01 did not reach the criterion within 2
+    epochs"``), with ``name`` for the x value; None when every point is drawn."""
+    missed = [
+        f"{name} = {x:g} {failure_text(budget_of_failures(table[table['key'].isin(keys)]))}"
+        for x, y, keys in zip(series.x, series.y, series.keys, strict=True)
+        if not math.isfinite(y)
+    ]
+    return f"{series.label}: " + "; ".join(missed) if missed else None
+
+
 def epochs_text(epochs: float) -> str:
     """``"1 epoch"``, ``"1.5 epochs"``."""
     return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")

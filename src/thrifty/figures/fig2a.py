@@ -174,7 +174,9 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         Panels ``"m0"``, ``"m1"`` (series of kinds plain, synapse-mask, neuron-mask,
         subnet) and ``"samples"`` (inset). ``values``: ``n_min`` (measured),
         ``mask_n_min`` (that of the mask runs used), ``theory`` (per measure: x, y,
-        ``n_ref``), ``optimal_units`` (per kind and measure: {N: units}).
+        ``n_ref``), ``optimal_units`` (per kind and measure: {N: units}),
+        ``candidates`` (per kind: {N: the plastic units run there, all N included when
+        plain backprop was}).
     """
     data = FigureData("fig2a", dataset)
     table = prepare(df)
@@ -207,6 +209,11 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
         plain = plain[plain["n_hidden"].between(min(sizes), max(sizes))]
     data.values["theory"] = {}
     data.values["optimal_units"] = {"neuron-mask": {}, "subnet": {}}
+    data.values["candidates"] = {
+        kind: _candidates(rows, plain)
+        for kind, rows in (("neuron-mask", neuron), ("subnet", subnet))
+    }
+    data.notes += _edge_notes(data.values["candidates"])
     chosen: dict[str, Series] = {}
     for m in MEASURES:
         series = [by_x(plain, "n_hidden", m, label=LABELS["plain"], kind="plain")]
@@ -239,6 +246,39 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
             else "N_min unknown: no synapse-mask runs"
         )
     return data
+
+
+def _candidates(rows: pd.DataFrame, plain: pd.DataFrame) -> dict[float, list[float]]:
+    """Per N of ``rows``, the plastic units run there: those of ``rows``, and all N when
+    plain backprop was run at N (a candidate of the optimisation too)."""
+    out: dict[float, list[float]] = {}
+    for n, group in rows.groupby("n_hidden"):
+        units = {u for u in (plastic_units(r) for _, r in group.iterrows()) if u is not None}
+        if (plain["n_hidden"] == n).any():
+            units.add(float(n))
+        out[float(n)] = sorted(units)
+    return out
+
+
+def _edge_notes(candidates: dict[str, dict[float, list[float]]]) -> list[str]:
+    """Notes on the sizes where one plastic size of a rule besides all N was run (as
+    the quick scale does at its smallest and largest N): the best there is the better
+    of two choices, not an optimum over sizes."""
+    names = {"neuron-mask": "neuron mask", "subnet": "subnet"}
+    kinds_of: dict[str, list[str]] = {}
+    for kind, per_n in candidates.items():
+        few = [
+            f"{n:g} ({', '.join(f'{u:g}' for u in units if u != n)})"
+            for n, units in per_n.items()
+            if len([u for u in units if u != n]) == 1
+        ]
+        if few:
+            kinds_of.setdefault(" and ".join(few), []).append(names[kind])
+    return [
+        f"{' and '.join(kinds)}: one plastic size besides all units run at N = {sizes}; "
+        "the best there is the better of two, not an optimum over sizes"
+        for sizes, kinds in kinds_of.items()
+    ]
 
 
 def _theory(mask: Series, n_min: float | None) -> dict[str, Any] | None:

@@ -47,9 +47,34 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
                 np.array([p[1] for p in pairs], float),
             )
     data.values["optimal_units"] = out
+    data.values["candidates"] = base.values.get("candidates", {})
+    data.notes += _lower_edge_notes(out, data.values["candidates"])
     data.values["keys"] = base.keys()
     data.panels = {k: v for k, v in base.panels.items() if k in MEASURES}
     return data
+
+
+def _lower_edge_notes(
+    optimal: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    candidates: dict[str, dict[float, list[float]]],
+) -> list[str]:
+    """A note on optima at the smallest plastic size run at their N (of two or more
+    plastic sizes): the true optimum may lie below, so the point is an upper bound."""
+    names = {"neuron-mask": "neuron mask", "subnet": "subnet"}
+    series_of: dict[str, list[str]] = {}
+    for kind, per_measure in optimal.items():
+        for m, (ns, units) in per_measure.items():
+            at_edge = []
+            for n, u in zip(ns, units, strict=True):
+                sizes = [c for c in candidates.get(kind, {}).get(float(n), []) if c != n]
+                if len(sizes) >= 2 and u == min(sizes):
+                    at_edge.append(f"{n:g}")
+            if at_edge:
+                series_of.setdefault(", ".join(at_edge), []).append(f"{names[kind]} {m.upper()}")
+    return [
+        f"the smallest size run, an upper bound of the optimum: {', '.join(series)} at N = {sizes}"
+        for sizes, series in series_of.items()
+    ]
 
 
 def plot(data: FigureData, ax: Any = None) -> Any:
@@ -58,6 +83,8 @@ def plot(data: FigureData, ax: Any = None) -> Any:
     names = {"neuron-mask": "neuron mask", "subnet": "subnet"}
     with style.rc_context():
         xs_all: list[float] = []
+        # each series a little apart in x, so that equal ones stay visible
+        shifts = iter((0.95, 0.983, 1.017, 1.05))
         for kind, per_measure in data.values.get("optimal_units", {}).items():
             for m in MEASURES:
                 if m not in per_measure:
@@ -68,7 +95,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
                 xs_all += list(n)
                 filled = m == "m0"
                 axis.plot(
-                    n * (1.0 if filled else 1.04),
+                    n * next(shifts, 1.0),
                     u,
                     linestyle="-" if filled else "--",
                     marker=style.marker(kind),
@@ -85,9 +112,23 @@ def plot(data: FigureData, ax: Any = None) -> Any:
             axis,
             xlabel="hidden units N",
             ylabel="optimal plastic units",
-            title=f"Fig 2c: optimal plastic neurons ({data.dataset})",
+            title=f"Fig 2c: optimal plastic units ({data.dataset})",
             xlog=True,
             ylog=True,
         )
+        sizes = sorted(
+            {
+                u
+                for per_n in data.values.get("candidates", {}).values()
+                for v in per_n.values()
+                for u in v
+            }
+        )
+        if sizes:  # the sizes that can be optimal, readable on the axis
+            from matplotlib.ticker import NullFormatter
+
+            axis.set_yticks(sizes, [style.tick_text(u) for u in sizes])
+            axis.yaxis.set_minor_formatter(NullFormatter())
         style.legend(axis, loc="upper left", fontsize=6.5)
+        style.footnote(axis, data.notes, created=ax is None)
     return axis

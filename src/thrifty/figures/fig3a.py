@@ -22,6 +22,7 @@ from thrifty.figures._common import (
     MEASURES,
     FigureData,
     criterion_text,
+    missed_points,
     neuron_select_rule,
     param_of,
     prepare,
@@ -142,6 +143,10 @@ def compute(df: pd.DataFrame, dataset: str = "mnist", *, n_hidden: int | None = 
                 i = int(np.nanargmin(np.where(s.finite, s.y, np.nan)))
                 data.values["best"].setdefault(kind, {})[m] = (float(s.x[i]), float(s.y[i]))
         data.panels[m] = series
+    for s in data.panels.get("m0", []):
+        note = missed_points(s, rows, "p")
+        if note:
+            data.notes.append(note)
     if n_hidden is None:
         data.notes.append("no runs of the competitive rules")
     return data

@@ -23,6 +23,7 @@ from thrifty.figures._common import (
     budget_of_failures,
     caching_spec,
     criterion_text,
+    failure_text,
     paired_saving,
     param_of,
     prepare,
@@ -140,6 +141,11 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
                 m: paired_saving(plain, at_n[thresholds == theta], m)
                 for m, (theta, _) in data.values["best"].get(n, {}).items()
             }
+    for n, failed in data.values["failed"].items():
+        budget = data.values["failed_budget"].get(n)
+        if failed and budget is not None:
+            thetas = ", ".join(f"{t:g}" for t in failed)
+            data.notes.append(f"N = {n}: θ = {thetas} {failure_text(budget)}")
     if not sizes:
         data.notes.append("no caching runs in the records")
     return data
@@ -183,10 +189,5 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
                 ylog=True,
             )
         style.legend(axes[1], loc="best", fontsize=6.5)
-        failed = {n: f for n, f in data.values.get("failed", {}).items() if f}
-        text = "; ".join(
-            f"N = {n}: θ = {', '.join(f'{t:g}' for t in f)} did not converge"
-            for n, f in failed.items()
-        )
-        style.footnote(axes, [*data.notes, text] if text else data.notes, created=ax is None)
+        style.footnote(axes, data.notes, created=ax is None)
     return axes

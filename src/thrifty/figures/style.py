@@ -156,7 +156,7 @@ def style_axes(
         if ylabel:
             ax.set_ylabel(ylabel)
         if title:
-            ax.set_title(title, loc="left")
+            ax.set_title(title, loc="left", wrap=True)
         ax.grid(True, which="major", alpha=0.25, linewidth=0.6)
 
 
