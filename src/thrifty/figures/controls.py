@@ -15,6 +15,7 @@ saving (its energy counts as infinite) and no bar; the figure names it.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -172,9 +173,10 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
         for i, (axis, (values, label)) in enumerate(zip(axes, panels, strict=True)):
             ys = np.array([values.get(k, math.nan) for k in kinds], float)
             shown = np.isfinite(ys)
-            axis.bar(
+            axis.bar(  # from 1 (no saving) up or down to the value
                 xs[shown],
-                ys[shown],
+                ys[shown] - 1.0,
+                bottom=1.0,
                 width=0.6,
                 color=[COLORS[k] for k, s in zip(kinds, shown, strict=True) if s],
             )
@@ -193,10 +195,15 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
                     )
             axis.axhline(1.0, color="black", linewidth=0.8)
             axis.set_xticks(xs)
-            axis.set_xticklabels([LABELS[k] for k in kinds], rotation=30, ha="right")
+            axis.set_xticklabels([textwrap.fill(LABELS[k], 13) for k in kinds], fontsize=7)
             title = None
             if i == 0:
                 title = f"Controls at N = {data.values.get('n_hidden')} ({data.dataset})"
             style.style_axes(axis, ylabel=label, title=title, ylog=True)
+            # room above the tallest bar (and below the lowest) for its label
+            finite = ys[shown]
+            top = max(float(finite.max()) if finite.size else 1.0, 1.0)
+            bottom = min(float(finite.min()) if finite.size else 1.0, 1.0)
+            axis.set_ylim(bottom / 1.15, top * 1.45)
         style.footnote(axes, data.notes, created=ax is None)
     return axes

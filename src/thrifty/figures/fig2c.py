@@ -84,7 +84,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
     with style.rc_context():
         xs_all: list[float] = []
         # each series a little apart in x, so that equal ones stay visible
-        shifts = iter((0.95, 0.983, 1.017, 1.05))
+        shifts = iter(style.spread(i, 4, width=0.1) for i in range(4))
         for kind, per_measure in data.values.get("optimal_units", {}).items():
             for m in MEASURES:
                 if m not in per_measure:

@@ -228,19 +228,16 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
                 axis,
                 xlabel="hidden units N",
                 ylabel=MEASURE_LABELS[m],
-                title=f"Fig 3b: {criterion_text(data.dataset)}" if m == "m0" else None,
+                title=(
+                    f"Fig 3b: largest updates, fraction optimised per N, "
+                    f"{criterion_text(data.dataset)}"
+                    if m == "m0"
+                    else None
+                ),
                 xlog=True,
                 ylog=True,
             )
-        style.legend(
-            axes[0],
-            loc="upper left",
-            fontsize=6.5,
-            frameon=True,
-            facecolor="white",
-            edgecolor="none",
-            framealpha=0.9,
-        )
+        style.legend(axes[0], loc="best", fontsize=6.5)
         if n_panels == 3:
             for s in data.panels["simpson"]:
                 style.errorbar(axes[2], s.x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)

@@ -155,8 +155,10 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
     theta = data.values.get("threshold")
     with style.rc_context():
         for axis, m in zip(axes, MEASURES, strict=True):
-            for s in data.panels.get(m, []):
-                style.errorbar(axis, s.x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)
+            series = data.panels.get(m, [])
+            for i, s in enumerate(series):
+                x = s.x * style.spread(i, len(series))  # equal energies stay visible
+                style.errorbar(axis, x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)
             title = None
             if m == "m0":
                 title = (

@@ -210,6 +210,15 @@ def _log_ticks(axis: Any, lim: tuple[float, float]) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def spread(index: int, count: int, width: float = 0.06) -> float:
+    """Factor that moves the ``index``-th of ``count`` series on a log x axis a little
+    apart from the others (over ``width`` in log space in all), so that series with
+    equal values stay visible; 1 for a single series."""
+    if count <= 1:
+        return 1.0
+    return float(np.exp(width * (index / (count - 1) - 0.5)))
+
+
 def errorbar(
     ax: Axes,
     x: Sequence[float] | np.ndarray,
