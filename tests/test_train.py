@@ -79,6 +79,19 @@ def test_budget_is_rounded_up_to_a_check_and_must_hold_one(synthetic: data.Datas
     assert "budget_epochs to at least 0.5 or lower check_interval to at most 800" in str(exc.value)
 
 
+def test_a_budget_of_whole_checks_is_not_stretched_by_float_rounding() -> None:
+    """1.1 epochs of 50 000 images are 55 checks of 1000, though 1.1 · 50 000 is
+    55 000.000000000007 in floats; 1.1001 epochs still take a check more."""
+    from thrifty.train import budget_samples
+
+    def budget(epochs: float) -> int:
+        return budget_samples(RunConfig(budget_epochs=epochs).resolved(), 50_000)
+
+    assert 1.1 * 50_000 > 55_000
+    assert [budget(e) for e in (0.14, 0.56, 1.1, 2.2, 4.4)] == [7000, 28000, 55000, 110000, 220000]
+    assert budget(1.1001) == 56_000
+
+
 def test_budgets_of_stored_data_sets_are_checked_before_loading() -> None:
     assert expected_n_train(RunConfig()) == 50_000
     assert expected_n_train(RunConfig(protocol="reference")) == 60_000

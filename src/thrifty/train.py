@@ -1129,7 +1129,9 @@ def budget_samples(config: RunConfig, n_train: int) -> int:
             "samples), and a run stops only at a check: raise budget_epochs to at least "
             f"{enough:g} or lower check_interval to at most {max(math.floor(budget), 1)}"
         )
-    return math.ceil(budget / interval) * interval
+    # budget_epochs · n_train within rounding of a whole number of checks is that
+    # number (1.1 · 50 000 is 55 000.000000000007 in floats, not a check more)
+    return math.ceil(budget / interval * (1 - 1e-12)) * interval
 
 
 class _Tracker:
