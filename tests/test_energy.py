@@ -111,6 +111,26 @@ def _cast(sel: LayerSelection, dtype: jnp.dtype) -> LayerSelection:
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_m_alpha_holds_where_the_learning_rate_to_the_alpha_underflows(dtype: str) -> None:
+    """η = 10⁻³ and errors near 10³ make updates near 1: η^α underflows (α = 150 in
+    float64, 20 in float32) though Σ|Δw|^α does not, in every form of selection."""
+    alpha = 150.0 if dtype == "float64" else 20.0
+    lr = 1e-3
+    assert np.asarray(lr, dtype) ** alpha == 0
+    delta, pre = _vectors()
+    delta, pre = (delta * 1e3).astype(dtype).astype(float), pre.astype(dtype).astype(float)
+    forms = {k: _cast(v, jnp.dtype(dtype)) for k, v in _forms().items()}
+    priced = jax.jit(lambda d, x, s: {k: price_layer(d, x, v, lr, (alpha,)) for k, v in s.items()})(
+        jnp.asarray(delta, dtype), jnp.asarray(pre, dtype), forms
+    )
+    for form, sel in forms.items():
+        want = m_alpha_dense(_dense_dw(delta, pre, sel, lr), alpha)
+        assert 0 < want < np.finfo(dtype).max, form
+        got = float(priced[form].m_alpha[0])
+        assert got == pytest.approx(want, rel=1e-12 if dtype == "float64" else 2e-5), form
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("form", sorted(_forms()))
 def test_price_layer_matches_dense(form: str, dtype: str) -> None:
     delta, pre = _vectors()

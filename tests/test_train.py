@@ -174,6 +174,13 @@ def test_invalid_config_fails_before_work() -> None:
         check_config(RunConfig(**{field: value}, dtype="float64"))
     with pytest.raises(ConfigError, match="alphas must be"):
         check_config(RunConfig(alphas=(1e39,)))
+    # a learning rate below the smallest normal number of the type: every update would
+    # be flushed to zero, yet counted
+    for dtype, value in (("float32", 1e-40), ("float64", 1e-320)):
+        with pytest.raises(ConfigError, match=f"lr must be at least the smallest normal {dtype}"):
+            RunConfig(lr=value, dtype=dtype)
+    RunConfig(lr=1e-37)
+    RunConfig(lr=1e-300, dtype="float64")
 
 
 def test_float64_needs_x64_mode(monkeypatch: pytest.MonkeyPatch) -> None:

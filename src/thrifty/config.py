@@ -73,6 +73,11 @@ def _number(name: str, value: Any) -> float:
     return number
 
 
+SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
+"""The smallest normal number of each float type: the least learning rate accepted
+(XLA on a CPU flushes smaller results to zero)."""
+
+
 def _positive(name: str, value: Any) -> float:
     number = _number(name, value)
     if number <= 0:
@@ -208,6 +213,12 @@ class RunConfig:
                     f"criterion must be an accuracy in (0, 1], got {self.criterion!r}"
                 )
         _choice("dtype", self.dtype, DTYPES)
+        smallest = SMALLEST_NORMAL[self.dtype]
+        if self.lr < smallest:
+            raise ConfigError(
+                f"lr must be at least the smallest normal {self.dtype} number "
+                f"({smallest:.3g}), got {self.lr!r}: smaller updates are flushed to zero"
+            )
         if self.n_train is not None and (
             not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 1
         ):

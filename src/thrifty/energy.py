@@ -226,7 +226,9 @@ def _masked_sums(
     dtype = d.dtype
     zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
     columns = [x < 0, x > 0, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    columns += [jnp.where(x != 0, jnp.abs(x) ** alpha, zero_x) for alpha in alphas]
+    scale_d, scale_x = alpha_scales(d, x)
+    ax_a = jnp.abs(x) / scale_x
+    columns += [jnp.where(x != 0, ax_a**alpha, zero_x) for alpha in alphas]
     per_unit = synapses.astype(dtype) @ jnp.stack([c.astype(dtype) for c in columns], axis=1)
     n_neg, n_pos = (jnp.round(per_unit[:, c]).astype(jnp.int32) for c in (0, 1))
     counts = jnp.stack(
@@ -243,8 +245,9 @@ def _masked_sums(
         jnp.sum(jnp.maximum(d, zero_d) * s_neg),
         jnp.sum(jnp.maximum(-d, zero_d) * s_pos),
     ]
+    ad_a = ad / scale_d
     sums += [
-        jnp.sum(jnp.where(d != 0, ad**alpha, zero_d) * per_unit[:, 4 + i])
+        jnp.sum(jnp.where(d != 0, ad_a**alpha, zero_d) * per_unit[:, 4 + i])
         for i, alpha in enumerate(alphas)
     ]
     return counts, jnp.stack(sums)
@@ -287,7 +290,9 @@ def _listed_sums(
     )
     ad, ax = jnp.abs(syn.d), jnp.abs(syn.x)
     sizes = [jnp.broadcast_to(ad * ax, kinds.shape)]
-    sizes += [(ad**alpha * ax**alpha)[None] for alpha in alphas]
+    scale_d, scale_x = alpha_scales(d, x)
+    ad_a, ax_a = ad / scale_d, ax / scale_x
+    sizes += [(ad_a**alpha * ax_a**alpha)[None] for alpha in alphas]
     per_kind = jnp.concatenate([kinds] + [counted[None]] * len(alphas))
     values = jnp.where(per_kind, jnp.concatenate(sizes), 0)
     # one reduction per stack: on a CPU, XLA otherwise runs one pass per sum
@@ -305,18 +310,31 @@ def _factored_sums(
 
     ind_x = jnp.stack([x != 0, x < 0, x > 0])
 
+    scale_d, scale_x = alpha_scales(d, x)
+
     def magnitudes(dd: jax.Array) -> jax.Array:
         ad, zero = jnp.abs(dd), jnp.zeros_like(dd)
         rows = [ad, jnp.maximum(dd, zero), jnp.maximum(-dd, zero)]
-        rows += [jnp.where(dd != 0, ad**alpha, zero) for alpha in alphas]
+        rows += [jnp.where(dd != 0, (ad / scale_d) ** alpha, zero) for alpha in alphas]
         return jnp.stack(rows)
 
     ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
     fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    fx += [jnp.where(x != 0, ax**alpha, zero_x) for alpha in alphas]
+    fx += [jnp.where(x != 0, (ax / scale_x) ** alpha, zero_x) for alpha in alphas]
     counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
     sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
     return counts, sums
+
+
+def alpha_scales(d: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The largest ``|d|`` and ``|x|`` (1 where all are 0), by which the M_α sums
+    divide the factors before raising them to α (:func:`price_layer`)."""
+
+    def largest(v: jax.Array) -> jax.Array:
+        top = jnp.max(jnp.abs(v))
+        return jnp.where(top > 0, top, jnp.ones_like(top))
+
+    return largest(d), largest(x)
 
 
 def price_layer(
@@ -349,13 +367,20 @@ def price_layer(
         counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas)
     else:
         counts, sums = _factored_sums(d, x, sel, alphas)
-    lr_alpha = jnp.stack([jnp.asarray(lr, d.dtype) ** a for a in alphas]) if alphas else None
+    # Σ|η·d_i·x_j|^α = (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the largest |d|, |x|:
+    # the factor is the largest update's |Δw|^α and every term of the sum is at most 1,
+    # so η^α alone can no longer overflow or underflow (or make 0 · inf)
+    lr_alpha = None
+    if alphas:
+        scale_d, scale_x = alpha_scales(d, x)
+        largest = jnp.asarray(lr, d.dtype) * scale_d * scale_x
+        lr_alpha = jnp.stack([largest**a for a in alphas])
     return StepEnergy(
         m0=counts[0],
         m0_potentiation=counts[1] + counts[2],
         m1=lr * sums[0],
         m1_potentiation=lr * (sums[1] + sums[2]),
-        m_alpha=(lr_alpha * sums[3:]) if alphas else jnp.zeros((0,), d.dtype),
+        m_alpha=(lr_alpha * sums[3:]) if lr_alpha is not None else jnp.zeros((0,), d.dtype),
         transient=jnp.zeros((), d.dtype),
     )
 
