@@ -193,7 +193,11 @@ def _pair_sums(
 
 
 def _masked_sums(
-    d: jax.Array, x: jax.Array, synapses: jax.Array, alphas: tuple[float, ...]
+    d: jax.Array,
+    x: jax.Array,
+    synapses: jax.Array,
+    alphas: tuple[float, ...],
+    scales: tuple[Any, Any] = (1.0, 1.0),
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`price_layer` over a boolean synapse matrix.
 
@@ -207,6 +211,8 @@ def _masked_sums(
         The selected synapses.
     alphas : tuple of float
         Exponents of the M_α sums.
+    scales : (Array, Array)
+        :func:`alpha_scales` of ``d`` and ``x``, by which the M_α sums divide them.
 
     Returns
     -------
@@ -214,7 +220,7 @@ def _masked_sums(
         Selected pairs with ``d·x ≠ 0``, with ``d > 0, x < 0`` and with ``d < 0, x > 0``.
     sums : Array, shape (3 + len(alphas),)
         Σ|d·x|, Σ over ``d > 0, x < 0`` and over ``d < 0, x > 0`` of ``|d·x|``, and
-        Σ|d·x|^α, over the selected pairs.
+        Σ|d·x / (D·X)|^α (``scales`` = D, X), over the selected pairs.
 
     Notes
     -----
@@ -226,9 +232,7 @@ def _masked_sums(
     dtype = d.dtype
     zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
     columns = [x < 0, x > 0, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    scale_d, scale_x = alpha_scales(d, x)
-    ax_a = jnp.abs(x) / scale_x
-    columns += [jnp.where(x != 0, ax_a**alpha, zero_x) for alpha in alphas]
+    columns += [jnp.where(x != 0, (jnp.abs(x) / scales[1]) ** a, zero_x) for a in alphas]
     per_unit = synapses.astype(dtype) @ jnp.stack([c.astype(dtype) for c in columns], axis=1)
     n_neg, n_pos = (jnp.round(per_unit[:, c]).astype(jnp.int32) for c in (0, 1))
     counts = jnp.stack(
@@ -245,10 +249,9 @@ def _masked_sums(
         jnp.sum(jnp.maximum(d, zero_d) * s_neg),
         jnp.sum(jnp.maximum(-d, zero_d) * s_pos),
     ]
-    ad_a = ad / scale_d
     sums += [
-        jnp.sum(jnp.where(d != 0, ad_a**alpha, zero_d) * per_unit[:, 4 + i])
-        for i, alpha in enumerate(alphas)
+        jnp.sum(jnp.where(d != 0, (ad / scales[0]) ** a, zero_d) * per_unit[:, 4 + i])
+        for i, a in enumerate(alphas)
     ]
     return counts, jnp.stack(sums)
 
@@ -279,7 +282,11 @@ def _listed(d: jax.Array, x: jax.Array, sel: LayerSelection) -> _Listed:
 
 
 def _listed_sums(
-    d: jax.Array, x: jax.Array, sel: LayerSelection, alphas: tuple[float, ...]
+    d: jax.Array,
+    x: jax.Array,
+    sel: LayerSelection,
+    alphas: tuple[float, ...],
+    scales: tuple[Any, Any] = (1.0, 1.0),
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`_masked_sums` over the ``listed`` synapses of
     ``sel``: one gather of the error and the activity per listed synapse."""
@@ -290,9 +297,7 @@ def _listed_sums(
     )
     ad, ax = jnp.abs(syn.d), jnp.abs(syn.x)
     sizes = [jnp.broadcast_to(ad * ax, kinds.shape)]
-    scale_d, scale_x = alpha_scales(d, x)
-    ad_a, ax_a = ad / scale_d, ax / scale_x
-    sizes += [(ad_a**alpha * ax_a**alpha)[None] for alpha in alphas]
+    sizes += [((ad / scales[0]) ** a * (ax / scales[1]) ** a)[None] for a in alphas]
     per_kind = jnp.concatenate([kinds] + [counted[None]] * len(alphas))
     values = jnp.where(per_kind, jnp.concatenate(sizes), 0)
     # one reduction per stack: on a CPU, XLA otherwise runs one pass per sum
@@ -300,7 +305,11 @@ def _listed_sums(
 
 
 def _factored_sums(
-    d: jax.Array, x: jax.Array, sel: LayerSelection, alphas: tuple[float, ...]
+    d: jax.Array,
+    x: jax.Array,
+    sel: LayerSelection,
+    alphas: tuple[float, ...],
+    scales: tuple[Any, Any] = (1.0, 1.0),
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`_masked_sums` for a selection without a synapse
     matrix, from the factors of ``d`` and ``x`` alone (see :func:`_pair_sums`)."""
@@ -310,17 +319,15 @@ def _factored_sums(
 
     ind_x = jnp.stack([x != 0, x < 0, x > 0])
 
-    scale_d, scale_x = alpha_scales(d, x)
-
     def magnitudes(dd: jax.Array) -> jax.Array:
         ad, zero = jnp.abs(dd), jnp.zeros_like(dd)
         rows = [ad, jnp.maximum(dd, zero), jnp.maximum(-dd, zero)]
-        rows += [jnp.where(dd != 0, (ad / scale_d) ** alpha, zero) for alpha in alphas]
+        rows += [jnp.where(dd != 0, (ad / scales[0]) ** a, zero) for a in alphas]
         return jnp.stack(rows)
 
     ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
     fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    fx += [jnp.where(x != 0, (ax / scale_x) ** alpha, zero_x) for alpha in alphas]
+    fx += [jnp.where(x != 0, (ax / scales[1]) ** a, zero_x) for a in alphas]
     counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
     sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
     return counts, sums
@@ -361,19 +368,19 @@ def price_layer(
     StepEnergy
     """
     d, x = effective_vectors(delta, pre, sel)
-    if sel.listed is not None:
-        counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas)
-    elif sel.synapses is not None:
-        counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas)
-    else:
-        counts, sums = _factored_sums(d, x, sel, alphas)
     # Σ|η·d_i·x_j|^α = (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the largest |d|, |x|:
     # the factor is the largest update's |Δw|^α and every term of the sum is at most 1,
     # so η^α alone can no longer overflow or underflow (or make 0 · inf)
+    scales = alpha_scales(d, x) if alphas else (1.0, 1.0)
+    if sel.listed is not None:
+        counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas, scales)
+    elif sel.synapses is not None:
+        counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas, scales)
+    else:
+        counts, sums = _factored_sums(d, x, sel, alphas, scales)
     lr_alpha = None
     if alphas:
-        scale_d, scale_x = alpha_scales(d, x)
-        largest = jnp.asarray(lr, d.dtype) * scale_d * scale_x
+        largest = jnp.asarray(lr, d.dtype) * scales[0] * scales[1]
         lr_alpha = jnp.stack([largest**a for a in alphas])
     return StepEnergy(
         m0=counts[0],
