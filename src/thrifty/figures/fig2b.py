@@ -87,9 +87,11 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
             linewidth=1.0,
             label="all synapses (794·N)",
         )
+        names = ("N = N_min", "N = 78.4·N_min")
         for axis in axes:
-            for b in v["boundaries"]:
-                axis.axvline(b, color="#bbbbbb", linestyle="-.", linewidth=0.8)
+            for b, name in zip(v["boundaries"], names, strict=True):
+                label = name if axis is right else None
+                axis.axvline(b, color="#bbbbbb", linestyle="-.", linewidth=0.8, label=label)
         style.style_axes(
             left,
             xlabel="hidden units N",

@@ -148,7 +148,13 @@ def plot(data: FigureData, ax: Any = None) -> np.ndarray:
         for axis, panel in zip(axes, PANELS, strict=True):
             for s in data.panels.get(panel, []):
                 style.errorbar(axis, s.x, s.y, s.lo, s.hi, kind=s.kind, label=s.label)
-            axis.axvline(DEFAULT_SIGMA, color="black", linestyle=":", linewidth=0.8)
+            axis.axvline(
+                DEFAULT_SIGMA,
+                color="black",
+                linestyle=":",
+                linewidth=0.8,
+                label=f"thrifty's σ = {DEFAULT_SIGMA:g}" if panel == PANELS[-1] else None,
+            )
             title = None
             if panel == "m0":
                 title = f"σ of the initial weights, {criterion_text(data.dataset)}"
