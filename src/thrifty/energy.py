@@ -369,8 +369,8 @@ def price_layer(
     """
     d, x = effective_vectors(delta, pre, sel)
     # Σ|η·d_i·x_j|^α = (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the largest |d|, |x|:
-    # the factor is the largest update's |Δw|^α and every term of the sum is at most 1,
-    # so η^α alone can no longer overflow or underflow (or make 0 · inf)
+    # the factor is |Δw|^α of the largest pair and every term of the sum is at most 1,
+    # so η^α alone no longer overflows or underflows
     scales = alpha_scales(d, x) if alphas else (1.0, 1.0)
     if sel.listed is not None:
         counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas, scales)
@@ -387,7 +387,13 @@ def price_layer(
         m0_potentiation=counts[1] + counts[2],
         m1=lr * sums[0],
         m1_potentiation=lr * (sums[1] + sums[2]),
-        m_alpha=(lr_alpha * sums[3:]) if lr_alpha is not None else jnp.zeros((0,), d.dtype),
+        m_alpha=(
+            # a sum that underflowed to 0 stays 0 even when the factor overflows (with a
+            # synapse matrix or list the largest pair may be left out)
+            jnp.where(sums[3:] == 0, 0, lr_alpha * sums[3:])
+            if lr_alpha is not None
+            else jnp.zeros((0,), d.dtype)
+        ),
         transient=jnp.zeros((), d.dtype),
     )
 
