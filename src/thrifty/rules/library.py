@@ -226,8 +226,8 @@ def optimal_mask_fractions(
     full plasticity up to ``N = n_min``, then ``p1 = n_min / N`` up to
     ``N = (n_inputs / n_outputs) · n_min``, then ``p1 = √(n_min·n_outputs / (n_inputs·N))``
     and ``p2 = (n_inputs / n_outputs) · p1``. ``n_min`` may be traced; the fractions
-    are of its float type (of JAX's default float type for a Python number), so a
-    float64 run draws the counts of :func:`thrifty.theory.optimal_fractions`.
+    are of its float type (the rule gives it that of the weights), so a float64 run
+    draws the counts of :func:`thrifty.theory.optimal_fractions`.
     """
     ratio = n_inputs / n_outputs
     n_min = jnp.asarray(n_min)
@@ -271,7 +271,9 @@ def synapse_mask_optimal(*, n_min: float, capacity: tuple[int, ...] = (0, 0)) ->
 
     def init(params: Params, key: jax.Array) -> SynapseMaskState:
         shapes = tuple(w.shape for w in params)
-        return _draw_masks(params, key, _optimal_fractions_of(shapes, n_min), capacity)
+        # in the weights' float type, whatever JAX's 64-bit mode makes of a Python float
+        fractions = _optimal_fractions_of(shapes, jnp.asarray(n_min, params[0].dtype))
+        return _draw_masks(params, key, fractions, capacity)
 
     update = synapse_mask(capacity=capacity).update
     return Rule(init, update, "synapse-mask-optimal", reads_weights=False)
