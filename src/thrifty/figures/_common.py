@@ -201,7 +201,7 @@ def at_common_seeds(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     Runs of one seed share their initial weights and sample order whatever their rules,
     so a saving taken over the same seeds compares like with like; over all runs, a
     baseline of three seeds against a rule of one would mix the spread between seeds
-    into the saving.
+    into the saving. When no seed is shared, each keeps all its runs.
     """
     if "seed" not in a.columns or "seed" not in b.columns:
         return a, b
@@ -213,10 +213,17 @@ def at_common_seeds(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.
 
 def paired_saving(baseline: pd.DataFrame, rows: pd.DataFrame, column: str) -> float:
     """:func:`ratio_of_medians` of ``column``, ``baseline`` over ``rows``, each summarised
-    at the seeds both hold (:func:`at_common_seeds`); nan when either is empty."""
+    at the seeds both hold (:func:`at_common_seeds`); nan when either is empty.
+
+    Where those seeds give no saving (most of one side's runs there missed the
+    criterion) the medians over all runs of each side are taken, as when they share
+    no seed.
+    """
     if baseline.empty or rows.empty:
         return math.nan
-    baseline, rows = at_common_seeds(baseline, rows)
+    paired = ratio_of_medians(*(summarise(r, column) for r in at_common_seeds(baseline, rows)))
+    if math.isfinite(paired):
+        return paired
     return ratio_of_medians(summarise(baseline, column), summarise(rows, column))
 
 
