@@ -68,8 +68,9 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     reproduce("tiny", out=out, datasets=("synthetic",), figures=("fig2a",), progress=False)
     text = (out / "report.md").read_text()
     assert sorted(pd.read_csv(out / "runs.csv")["key"]) == records
-    assert "figures limited to fig2a; also drawn, from the records of earlier runs: " in text
-    assert "synthetic: fig1b, fig1c, fig2b, fig2c, fig5\n" in text
+    assert "figures limited to fig2a\n" in text
+    also = "synthetic: fig1b, fig1c, fig2b, fig2c, fig5"
+    assert f"also drawn, from the records of earlier runs: {also}\n" in text
     for claim in ("Fig 1b", "Fig 5"):
         assert f"| {claim} |" in full and f"| {claim} |" in text, claim
     # one more figure has runs still to do: the data is needed again
@@ -81,6 +82,31 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
             figures=(*TINY_FIGURES, "fig3a"),
             progress=False,
         )
+
+
+def test_a_subset_of_data_sets_keeps_the_stored_figures_of_the_others() -> None:
+    """Reproducing MNIST alone in a finished reproduction of both data sets draws the
+    Fashion-MNIST figures from their records too; figures whose runs are not all
+    stored are not drawn."""
+    from test_figures import fake_frame
+    from thrifty.figures import all_configs, plan
+    from thrifty.reproduce import _stored_figures
+
+    first = fake_frame(all_configs("quick", ("mnist", "fashion-mnist")))
+    records = fake_frame(all_configs("quick", ("mnist", "fashion-mnist"), df=first))
+    stored = _stored_figures("quick", ("mnist",), None, records, None)
+    assert {d for _, d in stored} == {"fashion-mnist"}
+    assert sorted(n for n, _ in stored) == sorted(plan("quick", "fashion-mnist"))
+    # one run of fig1b missing: fig1b and the figures drawn from its runs are left out;
+    # a failed run is stored (drawn as a run that missed the criterion)
+    fig1b = sorted(c.key() for c in all_configs("quick", ("fashion-mnist",), ("fig1b",), records))
+    partial = records[records["key"] != fig1b[0]]
+    left = _stored_figures("quick", ("mnist",), None, partial, None)
+    assert ("fig1b", "fashion-mnist") not in left and ("fig3b", "fashion-mnist") in left
+    failed = records.copy()
+    failed.loc[failed["key"] == fig1b[0], "status"] = "failed"
+    assert _stored_figures("quick", ("mnist",), None, failed, None) == stored
+    assert _stored_figures("quick", ("mnist", "fashion-mnist"), None, records, None) == {}
 
 
 def test_a_data_set_left_out_is_noted_in_the_report(
@@ -177,7 +203,8 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
     assert set(pd.read_csv(out / "runs.csv")["seed"]) == {0}
     text = report.read_text()
     assert text.count("Claims on synthetic") == 1
-    assert "figures limited to fig1b; also drawn, from the records of earlier runs: " in text
+    assert "figures limited to fig1b\n" in text
+    assert "also drawn, from the records of earlier runs: synthetic: fig1c, fig5\n" in text
     assert len(list((out / "records").glob("*.json"))) == len(runs)
     with pytest.raises(ValueError, match="seeds must be an integer"):
         reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)

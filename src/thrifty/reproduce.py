@@ -201,7 +201,8 @@ def reproduce(
             break
     assert df is not None
     keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
-    stored = _stored_figures(scale, datasets, figures, df, seeds) if figures is not None else {}
+    subset = figures is not None or set(asked) != set(DATASETS)
+    stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
     for pair_keys in stored.values():
         keys |= pair_keys
     df = df[df["key"].isin(keys)].reset_index(drop=True)
@@ -239,25 +240,29 @@ def reproduce(
 
 
 def _stored_figures(
-    scale: str, datasets: Sequence[str], figures: Sequence[str], df: Any, seeds: int | None
+    scale: str,
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    df: Any,
+    seeds: int | None,
 ) -> dict[tuple[str, str], set[str]]:
     """The (figure, data set) pairs of the scale's plan other than those asked for
-    (``figures`` on ``datasets``) whose runs all have a finished record in ``df``, each
-    with the keys of those runs.
+    (``figures``, or all, on ``datasets``) whose runs all have a finished record in
+    ``df`` (failed ones included, which the figures draw as runs that missed the
+    criterion), each with the keys of those runs.
 
-    A reproduction of some figures draws these too, from the stored records, so that
-    drawing a few figures again in a finished reproduction keeps the rest of its report.
+    A reproduction of some figures or data sets draws these too, from the stored
+    records, so that drawing a few figures again in a finished reproduction keeps the
+    rest of its report.
     """
-    from thrifty.experiments.store import FINAL_STATUSES
-
     if df is None or df.empty:
         return {}
-    finished = set(df.loc[df["status"].isin(FINAL_STATUSES), "key"])
+    finished = set(df["key"])  # a failed run is drawn as one that missed the criterion
     present = set(df["dataset"].dropna())
     out: dict[tuple[str, str], set[str]] = {}
     for dataset in [*(d for d in DATASETS if d in present), *sorted(present - set(DATASETS))]:
         for name in plan(scale, dataset):
-            if name in figures and dataset in datasets:
+            if dataset in datasets and (figures is None or name in figures):
                 continue
             keys = {c.key() for c in all_configs(scale, (dataset,), (name,), df, seeds)}
             if keys and keys <= finished:
@@ -328,15 +333,14 @@ def _notes(
         "can be runs only what is missing"
         for dataset in left_out
     ]
+    by_dataset: dict[str, list[str]] = {}
+    for name, dataset in stored:
+        by_dataset.setdefault(dataset, []).append(name)
+    also = "; ".join(f"{d}: {', '.join(names)}" for d, names in by_dataset.items())
     if figures is not None:
-        by_dataset: dict[str, list[str]] = {}
-        for name, dataset in stored:
-            by_dataset.setdefault(dataset, []).append(name)
-        also = "; ".join(f"{d}: {', '.join(names)}" for d, names in by_dataset.items())
-        notes.append(
-            f"figures limited to {', '.join(figures)}"
-            + (f"; also drawn, from the records of earlier runs: {also}" if also else "")
-        )
+        notes.append(f"figures limited to {', '.join(figures)}")
+    if also:
+        notes.append(f"also drawn, from the records of earlier runs: {also}")
     for dataset in datasets:
         planned = plan(scale, dataset)
         left = [f for f in FIGURES if f not in planned]
