@@ -779,6 +779,15 @@ def test_controls_compare_each_control_with_plain_backprop(frame: pd.DataFrame) 
             plain = _median_of_standard_runs(frame, "", n, m, rows["seed"])
             expected = plain / float(rows[m].iloc[0])
             assert data.values["savings"][m][kind] == pytest.approx(expected, rel=1e-12)
+    # plain backprop at seeds the controls were not run with takes no part in the
+    # savings or the slowdown
+    plain = _standard_runs_of(frame, "", n)
+    others = frame.copy()
+    others.loc[plain.index[plain["seed"] != 0], ["m0", "m1", "samples"]] *= 100
+    moved = controls.compute(others, "mnist").values
+    for m in ("m0", "m1"):
+        assert moved["savings"][m] == pytest.approx(data.values["savings"][m], rel=1e-12)
+    assert moved["slowdown"] == pytest.approx(data.values["slowdown"], rel=1e-12)
     # the least energy of the paper's own rules at N = 1000 is not a control's
     best_rule, best = data.values["best_method"]["m0"]
     assert best_rule and all(best_rule != " + ".join(r) for r in rules.values())
@@ -932,3 +941,31 @@ def test_notes_name_the_points_a_reader_could_misread(frame: pd.DataFrame) -> No
     layer = "largest updates per layer: p = 0.01 did not reach the criterion within"
     assert any(n.startswith(layer) for n in fig3a.notes), fig3a.notes
     assert not any(n.startswith("largest") for n in module("fig3a").compute(frame).notes)
+
+
+def test_fig4a_saving_compares_caching_with_plain_backprop_at_its_seeds(
+    frame: pd.DataFrame,
+) -> None:
+    """Fig 4a's best saving (in its claim too) is plain backprop over caching at the
+    best θ, at the seeds both were run with."""
+    fig4a = module("fig4a")
+    data = fig4a.compute(frame, "mnist")
+    (n,) = data.values["sizes"]
+    plain = _standard_runs_of(frame, "", n)
+    assert len(set(plain["seed"])) > 1
+    for m in ("m0", "m1"):
+        theta = data.values["best"][n][m][0]
+        runs = frame[
+            (frame["n_hidden"] == n) & frame["synapses"].str.contains(f"threshold={theta:g},")
+        ]
+        assert len(runs) == 1
+        seed_plain = plain[plain["seed"] == int(runs["seed"].iloc[0])]
+        want = float(seed_plain[m].iloc[0]) / float(runs[m].iloc[0])
+        assert data.values["saving"][n][m] == pytest.approx(want, rel=1e-12)
+    claims = build_claims(frame, {("fig4a", "mnist"): data}, "mnist")
+    (claim,) = [c for c in claims if c.figure == "Fig 4a"]
+    assert f"M0 {data.values['saving'][n]['m0']:.3g}×" in claim.measured
+    others = frame.copy()
+    others.loc[plain.index[plain["seed"] != 0], ["m0", "m1"]] *= 100
+    moved = fig4a.compute(others, "mnist").values["saving"][n]
+    assert moved == pytest.approx(data.values["saving"][n], rel=1e-12)

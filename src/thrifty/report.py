@@ -268,7 +268,7 @@ def _fig1(get: Any, dataset: str) -> list[Claim]:
                 Claim(
                     "Fig 1c",
                     claim,
-                    f"{unit} ∝ N^{_law_text(law)}",
+                    f"{unit} ∝ N^{_law_text(law, 0.0)}",
                     verdict,
                     "agrees if the CI of the exponent lies below 0",
                     c.keys(),

@@ -396,7 +396,7 @@ def hidden_units_for(
 
 @dataclass(frozen=True)
 class Extrapolation:
-    """Energy of unrestricted learning at a target size, relative to the least measured.
+    """Energy of unrestricted learning at a target size, relative to a least energy.
 
     Attributes
     ----------
@@ -409,7 +409,8 @@ class Extrapolation:
     energy_ci : tuple of float
         Confidence band of the law there.
     minimum : float
-        Least energy measured (the normaliser, e.g. the minimum of Fig 1b).
+        The normaliser: Fig 5 takes plain backprop's least median energy over N (the
+        minimum of Fig 1b).
     ratio, ratio_ci : float, tuple of float
         ``energy / minimum`` and its band.
     """
@@ -438,8 +439,9 @@ def extrapolate(
     law : PowerLaw
         Energy of unrestricted learning against hidden units N.
     minimum : float
-        Least energy measured (the energy a well-restricted network needs: with a
-        subnet it no longer grows with N).
+        The normaliser, in the law's units: Fig 5 takes plain backprop's least median
+        energy over N, which a network restricted to a well-sized subnet spends at any
+        size (with a subnet the energy no longer grows with N).
     synapses : float
         Synapses of the target (default macaque V1, 4.5·10^10).
 

@@ -124,7 +124,7 @@ def plot(data: FigureData, ax: Any = None) -> Any:
                 for u in v
             }
         )
-        if sizes:  # the sizes that can be optimal, readable on the axis
+        if 0 < len(sizes) <= 8:  # the sizes that can be optimal, readable on the axis
             from matplotlib.ticker import NullFormatter
 
             axis.set_yticks(sizes, [style.tick_text(u) for u in sizes])
