@@ -715,7 +715,7 @@ def _fig4(get: Any, dataset: str) -> list[Claim]:
                         f"With caching alone, {m.upper()} still grows with N, about as "
                         "plain backprop's does",
                         f"{text}; plain backprop over the sizes where caching converged "
-                        f"∝ N^{_num(plain_exp, 2)}"
+                        f"∝ N^{_exp(plain_exp) if math.isfinite(plain_exp) else 'n/a'}"
                         + (
                             f", a difference of {_flat_exp(exps['caching'] - plain_exp)}"
                             if math.isfinite(plain_exp)
