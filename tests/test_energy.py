@@ -135,15 +135,25 @@ def test_m_alpha_holds_where_the_learning_rate_to_the_alpha_does_not(dtype: str,
     assert nonzero >= len(forms) - 3  # the thresholds of three forms may select nothing
 
 
-def test_m_alpha_of_a_sum_that_underflows_is_zero_not_nan() -> None:
-    """A synapse matrix that leaves out the largest pair: the scale (η·1.5·1.5)^200
-    overflows float32 while the selected terms (about 10⁻¹⁷⁴) underflow; M_α is 0, as
-    float32 holds the true value, not inf · 0."""
-    d, x = jnp.asarray([1.5, 0.1], jnp.float32), jnp.asarray([1.5, 1.0], jnp.float32)
-    sel = LayerSelection(synapses=jnp.asarray([[False, False], [True, True]]))
-    e = _price(d, x, sel, 0.9, (200.0,))
-    assert float(e.m_alpha[0]) == 0.0
-    assert float(e.m1) == pytest.approx(0.9 * 0.1 * 2.5, rel=1e-6)
+def test_m_alpha_of_a_synapse_matrix_is_summed_pair_by_pair() -> None:
+    """A synapse matrix that leaves out the largest pair: M_α is as float32 holds the
+    selected pairs' Σ|Δw|^α, whatever the left-out pair's |Δw|^α (a scale taken from it
+    overflows) and whatever each factor's power alone."""
+    f32 = jnp.float32
+
+    def m_alpha(d: list[float], x: list[float], chosen: list[list[bool]], alpha: float) -> float:
+        sel = LayerSelection(synapses=jnp.asarray(chosen))
+        e = _price(jnp.asarray(d, f32), jnp.asarray(x, f32), sel, 0.9, (alpha,))
+        return float(e.m_alpha[0])
+
+    # selected terms about 1e-174: 0 in float32 (not inf · 0)
+    assert m_alpha([1.5, 0.1], [1.5, 1.0], [[False, False], [True, True]], 200.0) == 0.0
+    # (0.9 · 2^-3 · 2^7)^20 = 1.2e24 beside a left-out (0.9 · 2^15)^20
+    got = m_alpha([2.0**8, 2.0**-3], [2.0**7, 1.0], [[False, False], [True, False]], 20.0)
+    assert got == pytest.approx((0.9 * 2.0**4) ** 20, rel=1e-5)
+    # (0.9 · 2^10)^10 = 1.3e30 beside a left-out (0.9 · 2^20)^10, which overflows
+    got = m_alpha([2.0**10, 1.0], [2.0**10, 1.0], [[False, True], [False, False]], 10.0)
+    assert got == pytest.approx((0.9 * 2.0**10) ** 10, rel=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

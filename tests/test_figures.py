@@ -940,6 +940,12 @@ def test_notes_name_the_points_a_reader_could_misread(frame: pd.DataFrame) -> No
     fig3a = module("fig3a").compute(failing, "mnist")
     layer = "largest updates per layer: p = 0.01 did not reach the criterion within"
     assert any(n.startswith(layer) for n in fig3a.notes), fig3a.notes
+    at_p = np.isclose(p.astype(float), 0.01)
+    for status, why in (("diverged", "diverged"), ("failed", "did not run (failed")):
+        ended = frame.copy()
+        ended.loc[at_p, "status"] = status
+        notes = module("fig3a").compute(ended, "mnist").notes
+        assert any(n.startswith(f"largest updates per layer: p = 0.01 {why}") for n in notes)
     assert not any(n.startswith("largest") for n in module("fig3a").compute(frame).notes)
 
 

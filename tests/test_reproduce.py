@@ -204,7 +204,7 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
     text = report.read_text()
     assert text.count("Claims on synthetic") == 1
     assert "figures limited to fig1b\n" in text
-    assert "also drawn, from the records of earlier runs: synthetic: fig1c, fig5\n" in text
+    assert "also drawn, from the records of earlier runs: synthetic: fig1c, fig2b, fig5\n" in text
     assert len(list((out / "records").glob("*.json"))) == len(runs)
     with pytest.raises(ValueError, match="seeds must be an integer"):
         reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)

@@ -197,7 +197,7 @@ def _masked_sums(
     x: jax.Array,
     synapses: jax.Array,
     alphas: tuple[float, ...],
-    scales: tuple[Any, Any] = (1.0, 1.0),
+    lr: Any = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`price_layer` over a boolean synapse matrix.
 
@@ -211,8 +211,8 @@ def _masked_sums(
         The selected synapses.
     alphas : tuple of float
         Exponents of the M_α sums.
-    scales : (Array, Array)
-        :func:`alpha_scales` of ``d`` and ``x``, by which the M_α sums divide them.
+    lr : float
+        Learning rate η, for the M_α sums.
 
     Returns
     -------
@@ -220,19 +220,20 @@ def _masked_sums(
         Selected pairs with ``d·x ≠ 0``, with ``d > 0, x < 0`` and with ``d < 0, x > 0``.
     sums : Array, shape (3 + len(alphas),)
         Σ|d·x|, Σ over ``d > 0, x < 0`` and over ``d < 0, x > 0`` of ``|d·x|``, and
-        Σ|d·x / (D·X)|^α (``scales`` = D, X), over the selected pairs.
+        M_α = Σ|η·d·x|^α, over the selected pairs.
 
     Notes
     -----
     One product of the matrix with the presynaptic factors, ``synapses @ [x < 0,
-    x > 0, max(−x, 0), max(x, 0), |x|^α …]ᵀ``, gives per unit what each sum needs: one
-    pass over a matrix as large as the weights. The indicator columns count at most
-    ``n_pre`` synapses per unit, exact in floats below 2**24.
+    x > 0, max(−x, 0), max(x, 0)]ᵀ``, gives per unit what each sum needs: one pass over
+    a matrix as large as the weights. The indicator columns count at most ``n_pre``
+    synapses per unit, exact in floats below 2**24. M_α is summed pair by pair, one
+    more pass per α: a factor per unit and one per input, raised to α apart, could
+    overflow or underflow where the selected pairs' |Δw|^α do not.
     """
     dtype = d.dtype
     zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
     columns = [x < 0, x > 0, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    columns += [jnp.where(x != 0, (jnp.abs(x) / scales[1]) ** a, zero_x) for a in alphas]
     per_unit = synapses.astype(dtype) @ jnp.stack([c.astype(dtype) for c in columns], axis=1)
     n_neg, n_pos = (jnp.round(per_unit[:, c]).astype(jnp.int32) for c in (0, 1))
     counts = jnp.stack(
@@ -249,10 +250,10 @@ def _masked_sums(
         jnp.sum(jnp.maximum(d, zero_d) * s_neg),
         jnp.sum(jnp.maximum(-d, zero_d) * s_pos),
     ]
-    sums += [
-        jnp.sum(jnp.where(d != 0, (ad / scales[0]) ** a, zero_d) * per_unit[:, 4 + i])
-        for i, a in enumerate(alphas)
-    ]
+    if alphas:
+        dw = (jnp.asarray(lr, dtype) * ad)[:, None] * jnp.abs(x)[None, :]  # |Δw|
+        selected = synapses & (dw != 0)
+        sums += [jnp.sum(jnp.where(selected, dw**a, 0)) for a in alphas]
     return counts, jnp.stack(sums)
 
 
@@ -286,7 +287,7 @@ def _listed_sums(
     x: jax.Array,
     sel: LayerSelection,
     alphas: tuple[float, ...],
-    scales: tuple[Any, Any] = (1.0, 1.0),
+    lr: Any = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`_masked_sums` over the ``listed`` synapses of
     ``sel``: one gather of the error and the activity per listed synapse."""
@@ -297,7 +298,8 @@ def _listed_sums(
     )
     ad, ax = jnp.abs(syn.d), jnp.abs(syn.x)
     sizes = [jnp.broadcast_to(ad * ax, kinds.shape)]
-    sizes += [((ad / scales[0]) ** a * (ax / scales[1]) ** a)[None] for a in alphas]
+    dw = jnp.asarray(lr, ad.dtype) * ad * ax  # |Δw| of each listed synapse
+    sizes += [(dw**a)[None] for a in alphas]
     per_kind = jnp.concatenate([kinds] + [counted[None]] * len(alphas))
     values = jnp.where(per_kind, jnp.concatenate(sizes), 0)
     # one reduction per stack: on a CPU, XLA otherwise runs one pass per sum
@@ -309,10 +311,17 @@ def _factored_sums(
     x: jax.Array,
     sel: LayerSelection,
     alphas: tuple[float, ...],
-    scales: tuple[Any, Any] = (1.0, 1.0),
+    lr: Any = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """The counts and sums of :func:`_masked_sums` for a selection without a synapse
-    matrix, from the factors of ``d`` and ``x`` alone (see :func:`_pair_sums`)."""
+    matrix, from the factors of ``d`` and ``x`` alone (see :func:`_pair_sums`).
+
+    M_α = Σ|η·d_i·x_j|^α is summed as (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the
+    largest effective |d| and |x|, so that no factor raised to α alone overflows or
+    underflows. Post and pre masks (and top-k's thresholds, which keep the largest
+    products) select the pair of D and X, so the largest term is 1.
+    """
+    scales = alpha_scales(d, x) if alphas else (1.0, 1.0)
 
     def indicators(dd: jax.Array) -> jax.Array:
         return jnp.stack([dd != 0, dd > 0, dd < 0])
@@ -330,12 +339,18 @@ def _factored_sums(
     fx += [jnp.where(x != 0, (ax / scales[1]) ** a, zero_x) for a in alphas]
     counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
     sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
+    if alphas:
+        largest = jnp.asarray(lr, d.dtype) * scales[0] * scales[1]
+        factor = jnp.stack([largest**a for a in alphas])
+        # a sum that underflowed stays 0 where the factor overflows
+        scaled = sums[3:]
+        sums = jnp.concatenate([sums[:3], jnp.where(scaled == 0, 0, factor * scaled)])
     return counts, sums
 
 
 def alpha_scales(d: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The largest ``|d|`` and ``|x|`` (1 where all are 0), by which the M_α sums
-    divide the factors before raising them to α (:func:`price_layer`)."""
+    divide the factors before raising them to α (:func:`_factored_sums`)."""
 
     def largest(v: jax.Array) -> jax.Array:
         top = jnp.max(jnp.abs(v))
@@ -368,32 +383,18 @@ def price_layer(
     StepEnergy
     """
     d, x = effective_vectors(delta, pre, sel)
-    # Σ|η·d_i·x_j|^α = (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the largest |d|, |x|:
-    # the factor is |Δw|^α of the largest pair and every term of the sum is at most 1,
-    # so η^α alone no longer overflows or underflows
-    scales = alpha_scales(d, x) if alphas else (1.0, 1.0)
     if sel.listed is not None:
-        counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas, scales)
+        counts, sums = _listed_sums(d, x, fold_synapses(sel), alphas, lr)
     elif sel.synapses is not None:
-        counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas, scales)
+        counts, sums = _masked_sums(d, x, selected_mask(d, sel), alphas, lr)
     else:
-        counts, sums = _factored_sums(d, x, sel, alphas, scales)
-    lr_alpha = None
-    if alphas:
-        largest = jnp.asarray(lr, d.dtype) * scales[0] * scales[1]
-        lr_alpha = jnp.stack([largest**a for a in alphas])
+        counts, sums = _factored_sums(d, x, sel, alphas, lr)
     return StepEnergy(
         m0=counts[0],
         m0_potentiation=counts[1] + counts[2],
         m1=lr * sums[0],
         m1_potentiation=lr * (sums[1] + sums[2]),
-        m_alpha=(
-            # a sum that underflowed to 0 stays 0 even when the factor overflows (with a
-            # synapse matrix or list the largest pair may be left out)
-            jnp.where(sums[3:] == 0, 0, lr_alpha * sums[3:])
-            if lr_alpha is not None
-            else jnp.zeros((0,), d.dtype)
-        ),
+        m_alpha=sums[3:] if alphas else jnp.zeros((0,), d.dtype),
         transient=jnp.zeros((), d.dtype),
     )
 

@@ -1151,9 +1151,10 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
     One row per (rules, synapses, N) with a plain-backprop run at that N: medians of M0,
     M1 and samples, ``M(plain) / M(rule)`` for both measures, of the medians at the
-    seeds both were run with (:func:`~thrifty.figures._common.paired_saving`; nan where
-    either median is infinite: most seeds did not converge), converged/total runs and
-    the keys.
+    seeds both were run with (:func:`~thrifty.figures._common.paired_saving`, which
+    takes the medians over all runs where those give none; nan where a median over all
+    runs is infinite too: most seeds did not converge), converged/total runs and the
+    keys.
     """
     table = prepare(df)
     if table.empty:

@@ -201,7 +201,7 @@ def reproduce(
             break
     assert df is not None
     keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
-    subset = figures is not None or set(asked) != set(DATASETS)
+    subset = figures is not None or set(datasets) != set(DATASETS)
     stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
     for pair_keys in stored.values():
         keys |= pair_keys

@@ -245,9 +245,17 @@ def missed_points(series: Series, table: pd.DataFrame, name: str) -> str | None:
     """A note naming the points of ``series`` not drawn because their runs did not
     reach the criterion (``"per neuron: p = 0.01 did not reach the criterion within 2
     epochs"``), with ``name`` for the x value; None when every point is drawn."""
-    failed = table[table["status"] != "converged"] if "status" in table else table
+    status = table["status"] if "status" in table else pd.Series("budget", index=table.index)
+
+    def why(keys: Sequence[str]) -> str:
+        ended = table[table["key"].isin(keys) & (status != "converged")]
+        stopped = ended[ended["status"] != "failed"] if "status" in ended else ended
+        if stopped.empty:
+            return "did not run (failed: see its records)"
+        return failure_text(budget_of_failures(stopped))
+
     missed = [
-        f"{name} = {x:g} {failure_text(budget_of_failures(failed[failed['key'].isin(keys)]))}"
+        f"{name} = {x:g} {why(keys)}"
         for x, y, keys in zip(series.x, series.y, series.keys, strict=True)
         if not math.isfinite(y)
     ]
