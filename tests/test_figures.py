@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -530,6 +531,11 @@ def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list
     assert "could not be drawn" in text and "a note" in text
     assert "| figure | paper | measured | verdict | rule | seeds | records |" in text
     assert "data:image/png;base64," in html
+    # the appendix of every claim's records is reached from the cut lists of keys
+    assert "<h2 id='appendix'>Appendix" in html and "<a href='#appendix'>see appendix</a>" in html
+    from html.parser import HTMLParser
+
+    HTMLParser().feed(html)
     # Every key a claim cites is a record of the table.
     claims = build_claims(frame, {(d.name, d.dataset): d.data for d in drawn if d.data}, "mnist")
     keys = set(frame["key"])
@@ -654,6 +660,10 @@ def test_savings_table(frame: pd.DataFrame) -> None:
     at the seeds both were run with."""
     table = savings_table(frame, "mnist")
     assert not table.empty
+    # numbers in rule strings sort as numbers
+    subnets = [r for r in dict.fromkeys(table["rules"]) if re.fullmatch(r"subnet:units=\d+", r)]
+    units = [int(r.split("=")[1]) for r in subnets]
+    assert len(units) > 1 and units == sorted(units)
     subnet = table[(table["rules"] == "subnet:units=50") & (table["N"] == 1000)]
     assert len(subnet) == 1
     seeds = set(_standard_runs_of(frame, "subnet:units=50", 1000)["seed"])
@@ -846,12 +856,14 @@ def test_fig2a_order_of_savings_is_judged_at_the_largest_common_size(frame: pd.D
         other = plain & ~records["seed"].isin(rule_seeds)
         assert other.any()
         records.loc[other, "m0"] = 1e14
+        unused = set(records.loc[other, "key"])
         (claim,) = [
             c
             for c in build_claims(records, {("fig2a", "mnist"): data}, "mnist")
             if "bit more M0" in c.claim
         ]
         assert f"subnet {subnet:.3g}×" in claim.measured
+        assert not unused & set(claim.keys)  # it cites the runs its savings rest on
         assert "at N = 3000" in claim.measured
         return claim.verdict
 

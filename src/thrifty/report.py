@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import html
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from thrifty.figures._common import (
     epochs_text,
     failure_text,
     family_of,
+    paired_runs,
     paired_saving,
     prepare,
     select,
@@ -327,7 +329,8 @@ def _fig2_order(get: _Figures, a: FigureData, m: str, plain: Series | None) -> l
     if not common:
         return []
     x = max(common)
-    mask, neuron, subnet = (get.saving(plain, s, x, m) for s in series)
+    savings = [get.saving(plain, s, x, m) for s in series]
+    mask, neuron, subnet = (value for value, _ in savings)
     # within 10% counts as equal (1 seed at the largest sizes)
     verdict = (
         "agrees"
@@ -336,7 +339,7 @@ def _fig2_order(get: _Figures, a: FigureData, m: str, plain: Series | None) -> l
         if 1.1 * subnet >= max(mask, neuron)
         else "differs"
     )
-    keys = _keys_at(plain, x) + [k for s in series for k in _keys_at(s, x)]
+    keys = list(dict.fromkeys(k for _, used in savings for k in used))
     return [
         Claim(
             "Fig 2a",
@@ -371,10 +374,10 @@ def _fig2(get: _Figures, dataset: str) -> list[Claim]:
             if x is None or s is None or plain is None:
                 parts.append(f"{name}: n/a")
                 continue
-            factor = get.saving(plain, s, x, m)
+            factor, used = get.saving(plain, s, x, m)
             factors.append(factor)
             parts.append(f"{name} {factor:.3g}× at N = {x:g}")
-            keys += _keys_at(s, x) + _keys_at(plain, x)
+            keys += used
         if not factors:
             verdict = "not measured"
         elif len(factors) == 3 and all(f > 1 for f in factors):
@@ -534,9 +537,9 @@ def _fig3(get: _Figures, dataset: str) -> list[Claim]:
                     continue
                 i = int(np.flatnonzero(np.isclose(s.x, x))[0])
                 p = s.params[i]
-                saving = get.saving(plain, s, x, m)
+                saving, used = get.saving(plain, s, x, m)
                 parts.append(f"{name} {saving:.3g}× at N = {x:g} (p = {_num(p)})")
-                keys += _keys_at(s, x) + _keys_at(plain, x)
+                keys += used
             out.append(
                 Claim(
                     "Fig 3b",
@@ -961,8 +964,8 @@ def _fig6(get: Any, dataset: str) -> list[Claim]:
                 "Fig 6",
                 f"Raw inputs, ReLU, softmax with cross-entropy and potentiation-only cost "
                 f"do not substantially reduce the {m.upper()} savings",
-                f"N = {f.values.get('n_hidden')}: {text} (least: {worst[1]} in {worst[0]}, "
-                f"{worst[2]:.3g}×)",
+                f"N = {f.values.get('n_hidden')}, each against plain backprop in the same "
+                f"variant: {text} (least: {worst[1]} in {worst[0]}, {worst[2]:.3g}×)",
                 verdict,
                 "agrees if every saving exceeds 1, is at least half the standard model's "
                 "saving by the same rule, and none is missing; partly if every saving "
@@ -1072,7 +1075,7 @@ def _headline(df: pd.DataFrame, get: Any, dataset: str) -> list[Claim]:
             continue
         best = min(finite, key=lambda g: g[0])
         what = (best[1] or "plain backprop") + (
-            "" if best[2] == "plain" else f", synapses {best[2]}"
+            "" if best[2] == "plain" else f", synapses {best[2]} (M0: its consolidations)"
         )
         value = best[0]
         if label == "any rule, plain synapses":
@@ -1107,14 +1110,17 @@ class _Figures:
     def __call__(self, name: str) -> FigureData | None:
         return self.figures.get((name, self.dataset))
 
-    def saving(self, plain: Series, s: Series, x: float, m: str) -> float:
+    def saving(self, plain: Series, s: Series, x: float, m: str) -> tuple[float, list[str]]:
         """Plain backprop over ``s`` in measure ``m`` at ``x``, from the runs of the two
         points at the seeds both were run with
-        (:func:`~thrifty.figures._common.paired_saving`)."""
+        (:func:`~thrifty.figures._common.paired_saving`), and the keys of those runs."""
         keys = self.table["key"] if "key" in self.table else pd.Series(dtype=str)
         base = self.table[keys.isin(_keys_at(plain, x))]
         rows = self.table[keys.isin(_keys_at(s, x))]
-        return paired_saving(base, rows, m)
+        if base.empty or rows.empty:
+            return math.nan, []
+        used = paired_runs(base, rows, m)
+        return paired_saving(base, rows, m), [k for r in reversed(used) for k in r["key"]]
 
 
 def build_claims(
@@ -1144,6 +1150,13 @@ def build_claims(
                 c.verdict = "measured"
                 c.rule = "the paper's number is for MNIST; shown for comparison"
     return out
+
+
+def _natural(text: Any) -> tuple[Any, ...]:
+    """Sort key of a string whose numbers compare as numbers: ``"units=50"`` before
+    ``"units=200"``."""
+    parts = re.split(r"(\d+(?:\.\d+)?(?:e-?\d+)?)", str(text))
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
 
 
 def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -1184,7 +1197,11 @@ def savings_table(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
         )
     frame = pd.DataFrame(out)
     if not frame.empty:
-        frame = frame.sort_values(["family", "rules", "synapses", "N"]).reset_index(drop=True)
+        # numbers in rule strings in their order (units=50 before units=200)
+        frame = frame.sort_values(
+            ["family", "rules", "synapses", "N"],
+            key=lambda col: col.map(_natural) if col.name != "N" else col,
+        ).reset_index(drop=True)
     return frame
 
 
@@ -1231,6 +1248,7 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; vertical-align: top; text
 th { background: #f3f3f3; }
 td.agrees { background: #e6f4e6; } td.differs { background: #fbe5e5; }
 td.partly { background: #fff5d6; } td.not-measured { background: #eeeeee; }
+td.measured { background: #e8f0fb; }
 img { max-width: 100%; border: 1px solid #eee; }
 code, pre { font-size: 0.85em; } .keys { font-family: monospace; font-size: 0.8em; color: #555; }
 figcaption { font-style: italic; color: #555; margin-bottom: 1.5em; }
@@ -1246,7 +1264,8 @@ def _render_html(blocks: list[Block], title: str) -> str:
     for b in blocks:
         kind = b[0]
         if kind in ("h1", "h2", "h3"):
-            parts.append(f"<{kind}>{html.escape(b[1])}</{kind}>")
+            anchor = " id='appendix'" if b[1].startswith("Appendix") else ""
+            parts.append(f"<{kind}{anchor}>{html.escape(b[1])}</{kind}>")
         elif kind == "p":
             parts.append(f"<p>{html.escape(b[1])}</p>")
         elif kind == "list":
@@ -1265,7 +1284,10 @@ def _render_html(blocks: list[Block], title: str) -> str:
                     cls = f" class='{str(v).replace(' ', '-')}'" if i == verdict_col else ""
                     if header[i] == "records":
                         cls = " class='keys'"
-                    cells.append(f"<td{cls}>{html.escape(str(v))}</td>")
+                    text = html.escape(str(v))
+                    if header[i] == "records":
+                        text = text.replace("see appendix", "<a href='#appendix'>see appendix</a>")
+                    cells.append(f"<td{cls}>{text}</td>")
                 out.append("<tr>" + "".join(cells) + "</tr>")
             parts.append("".join(out) + "</table>")
         elif kind == "img":
@@ -1416,7 +1438,12 @@ def write_report(
             "counts as infinite energy in a median. Small scales have coarse grids and few "
             "seeds: read their verdicts as indications. The seeds column gives how many "
             "seeds each setting behind a claim had (a setting: a run's config less its seed, "
-            "budget and extra measurements).",
+            "budget and extra measurements). M0 is the number of synaptic updates (weights "
+            "changed, counted at every sample) and M1 their summed size Σ|Δw| in weight units, "
+            "both summed over training to the criterion; with synaptic caching they count the "
+            "consolidations, and M1 adds the cost of holding transient weights. samples: "
+            "training samples to the criterion. A run's status is converged, budget (it did "
+            "not reach the criterion within its budget of epochs), or diverged.",
         )
     )
     if notes:

@@ -221,10 +221,18 @@ def paired_saving(baseline: pd.DataFrame, rows: pd.DataFrame, column: str) -> fl
     """
     if baseline.empty or rows.empty:
         return math.nan
-    paired = ratio_of_medians(*(summarise(r, column) for r in at_common_seeds(baseline, rows)))
-    if math.isfinite(paired):
+    return ratio_of_medians(*(summarise(r, column) for r in paired_runs(baseline, rows, column)))
+
+
+def paired_runs(
+    baseline: pd.DataFrame, rows: pd.DataFrame, column: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs of each side that :func:`paired_saving` divides the medians of: those at
+    the common seeds, or all of them where those give no saving."""
+    paired = at_common_seeds(baseline, rows)
+    if math.isfinite(ratio_of_medians(*(summarise(r, column) for r in paired))):
         return paired
-    return ratio_of_medians(summarise(baseline, column), summarise(rows, column))
+    return baseline, rows
 
 
 def budget_of_failures(rows: pd.DataFrame) -> float:
