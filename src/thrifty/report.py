@@ -116,9 +116,11 @@ class Claim:
 
 
 def _num(x: float | None, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits, powers of ten written as :func:`_sci`
+    writes them (``5.93e4``, ``1e-5``)."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
-    return f"{x:.{digits}g}"
+    return re.sub(r"e([+-])0*(\d)", lambda g: "e" + "-" * (g[1] == "-") + g[2], f"{x:.{digits}g}")
 
 
 def _sci(x: float | None) -> str:
