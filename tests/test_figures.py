@@ -533,6 +533,7 @@ def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list
     assert "data:image/png;base64," in html
     # the appendix of every claim's records is reached from the cut lists of keys
     assert "<h2 id='appendix'>Appendix" in html and "<a href='#appendix'>see appendix</a>" in html
+    assert "M0 ∝ N<sup>0.8" in html and "10<sup>8</sup>" in html and "N^0.8" not in html
     from html.parser import HTMLParser
 
     HTMLParser().feed(html)

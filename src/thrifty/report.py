@@ -1257,6 +1257,11 @@ figcaption { font-style: italic; color: #555; margin-bottom: 1.5em; }
 """
 
 
+def _html_text(text: str) -> str:
+    """``text`` escaped for HTML, its powers (``N^0.72``, ``10^8``) as superscripts."""
+    return re.sub(r"(N|10)\^(-?\d+(?:\.\d+)?)", r"\1<sup>\2</sup>", html.escape(text))
+
+
 def _render_html(blocks: list[Block], title: str) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -1269,11 +1274,9 @@ def _render_html(blocks: list[Block], title: str) -> str:
             anchor = " id='appendix'" if b[1].startswith("Appendix") else ""
             parts.append(f"<{kind}{anchor}>{html.escape(b[1])}</{kind}>")
         elif kind == "p":
-            parts.append(f"<p>{html.escape(b[1])}</p>")
+            parts.append(f"<p>{_html_text(b[1])}</p>")
         elif kind == "list":
-            parts.append(
-                "<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in b[1]) + "</ul>"
-            )
+            parts.append("<ul>" + "".join(f"<li>{_html_text(str(i))}</li>" for i in b[1]) + "</ul>")
         elif kind == "table":
             header, rows = b[1], b[2]
             verdict_col = header.index("verdict") if "verdict" in header else None
@@ -1286,7 +1289,7 @@ def _render_html(blocks: list[Block], title: str) -> str:
                     cls = f" class='{str(v).replace(' ', '-')}'" if i == verdict_col else ""
                     if header[i] == "records":
                         cls = " class='keys'"
-                    text = html.escape(str(v))
+                    text = _html_text(str(v))
                     if header[i] == "records":
                         text = text.replace("see appendix", "<a href='#appendix'>see appendix</a>")
                     cells.append(f"<td{cls}>{text}</td>")
