@@ -46,6 +46,7 @@ from thrifty.figures._common import (
     paired_runs,
     paired_saving,
     prepare,
+    ratio_of_medians,
     select,
     summarise,
 )
@@ -1122,7 +1123,8 @@ class _Figures:
         if base.empty or rows.empty:
             return math.nan, []
         used = paired_runs(base, rows, m)
-        return paired_saving(base, rows, m), [k for r in reversed(used) for k in r["key"]]
+        value = ratio_of_medians(*(summarise(r, m) for r in used))
+        return value, [k for r in reversed(used) for k in r["key"]]
 
 
 def build_claims(

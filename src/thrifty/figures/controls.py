@@ -112,28 +112,25 @@ def compute(df: pd.DataFrame, dataset: str = "mnist") -> FigureData:
     at_n = rows[rows["n_hidden"] == n]
     rules = {f: str(g["rules"].mode().iloc[0]) for f, g in at_n.groupby("family")}
     data.values["rules"] = rules
+    runs = {kind: at_n[at_n["rules"] == text] for kind, text in rules.items()}
     plain = select(table, dataset=dataset, n_hidden=n)
     measures = (*MEASURES, "samples")
     energy: dict[str, dict[str, Summary]] = {m: {} for m in measures}
     for m in measures:
         if len(plain):
             energy[m]["plain"] = summarise(plain, m)
-        for kind, text in rules.items():
-            energy[m][kind] = summarise(at_n[at_n["rules"] == text], m)
+        for kind, r in runs.items():
+            energy[m][kind] = summarise(r, m)
     data.values["energy"] = energy
     base_e = energy["m0"].get("plain")
     if base_e is None:
         data.notes.append(f"no plain-backprop run at N = {n}")
     for m in measures:
-        data.values["savings"][m] = {
-            kind: paired_saving(plain, at_n[at_n["rules"] == text], m)
-            for kind, text in rules.items()
-        }
-    for kind, text in rules.items():
-        data.values["slowdown"][kind] = paired_saving(at_n[at_n["rules"] == text], plain, "samples")
+        data.values["savings"][m] = {kind: paired_saving(plain, r, m) for kind, r in runs.items()}
+    for kind, r in runs.items():
+        data.values["slowdown"][kind] = paired_saving(r, plain, "samples")
         if not math.isfinite(energy["m0"][kind].median):
-            runs = at_n[at_n["rules"] == rules[kind]]
-            data.values["failed"][kind] = budget_of_failures(runs)
+            data.values["failed"][kind] = budget_of_failures(r)
     # the least energy of the paper's own restrictions at this size, for comparison
     methods = select(table, dataset=dataset, family=lambda f: f != "" and f not in LABELS)
     methods = methods[methods["n_hidden"] == n] if len(methods) else methods

@@ -25,7 +25,7 @@ import numpy as np
 from thrifty.reference.caching import consolidate_layer, eligible_synapses
 from thrifty.reference.network import forward
 from thrifty.reference.rules import ReferenceRule
-from thrifty.reference.train import energy_of, propose
+from thrifty.reference.train import energy_of, m_alpha_of, propose
 
 METERS = ("m0", "m0_potentiation", "m1", "m1_potentiation", "m1_transient")
 """The meters of :attr:`RunResult.energy`, per layer."""
@@ -251,8 +251,7 @@ def _step(
         for layer, dw in enumerate(applied):
             if caching is None:
                 m0, m0_pot, m1, m1_pot = energy_of(dw)
-                nonzero = np.abs(dw[dw != 0])
-                m_alpha = [float(np.sum(nonzero**a)) for a in alphas]
+                m_alpha = m_alpha_of(dw, alphas)
                 held = 0.0
                 persistent[layer] = persistent[layer] + dw
             else:

@@ -44,6 +44,12 @@ def energy_of(dw: np.ndarray) -> tuple[int, int, float, float]:
     )
 
 
+def m_alpha_of(dw: np.ndarray, alphas: Sequence[float]) -> list[float]:
+    """Σ|Δw|^α over the non-zero entries of one dense update matrix, per exponent."""
+    changed = np.abs(dw[dw != 0])
+    return [float(np.sum(changed**alpha)) for alpha in alphas]
+
+
 def propose(
     w: Sequence[np.ndarray],
     x_aug: np.ndarray,
@@ -145,9 +151,7 @@ def train(
                 m1_potentiation=[e[3] for e in energies],
                 loss=loss_t,
                 selection=allowed if keep_selections else None,
-                m_alpha=[
-                    [float(np.sum(np.abs(a[a != 0]) ** alpha)) for alpha in alphas] for a in applied
-                ],
+                m_alpha=[m_alpha_of(a, alphas) for a in applied],
             )
         )
     return w[0], w[1], records
