@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Iterable
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -529,6 +530,15 @@ def test_report_sets_claims_beside_measurements(frame: pd.DataFrame, drawn: list
     assert "700" in text and "10^8" in text
     assert "figures/fig1b_mnist.png" in text
     assert "could not be drawn" in text and "a note" in text
+    # a figure's notes are written once, in its caption; its alternative text names it
+    noted = [d for d in drawn if d.data is not None and d.data.notes]
+    assert noted
+    for d in noted:
+        name = f"{d.name} on {d.dataset}"
+        caption = name + " — " + "; ".join(d.data.notes)
+        assert f"![{name}](figures/{d.png.name})" in text
+        assert text.count(caption) == 1 and html.count(escape(caption)) == 1
+        assert f"alt='{escape(name)}'" in html
     assert "| figure | paper | measured | verdict | rule | seeds | records |" in text
     assert "data:image/png;base64," in html
     # the appendix of every claim's records is reached from the cut lists of keys

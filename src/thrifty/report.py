@@ -1238,7 +1238,7 @@ def _render_md(blocks: list[Block], root: Path) -> str:
             parts.append(_md_table(b[1], b[2]))
         elif kind == "img":
             rel = Path(b[1]).relative_to(root) if Path(b[1]).is_relative_to(root) else Path(b[1])
-            parts.append(f"![{b[2]}]({rel.as_posix()})\n\n*{b[2]}*")
+            parts.append(f"![{b[2]}]({rel.as_posix()})\n\n*{b[3]}*")
         elif kind == "pre":
             parts.append("```\n" + b[1] + "\n```")
     return "\n\n".join(parts) + "\n"
@@ -1301,7 +1301,7 @@ def _render_html(blocks: list[Block], title: str) -> str:
             data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
             parts.append(
                 f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(b[2])}'>"
-                f"<figcaption>{html.escape(b[2])}</figcaption></figure>"
+                f"<figcaption>{html.escape(b[3])}</figcaption></figure>"
             )
         elif kind == "pre":
             parts.append(f"<pre>{html.escape(b[1])}</pre>")
@@ -1534,10 +1534,12 @@ def write_report(
             blocks.append(("p", f"{d.name} ({d.dataset}): could not be drawn: {d.error}"))
             continue
         if d.png is not None and d.png.exists():
-            caption = f"{d.name} on {d.dataset}"
+            # The alternative text names the figure; the caption adds its notes.
+            name = f"{d.name} on {d.dataset}"
+            caption = name
             if d.data is not None and d.data.notes:
                 caption += " — " + "; ".join(d.data.notes)
-            blocks.append(("img", d.png, caption))
+            blocks.append(("img", d.png, name, caption))
     blocks.append(("h2", "Appendix: records behind each claim"))
     for dataset, claims in all_claims.items():
         for c in claims:
