@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from thrifty.figures import FIGURES
-from thrifty.reproduce import estimated_cost, reproduce
+from thrifty.reproduce import _notes, estimated_cost, reproduce
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("thrifty.experiments") is None,
@@ -130,6 +130,16 @@ def test_a_data_set_left_out_is_noted_in_the_report(
     text = report.read_text()
     assert "fashion-mnist: left out of this reproduction" in text
     assert "Claims on synthetic" in text and "Claims on fashion-mnist" not in text
+    # figures of the data set whose runs are stored are drawn, and one note says both
+    stored = [("fig1b", "fashion-mnist"), ("fig2a", "mnist"), ("fig3a", "fashion-mnist")]
+    notes = _notes("quick", ("mnist", "fashion-mnist"), None, ("fashion-mnist",), None, stored)
+    about_fashion = [n for n in notes if "fashion-mnist:" in n and "not drawn at" not in n]
+    assert len(about_fashion) == 1
+    assert about_fashion[0].startswith(
+        "fashion-mnist: drawn only from the records of earlier runs: fig1b, fig3a, its data "
+        "could not be had"
+    )
+    assert "also drawn, from the records of earlier runs: mnist: fig2a" in notes
 
 
 def test_reproduce_rejects_unknown_scale_and_figures(tmp_path: Path) -> None:

@@ -327,15 +327,23 @@ def _notes(
     seeds of every point when they were set; ``stored`` the (figure, data set) pairs
     drawn from stored records beside the figures asked for."""
     hints = {"fashion-mnist": "apt-get install dataset-fashion-mnist, or --data-dir"}
-    notes = [
-        f"{dataset}: left out of this reproduction, its data could not be had "
-        f"({hints.get(dataset, 'see --data-dir')}); the same command run again once it "
-        "can be runs only what is missing"
-        for dataset in left_out
-    ]
     by_dataset: dict[str, list[str]] = {}
     for name, dataset in stored:
         by_dataset.setdefault(dataset, []).append(name)
+    notes = []
+    for dataset in left_out:
+        # a data set whose data is missing may still have figures whose runs are stored
+        from_records = by_dataset.pop(dataset, [])
+        done = (
+            f"drawn only from the records of earlier runs: {', '.join(from_records)}"
+            if from_records
+            else "left out of this reproduction"
+        )
+        notes.append(
+            f"{dataset}: {done}, its data could not be had "
+            f"({hints.get(dataset, 'see --data-dir')}); the same command run again once it "
+            "can be runs only what is missing"
+        )
     also = "; ".join(f"{d}: {', '.join(names)}" for d, names in by_dataset.items())
     if figures is not None:
         notes.append(f"figures limited to {', '.join(figures)}")
