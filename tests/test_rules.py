@@ -29,6 +29,7 @@ The hidden products |delta_i|·|pre_j| are all distinct (no ties for top-k):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 from typing import Any
@@ -827,6 +828,8 @@ def test_unknown_rules_say_how_a_rule_of_ones_own_becomes_known() -> None:
         ("selection of one layer", "one LayerSelection per layer"),
         ("state grows", r"its state in the form it got it .*float32\[2\].*float32\[3\]"),
         ("state changes kind", r"its state in the form it got it .*float32\[2\].*int32\[2\]"),
+        ("integer state plus a half", r"in the form it got it .*int32\[2\].*float(32|64)\[2\]"),
+        ("float synapses", r"hidden layer's synapses must be a boolean matrix, got float32"),
         ("short post", r"hidden layer's post has shape \(3,\), expected \(10,\)"),
         ("wide pre", r"output layer's pre has shape \(5,\), expected \(11,\)"),
         ("not a rule", "must return a Rule"),
@@ -844,7 +847,8 @@ def test_a_rule_returning_the_wrong_form_is_named(
 
     def factory() -> Any:
         def init(params: Any, key: jax.Array) -> jax.Array:
-            return jnp.zeros(2, jnp.float32)
+            integer = returned == "integer state plus a half"
+            return jnp.zeros(2, jnp.int32 if integer else jnp.float32)
 
         def update(proposal: Any, state: Any, params: Any, ctx: Any) -> Any:
             dtype = proposal.layers[0].delta.dtype
@@ -858,6 +862,12 @@ def test_a_rule_returning_the_wrong_form_is_named(
                 return (LayerSelection(), LayerSelection()), jnp.zeros(3, jnp.float32)
             if returned == "state changes kind":
                 return (LayerSelection(), LayerSelection()), state.astype(jnp.int32)
+            if returned == "integer state plus a half":
+                return (LayerSelection(), LayerSelection()), state + 0.5
+            if returned == "float synapses":
+                n_post, n_pre = proposal.layers[0].delta.shape[0], proposal.layers[0].pre.shape[0]
+                half = jnp.full((n_post, n_pre), 0.5, dtype)
+                return (LayerSelection(synapses=half), LayerSelection()), state
             if returned == "short post":
                 return (LayerSelection(post=jnp.ones(3, dtype)), LayerSelection()), state
             return (LayerSelection(), LayerSelection(pre=jnp.ones(5, dtype))), state
@@ -869,6 +879,64 @@ def test_a_rule_returning_the_wrong_form_is_named(
     with pytest.raises(RuleError, match=message) as caught:
         run(config, load_dataset(config))
     assert "'broken'" in str(caught.value)
+
+
+def test_masks_in_another_float_type_or_as_lists_are_taken_in_the_weights_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rule's post and pre masks as NumPy's float64 (here with JAX's 64-bit mode on)
+    or as a list select as the same values in the weights' type: the float32 run is
+    plain backprop's, update for update."""
+    from thrifty.rules import LayerSelection, Rule, registry
+    from thrifty.train import load_dataset, run
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    @registry.register("all-by-numpy")
+    def all_by_numpy() -> Rule:
+        def update(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+            hidden, output = proposal.layers
+            selection = (
+                LayerSelection(
+                    post=np.ones(hidden.delta.shape[0]), pre=np.ones(hidden.pre.shape[0])
+                ),
+                LayerSelection(post=[1.0] * output.delta.shape[0]),
+            )
+            return selection, state
+
+        return Rule(lambda params, key: (), update)
+
+    config = _short_run("all-by-numpy")
+    dataset = load_dataset(config)
+    plain = run(dataclasses.replace(config, rules=()), dataset)
+    mine = run(config, dataset)
+    assert mine["samples"] == plain["samples"] == 100
+    for layer in ("hidden", "output"):
+        assert mine["energy"][layer]["m0"] == plain["energy"][layer]["m0"] > 0
+        assert mine["energy"][layer]["m1"] == pytest.approx(plain["energy"][layer]["m1"], rel=1e-6)
+
+
+def test_compile_args_may_be_a_mapping_or_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compile_args`` returns the library's keyword arguments as a dict or as pairs;
+    both reach the factory and the compile key."""
+    from thrifty.rules import registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    got: list[int] = []
+
+    def factory(units: int = 1, capacity: tuple = (0,)) -> Any:
+        got.append(capacity[0])
+        return _gate_rule(units)()
+
+    shapes = ((10, 785), (10, 11))
+    for name, form in (("as-dict", dict), ("as-pairs", lambda **kw: tuple(kw.items()))):
+        registry.register(name, compile_args=lambda p, s, f=form: f(capacity=(s[0][0] * 2,)))(
+            factory
+        )
+        structure = registry.spec_structure([f"{name}:units=3"], shapes)
+        assert structure == ((name, (("capacity", (20,)),)),)
+        registry.build([registry.RuleSpec(name, (("units", 3), *structure[0][1]))])
+    assert got == [20, 20]
 
 
 def test_rule_states_that_jax_carries_are_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:

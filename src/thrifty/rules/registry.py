@@ -61,8 +61,11 @@ class Param:
 LayerShapes = tuple[tuple[int, int], ...]
 """Shapes ``(n_post, n_pre + 1)`` of the weights of each layer, input layer first."""
 
-CompileArgs = Callable[[dict[str, Any], LayerShapes], tuple[tuple[str, Any], ...]]
-"""``compile_args(params, shapes) -> ((name, value), ...)``: see :class:`Entry`."""
+CompileArgs = Callable[
+    [dict[str, Any], LayerShapes], Mapping[str, Any] | tuple[tuple[str, Any], ...]
+]
+"""``compile_args(params, shapes) -> {name: value}`` (or ``((name, value), ...)``): see
+:class:`Entry`."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ def spec_structure(
         kinds = {p.name: p.kind for p in entry.params}
         kwargs = tuple((k, v) for k, v in spec.kwargs if kinds[k] == "str")
         if shapes is not None and entry.compile_args is not None:
-            kwargs += entry.compile_args(dict(spec.kwargs), shapes)
+            extra = entry.compile_args(dict(spec.kwargs), shapes)
+            kwargs += tuple(extra.items()) if isinstance(extra, Mapping) else tuple(extra)
         out.append((spec.name, kwargs))
     return tuple(out)
 
@@ -396,7 +400,10 @@ def _checked(rule: Rule, name: str) -> Rule:
                 f"(hidden, output); got {selection!r:.200}"
             )
         _check_state(name, state, out[1])
-        for layer, sel, lp in zip(("hidden", "output"), selection, layers, strict=True):
+        selection = list(selection)
+        for index, (layer, sel, lp) in enumerate(
+            zip(("hidden", "output"), selection, layers, strict=True)
+        ):
             n_post, n_pre = lp.delta.shape[0], lp.pre.shape[0]
             shapes = {
                 "post": (n_post,),
@@ -404,13 +411,29 @@ def _checked(rule: Rule, name: str) -> Rule:
                 "synapses": (n_post, n_pre),
                 "threshold": (n_pre,),
             }
+            fields = {}
             for field, shape in shapes.items():
                 value = getattr(sel, field)
-                if value is not None and tuple(getattr(value, "shape", ())) != shape:
+                if value is None:
+                    continue
+                value = jnp.asarray(value)  # a list or NumPy array is taken as an array
+                if value.shape != shape:
                     raise RuleError(
                         f"rule {name!r}: the {layer} layer's {field} has shape "
-                        f"{tuple(getattr(value, 'shape', ()))}, expected {shape}"
+                        f"{value.shape}, expected {shape}"
                     )
+                if field == "synapses" and value.dtype != jnp.bool_:
+                    # a synapse is selected or not: other values would be applied as
+                    # selected but priced as weights
+                    raise RuleError(
+                        f"rule {name!r}: the {layer} layer's synapses must be a boolean "
+                        f"matrix, got {value.dtype} (scale updates with post or pre)"
+                    )
+                if jnp.issubdtype(value.dtype, jnp.floating):
+                    # float64 masks (NumPy's default) would promote a float32 run's weights
+                    value = value.astype(lp.delta.dtype)
+                fields[field] = value
+            selection[index] = sel._replace(**fields)
         return tuple(selection), out[1]
 
     return rule._replace(update=checked)
@@ -419,24 +442,34 @@ def _checked(rule: Rule, name: str) -> Rule:
 def _check_state(name: str, before: Any, after: Any) -> None:
     """The state ``update`` returns must have the form of the one it got (it is carried
     from sample to sample): the same structure and shapes, and no change between
-    integer and floating point (or keys) in a JAX array of a definite type. Leaves
-    that JAX may still promote (Python numbers, weakly typed or NumPy arrays) and
-    changes of precision (float32 and float64 under JAX's 64-bit mode) are left to
-    JAX."""
+    integer and floating point (or keys) of a leaf that came in with a definite type,
+    which JAX cannot carry either (such an integer plus 0.5 is floating point, if
+    weakly typed). A leaf that came in weakly typed (a Python number from ``init``) JAX
+    promotes to what ``update`` returns; changes of precision (float32 and float64
+    under JAX's 64-bit mode) are left to JAX."""
 
-    def kind(x: Any) -> str | None:
-        if not isinstance(x, jax.Array) or getattr(getattr(x, "aval", x), "weak_type", False):
+    def kind(x: Any, *, weak: bool) -> str | None:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            if not isinstance(x, int | float | complex):
+                return None
+            dtype = jnp.result_type(x)
+        elif not weak and getattr(getattr(x, "aval", x), "weak_type", False):
             return None
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
             return "key"
-        return "float" if jnp.issubdtype(x.dtype, jnp.inexact) else "integer"
+        return "float" if jnp.issubdtype(dtype, jnp.inexact) else "integer"
 
-    def form(state: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any, str | None]]]:
+    def form(
+        state: Any, *, weak: bool
+    ) -> tuple[Any, list[tuple[tuple[int, ...], Any, str | None]]]:
         leaves, tree = jax.tree.flatten(state)
-        return tree, [(tuple(jnp.shape(x)), getattr(x, "dtype", None), kind(x)) for x in leaves]
+        return tree, [
+            (tuple(jnp.shape(x)), getattr(x, "dtype", None), kind(x, weak=weak)) for x in leaves
+        ]
 
-    tree_before, leaves_before = form(before)
-    tree_after, leaves_after = form(after)
+    tree_before, leaves_before = form(before, weak=False)
+    tree_after, leaves_after = form(after, weak=True)
     same = tree_before == tree_after and all(
         a[0] == b[0] and (a[2] is None or b[2] is None or a[2] == b[2])
         for a, b in zip(leaves_before, leaves_after, strict=True)
