@@ -13,29 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from test_reference_equivalence import CASES, RefFactory
-from thrifty import data
-from thrifty import reference as ref
+from thrifty import data, verify
 from thrifty.config import RunConfig
-from thrifty.rules.registry import parse
-from thrifty.synapses import SYNAPSE_MODELS
 from thrifty.train import (
-    Sampler,
-    _as_arrays,
-    _init,
-    _structure_for,
-    budget_samples,
-    check_config,
-    numbers_of,
-    prepare_arrays,
     run,
     run_many,
-    seeds,
 )
 
 SUMS_RTOL = 1e-9
@@ -49,92 +34,14 @@ def dataset() -> data.Dataset:
 
 def reference_of(config: RunConfig, dataset: data.Dataset, make_rule: RefFactory | None) -> Any:
     """The reference's run of ``config``, from the fast path's initial state and order."""
-    cfg = check_config(config)
-    arrays = prepare_arrays(cfg, dataset)
-    structure = _structure_for(cfg, arrays, dataset)
-    dtype = jnp.dtype(cfg.dtype)
-    numbers = _as_arrays(numbers_of(cfg), dtype)
-    key, order_seed = seeds(cfg.seed)
-    k_init, k_steps = jax.random.split(key)
-    state = _init(structure, numbers, k_init, jnp.asarray(cfg.sigma, dtype))
-    p0 = [np.asarray(w) for w in state.params]
-    interval = int(cfg.check_interval or 1000)
-    n_train = int(arrays["x_train"].shape[0])
-    budget = budget_samples(cfg, n_train)
-    sampler = Sampler(n_train, cfg.sampling or "epoch", order_seed)
-    order = np.concatenate([sampler.take(interval) for _ in range(-(-budget // interval))])
-    rule = make_rule(state.rule_state, (structure, numbers, k_steps, p0)) if make_rule else None
-    caching = None
-    if cfg.synapses != "plain":
-        kwargs = dict(parse(cfg.synapses, SYNAPSE_MODELS).kwargs)
-        units = getattr(state.synapse_state, "consolidating", None)
-        caching = ref.Caching(
-            threshold=float(kwargs["threshold"]),
-            tau=float(kwargs.get("tau", 1000.0)),
-            cost=float(kwargs.get("cost", 0.001)),
-            per=str(kwargs.get("per", "synapse")),
-            consolidating_units=None if units is None or np.ndim(units) == 0 else units != 0,
-        )
-    return ref.run(
-        p0[0],
-        p0[1],
-        np.asarray(arrays["x_train"], np.float64),
-        np.asarray(arrays["y_train"]),
-        np.asarray(arrays["x_check"], np.float64),
-        np.asarray(arrays["y_check"]),
-        order,
-        lr=float(cfg.lr),
-        criterion=float(cfg.criterion or 0.95),
-        check_interval=interval,
-        budget=budget,
-        rule=rule,
-        caching=caching,
-        activation=cfg.activation,
-        loss=cfg.loss,
-        alphas=cfg.alphas,
-        simpson=cfg.simpson,
-    )
+    if make_rule is None:
+        return verify.reference_run(config, dataset)
+    return verify.reference_run(config, dataset, rule_from_state=lambda st: make_rule(st, None))
 
 
 def assert_same_run(record: dict[str, Any], want: Any) -> None:
     """Every number of ``record`` (a fast-path run record) as the reference has it."""
-    assert (record["status"], record["samples"], record["diverged_at"]) == (
-        want.status,
-        want.samples,
-        want.diverged_at,
-    )
-    assert [tuple(c) for c in record["curve"]] == want.curve
-    layers = ("hidden", "output")
-    for name, energy in zip(layers, want.energy, strict=True):
-        got = record["energy"][name]
-        for meter in ("m0", "m0_potentiation"):
-            assert got[meter] == energy[meter], (name, meter)
-        for meter in ("m1", "m1_potentiation", "m1_transient"):
-            assert got[meter] == pytest.approx(energy[meter], rel=SUMS_RTOL, abs=1e-300), meter
-        alphas = [float(a) for a in record["config"]["alphas"]]
-        got_alpha = [got["m_alpha"][repr(a)] for a in alphas] if alphas else []
-        assert got_alpha == pytest.approx(energy["m_alpha"], rel=SUMS_RTOL), name
-    total = record["energy"]["total"]
-    assert total["m0"] == sum(e["m0"] for e in want.energy)
-    assert total["m1"] == pytest.approx(sum(e["m1"] for e in want.energy), rel=SUMS_RTOL)
-    if want.minimal is None:
-        assert record["minimal_energy"] is None and record["inefficiency"] is None
-    else:
-        for name, least in zip(layers, want.minimal, strict=True):
-            assert record["minimal_energy"][name]["m0"] == least["m0"]
-            assert record["minimal_energy"][name]["m1"] == pytest.approx(least["m1"], rel=1e-9)
-    if want.remaining is None:
-        assert record["synapse_summary"] is None
-    else:
-        for name, left in zip(layers, want.remaining, strict=True):
-            got = record["synapse_summary"][name]
-            assert got["remaining_m0"] == left["remaining_m0"]
-            assert got["remaining_m1"] == pytest.approx(left["remaining_m1"], rel=1e-9)
-    if record["simpson"] is None:
-        assert want.simpson == []
-    else:
-        values = np.asarray(record["simpson"]["values"], np.float64)
-        np.testing.assert_allclose(values, np.asarray(want.simpson, np.float64), rtol=1e-6)
+    assert verify.differences(record, want) == []
 
 
 def _config(**fields: Any) -> RunConfig:

@@ -18,6 +18,7 @@ from thrifty.reference.network import (
 from thrifty.reference.protocol import Caching, RunResult, run
 from thrifty.reference.rules import (
     ReferenceRule,
+    StepInput,
     chain,
     class_neuron_mask,
     frozen_input,
@@ -37,6 +38,7 @@ __all__ = [
     "CachingStepRecord",
     "ReferenceRule",
     "RunResult",
+    "StepInput",
     "StepRecord",
     "backward",
     "chain",

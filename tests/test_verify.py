@@ -1,0 +1,113 @@
+"""A rule of one's own checked against its reference version (:mod:`thrifty.verify`),
+as docs/rules.md shows it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from thrifty import reference as ref
+from thrifty import verify
+from thrifty.config import RunConfig
+from thrifty.rules import LayerSelection, Rule, registry
+from thrifty.train import load_dataset, run
+
+
+def _error_gate(*, theta: float) -> Rule:
+    """Only hidden units whose |error| is at least theta learn (docs/rules.md)."""
+
+    def update(proposal: Any, state: Any, params: Any, ctx: Any) -> tuple[Any, Any]:
+        delta = proposal.layers[0].delta
+        post = (jnp.abs(delta) >= theta).astype(delta.dtype)
+        return (LayerSelection(post=post), LayerSelection()), state
+
+    return Rule(lambda params, key: (), update, "error-gate", reads_weights=False)
+
+
+def _error_gate_reference(theta: float) -> ref.ReferenceRule:
+    """The same rule, dense: the synapses of units whose |error| reaches theta."""
+
+    def select(step: ref.StepInput, current: list[np.ndarray]) -> list[np.ndarray]:
+        hidden, output = (np.ones(dw.shape, bool) for dw in step.dw)
+        hidden[np.abs(step.deltas[0]) < theta, :] = False
+        return [hidden, output]
+
+    return select
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    registry.register("error-gate")(_error_gate)
+
+
+CONFIG = RunConfig(
+    dataset="synthetic",
+    n_hidden=12,
+    dtype="float64",
+    lr=0.05,
+    rules=("error-gate:theta=0.02",),
+    budget_epochs=0.3,
+    check_interval=100,
+    n_train=1000,
+    alphas=(0.5,),
+)
+
+
+def test_a_rule_of_ones_own_agrees_with_its_reference_version(registered: None) -> None:
+    dataset = load_dataset(CONFIG)
+    record = run(CONFIG, dataset)
+    want = verify.reference_run(CONFIG, dataset, rule=_error_gate_reference(0.02))
+    assert verify.differences(record, want) == []
+    # the gate selects: fewer updates than plain backprop's, and some
+    plain = run(dataclasses.replace(CONFIG, rules=()), dataset)
+    assert 0 < record["energy"]["hidden"]["m0"] < plain["energy"]["hidden"]["m0"]
+    assert (
+        verify.differences(
+            plain, verify.reference_run(dataclasses.replace(CONFIG, rules=()), dataset)
+        )
+        == []
+    )
+
+
+def test_a_reference_that_selects_otherwise_is_told_apart(registered: None) -> None:
+    """A reference version with another threshold: the differences name the meters."""
+    dataset = load_dataset(CONFIG)
+    record = run(CONFIG, dataset)
+    other = verify.reference_run(CONFIG, dataset, rule=_error_gate_reference(0.03))
+    found = verify.differences(record, other)
+    assert any(d.startswith("hidden m0:") for d in found)
+    assert any(d.startswith("hidden m1:") for d in found)
+    assert not any(d.startswith("output m0:") for d in found)  # the output layer is plain
+
+
+def test_rules_without_a_reference_version_are_refused(registered: None) -> None:
+    dataset = load_dataset(CONFIG)
+    with pytest.raises(ValueError, match="give their reference version"):
+        verify.reference_run(CONFIG, dataset)
+    with pytest.raises(ValueError, match="not both"):
+        verify.reference_run(
+            CONFIG,
+            dataset,
+            rule=_error_gate_reference(0.02),
+            rule_from_state=lambda state: _error_gate_reference(0.02),
+        )
+
+
+def test_a_rule_whose_draws_live_in_its_state_is_replayed_from_that_state() -> None:
+    """A subnet draws its units in ``init``: the reference rule is made from that state
+    (a single rule's own; a chain's is the tuple of its rules')."""
+    config = dataclasses.replace(CONFIG, rules=("subnet:units=4",), alphas=())
+    dataset = load_dataset(config)
+    record = run(config, dataset)
+    want = verify.reference_run(
+        config, dataset, rule_from_state=lambda state: ref.subnet(np.asarray(state.units) != 0)
+    )
+    assert verify.differences(record, want) == []
+    # the units drawn matter: another choice of four is told apart
+    other = verify.reference_run(config, dataset, rule=ref.subnet(np.arange(12) < 4))
+    assert verify.differences(record, other) != []
