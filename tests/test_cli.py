@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,7 @@ def test_invalid_options_fail_before_work(
         ("train", "adir", "is a directory"),
         ("train", "missing/x.json", "does not exist"),
         ("train", "afile/x.json", "is not a directory"),
+        ("train", "apipe", "is not a regular file"),
         ("sweep", "afile", "is not a directory"),
         ("sweep", "afile/results", "cannot create"),
         ("reproduce", "afile", "is not a directory"),
@@ -126,6 +128,7 @@ def test_bad_output_paths_fail_before_any_run(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("")
+    os.mkfifo(tmp_path / "apipe")
     (tmp_path / "sweep.toml").write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
     args = {
         "train": ["train", "--dataset", "synthetic", "--hidden", "5"],
@@ -137,7 +140,8 @@ def test_bad_output_paths_fail_before_any_run(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--out" in err and needle in err
-    assert sorted(q.name for q in tmp_path.iterdir()) == ["adir", "afile", "sweep.toml"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["adir", "afile", "apipe", "sweep.toml"]
+    assert (tmp_path / "apipe").is_fifo()
 
 
 @pytest.mark.parametrize("command", ["sweep", "reproduce"])
@@ -550,6 +554,35 @@ def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:
             os.close(write_end)
         assert proc.returncode == 141, (buffered, proc.stderr)
         assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_train_writes_its_record_before_its_output_and_through_a_link(tmp_path: Any) -> None:
+    """`thrifty train --out r.json | head -1`: the reader going away does not lose the
+    record, which is written first; an --out that is a symbolic link is written to the
+    file it names, and the link stays."""
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    (tmp_path / "link.json").symlink_to(target)
+    command = [sys.executable, "-m", "thrifty", "train", "--dataset", "synthetic"]
+    command += ["--hidden", "5", "--budget-epochs", "0.5", "--json"]
+    for out in ("record.json", "link.json"):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run(
+                [*command, "--out", out],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=300,
+                cwd=tmp_path,
+            )
+        finally:
+            os.close(write_end)
+        assert proc.returncode == 141, proc.stderr
+    assert json.loads((tmp_path / "record.json").read_text())["config"]["n_hidden"] == 5
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads(target.read_text())["config"]["n_hidden"] == 5
 
 
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:

@@ -203,6 +203,20 @@ def test_a_failed_records_error_is_one_line_and_its_traceback_whole() -> None:
     assert short["error"] == "RuntimeError: out of memory"
 
 
+def test_records_are_written_with_the_permissions_of_the_umask(tmp_path: Path) -> None:
+    """A store shared by a group stays readable to it: a record is created as any file
+    is (0o666 less the umask), not private to its writer."""
+    previous = os.umask(0o022)
+    try:
+        path = ResultStore(tmp_path).write(fake())
+        os.umask(0o027)
+        other = ResultStore(tmp_path / "other").write(fake())
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert other.stat().st_mode & 0o777 == 0o640
+
+
 def test_stale_temporaries_are_removed_and_never_records(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     store.write(fake())

@@ -271,36 +271,46 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {samples:>8} samples  accuracy {acc:.4f}", file=sys.stderr, flush=True)
 
     record = train.run(config, dataset, progress=progress)
-    print(json.dumps(record, indent=2) if args.json else summary(record))
+    # the record is written before anything is printed: a reader of the output that
+    # goes away (`| head`) must not lose it
     if args.out is not None:
         try:
             _write_json(args.out, record)
         except OSError as exc:
-            if not args.json:  # the summary alone would lose the record
-                print(json.dumps(record, indent=2))
+            print(json.dumps(record, indent=2))
             print(
                 f"thrifty train: error: --out: cannot write {str(args.out)!r} "
                 f"({exc.strerror or exc}); the record is printed above",
                 file=sys.stderr,
             )
             return 2
+    print(json.dumps(record, indent=2) if args.json else summary(record))
     return 0 if record["status"] != "diverged" else 3
 
 
 def _write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that only a complete file can appear at ``path``
-    (:func:`thrifty.data.atomic_write`)."""
+    (:func:`thrifty.data.atomic_write`); a symbolic link is written through, to the
+    file it names."""
     from thrifty.data import atomic_write
 
-    atomic_write(path, json.dumps(data, indent=2).encode())
+    atomic_write(Path(os.path.realpath(path)), json.dumps(data, indent=2).encode())
 
 
 def _check_output_file(path: Path) -> None:
     """Raise ConfigError unless a file can be written at ``path`` (checked before a run,
-    so that a finished run is not lost to a bad ``--out``)."""
-    parent = path.parent  # Path(".") for a bare file name
-    if path.is_dir():
+    so that a finished run is not lost to a bad ``--out``). A symbolic link counts as
+    the file it names; what exists there must be a regular file, since the record
+    replaces it whole."""
+    real = Path(os.path.realpath(path))
+    parent = path.parent if real == path.absolute() else real.parent  # "." for a bare name
+    if real.is_dir():
         raise ConfigError(f"--out: {str(path)!r} is a directory; give a file name")
+    if real.exists() and not real.is_file():
+        raise ConfigError(
+            f"--out: {str(path)!r} is not a regular file (a device, pipe or socket); "
+            "give a file name, or use --json to print the record"
+        )
     if not parent.exists():
         raise ConfigError(f"--out: the directory {str(parent)!r} does not exist")
     if not parent.is_dir():

@@ -37,8 +37,8 @@ import functools
 import json
 import os
 import re
+import secrets
 import socket
-import tempfile
 import time
 import traceback
 import typing
@@ -343,9 +343,11 @@ class ResultStore:
         tmp: str | None = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=self.dir, prefix=f".{path.stem}.{_writer_tag()}.", suffix=_TEMP_SUFFIX
-            )
+            # a unique name, created with the permissions of the user's umask (a
+            # store shared by a group stays readable to it)
+            name = f".{path.stem}.{_writer_tag()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+            fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            tmp = str(self.dir / name)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
