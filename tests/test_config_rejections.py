@@ -112,3 +112,35 @@ def test_edges_of_the_ranges_are_accepted(name: str, value: Any) -> None:
     """The closed ends of the ranges (criterion 1, intervals and sizes 1, seed 0) and
     tiny positive numbers are valid."""
     assert getattr(RunConfig(**{name: value}), name) == value
+
+
+def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold() -> None:
+    """A size or seed from a NumPy array (np.int64) and a rate in any NumPy float type
+    are accepted, stored as Python numbers, and key the run as those numbers do; a NumPy
+    bool is refused where an integer or number is asked for, as a Python bool is."""
+    import numpy as np
+
+    given = RunConfig(
+        n_hidden=np.int64(10),
+        seed=np.int32(3),
+        check_interval=np.uint16(50),
+        n_train=np.int64(100),
+        lr=np.float32(0.5),
+        budget_epochs=np.float64(0.5),
+        alphas=(np.float32(2.0),),
+    )
+    plain = RunConfig(
+        n_hidden=10,
+        seed=3,
+        check_interval=50,
+        n_train=100,
+        lr=0.5,
+        budget_epochs=0.5,
+        alphas=(2.0,),
+    )
+    assert given == plain and given.key() == plain.key()
+    assert all(type(getattr(given, f)) is int for f in ("n_hidden", "seed", "check_interval"))
+    assert type(given.lr) is float
+    for name in ("n_hidden", "lr", "seed"):
+        with pytest.raises(ConfigError, match=f"^{name} must be"):
+            RunConfig(**{name: np.bool_(True)})

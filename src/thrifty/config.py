@@ -17,10 +17,13 @@ import functools
 import hashlib
 import json
 import math
+import numbers
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 DATASETS = ("mnist", "fashion-mnist", "synthetic")
 PROTOCOLS = ("default", "reference")
@@ -61,8 +64,9 @@ SCHEMA = 1
 
 
 def _number(name: str, value: Any) -> float:
-    """``value`` as a float, or a ConfigError naming ``name``."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    """``value`` (any real number but a bool: NumPy's included) as a float, or a
+    ConfigError naming ``name``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)
@@ -76,6 +80,14 @@ def _number(name: str, value: Any) -> float:
 SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
 """The smallest normal number of each float type: the least learning rate accepted
 (XLA on a CPU flushes smaller results to zero)."""
+
+
+def _whole(value: Any) -> Any:
+    """``value`` as a Python int if it is an integer of any kind but a bool (NumPy's
+    included), else unchanged (for the caller to refuse)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    return value
 
 
 def _positive(name: str, value: Any) -> float:
@@ -159,6 +171,8 @@ class RunConfig:
     simpson: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("n_hidden", "seed", "check_interval", "n_train"):
+            object.__setattr__(self, name, _whole(getattr(self, name)))
         _choice("dataset", self.dataset, DATASETS)
         _choice("protocol", self.protocol, PROTOCOLS)
         if (
