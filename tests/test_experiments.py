@@ -418,6 +418,12 @@ def test_config_file_missing_or_huge(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="is not valid JSON"):
         configs_from_file(tmp_path / "bad.json")
+    # a key given twice: JSON's parsers keep the last one silently, TOML refuses it
+    (tmp_path / "twice.json").write_text(
+        '{"run": {"dataset": "synthetic", "n_hidden": 10}, "run": {"n_hidden": 20}}'
+    )
+    with pytest.raises(ConfigError, match="is not valid JSON: the key 'run' is given twice"):
+        configs_from_file(tmp_path / "twice.json")
     (tmp_path / "list.json").write_text("[1]")
     with pytest.raises(ConfigError, match="must hold a table"):
         configs_from_file(tmp_path / "list.json")

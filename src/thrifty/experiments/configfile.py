@@ -91,7 +91,11 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {str(p)!r}: {exc}") from None
     kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
     try:
-        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+        data = (
+            json.loads(text, object_pairs_hook=_unique_keys)
+            if kind == "JSON"
+            else tomllib.loads(text)
+        )
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError and JSONDecodeError too
         raise ConfigError(f"{str(p)!r} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
@@ -100,6 +104,17 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
             f" or config fields, got a {type(data).__name__}"
         )
     return data
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (JSON would keep the last
+    silently; TOML refuses it too)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        out[key] = value
+    return out
 
 
 def configs_from_file(path: str | os.PathLike[str]) -> list[RunConfig]:
