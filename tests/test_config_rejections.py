@@ -144,3 +144,16 @@ def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold() -> None:
     for name in ("n_hidden", "lr", "seed"):
         with pytest.raises(ConfigError, match=f"^{name} must be"):
             RunConfig(**{name: np.bool_(True)})
+
+
+def test_rule_strings_the_parser_reads_alike_key_one_run() -> None:
+    """Spaces and empty items, which the rule parser ignores, are dropped from rule and
+    synapse strings, so a resumed sweep finds its runs; values stay as written."""
+    spellings = [" top-k:fraction=0.1", "top-k: fraction = 0.1", "top-k:fraction=0.1,,"]
+    keys = {RunConfig(rules=(r,)).key() for r in spellings}
+    assert keys == {RunConfig(rules=("top-k:fraction=0.1",)).key()}
+    assert RunConfig(rules=("top-k:fraction=0.10",)).key() not in keys
+    assert RunConfig(rules=("backprop:",)).rules == ("backprop",)
+    tidy = RunConfig(synapses=" caching : threshold = 0.001 ,")
+    assert tidy.synapses == "caching:threshold=0.001"
+    assert tidy.key() == RunConfig(synapses="caching:threshold=0.001").key()

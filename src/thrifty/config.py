@@ -90,6 +90,19 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _tidy_spec(text: str) -> str:
+    """A rule or synapse string without the spaces and empty items its parser ignores
+    (``" top-k: fraction = 0.1,"`` → ``"top-k:fraction=0.1"``), so that spellings the
+    parser reads alike key one run. Values stay as written (``0.10`` is not ``0.1``)."""
+    name, _, rest = text.strip().partition(":")
+    items = []
+    for item in (i.strip() for i in rest.split(",")):
+        key, eq, value = item.partition("=")
+        if item:
+            items.append(f"{key.strip()}={value.strip()}" if eq else item)
+    return name.strip() + (":" + ",".join(items) if items else "")
+
+
 def _positive(name: str, value: Any) -> float:
     number = _number(name, value)
     if number <= 0:
@@ -192,7 +205,7 @@ class RunConfig:
             isinstance(r, str) for r in self.rules
         ):
             raise ConfigError(f"rules must be a list of rule strings, got {self.rules!r}")
-        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "rules", tuple(_tidy_spec(r) for r in self.rules))
         if not isinstance(self.alphas, list | tuple):
             raise ConfigError(f"alphas must be a list of numbers > 0, got {self.alphas!r}")
         alphas = tuple(_positive("alphas", a) for a in self.alphas)
@@ -204,6 +217,7 @@ class RunConfig:
         object.__setattr__(self, "alphas", alphas)
         if not isinstance(self.synapses, str):
             raise ConfigError(f"synapses must be a string such as 'plain', got {self.synapses!r}")
+        object.__setattr__(self, "synapses", _tidy_spec(self.synapses))
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
         _choice("inputs", self.inputs, INPUTS)
