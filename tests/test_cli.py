@@ -743,6 +743,7 @@ def test_reproduce_passes_datasets_figures_and_seeds(tmp_path: Any, monkeypatch:
         (["--figures", "fig1b,fig7"], "unknown figure(s) fig7; allowed: fig1a"),
         (["--figures", " , "], "no figure named; allowed: fig1a"),
         (["--seeds", "0"], "must be an integer >= 1"),
+        (["--seeds", "1000000000"], "must be an integer in [1, 100]"),
         (["--dataset", "cifar"], "invalid choice"),
     ],
 )

@@ -187,9 +187,10 @@ def test_with_seeds_gives_every_setting_exactly_the_seeds_asked() -> None:
     assert [(c.n_hidden, c.seed) for c in both] == [(10, 0), (10, 1), (20, 0), (20, 1)]
     assert both[1].key() == a1.key()
     assert [(c.n_hidden, c.seed) for c in with_seeds([a1, b2], 1)] == [(10, 0), (20, 0)]
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="seeds must be an integer"):
+    for bad in (0, -1, 1.5, True, 101, 10**9):
+        with pytest.raises(ValueError, match=r"seeds must be an integer in \[1, 100\]"):
             with_seeds([a0], bad)  # type: ignore[arg-type]
+    assert len(with_seeds([a0], 100)) == 100
 
 
 @pytest.mark.slow

@@ -477,6 +477,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed_count(text: str) -> int:
+    """``--seeds``: an integer in [1, MAX_SEEDS]."""
+    from thrifty.figures._common import MAX_SEEDS
+
+    value = _positive_int(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_SEEDS}], got {text!r}")
+    return value
+
+
 def _figure_list(text: str) -> tuple[str, ...]:
     """``--figures``: names from :data:`thrifty.figures.FIGURES`, comma-separated."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
@@ -591,9 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seeds",
-        type=_positive_int,
-        help="seeds of every point, 0 to N-1 (default: the scale's, 1-3 at quick and 5 at "
-        "full; 3 at quick: 459 runs instead of 204)",
+        type=_seed_count,
+        help="seeds of every point, 0 to N-1, N at most 100 (default: the scale's, 1-3 at "
+        "quick and 5 at full; 3 at quick: 459 runs instead of 204)",
     )
     p.set_defaults(func=cmd_reproduce)
     return parser

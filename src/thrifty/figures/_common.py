@@ -599,10 +599,16 @@ def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     return list(seen.values())
 
 
+MAX_SEEDS = 100
+"""The most seeds per point a reproduction takes (the quick scale at 100 seeds plans
+14 500 runs before those of its second round; a mistyped larger number would plan
+millions before any run)."""
+
+
 def check_seeds(n_seeds: Any) -> int:
-    """``n_seeds`` itself, or a ValueError when it is not an integer >= 1."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {n_seeds!r}")
+    """``n_seeds`` itself, or a ValueError when it is not an integer in [1, MAX_SEEDS]."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= MAX_SEEDS:
+        raise ValueError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {n_seeds!r}")
     return n_seeds
 
 
