@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -696,6 +697,30 @@ def test_synthetic_shapes_and_determinism() -> None:
     np.testing.assert_array_equal(d.x_train, same.x_train)
     np.testing.assert_array_equal(d.y_val, same.y_val)
     assert not np.array_equal(d.x_train, other.x_train)
+
+
+def test_raw_synthetic_inputs_are_the_same_samples_spanning_0_to_1() -> None:
+    """``inputs="raw"`` on synthetic data, as on images, trains on inputs that are not
+    centred: the same samples mapped linearly onto [0, 1] (a run of each differs)."""
+    from thrifty.config import RunConfig
+    from thrifty.train import load_dataset, run
+
+    d = synthetic(n_train=300, n_val=60, n_test=90, n_inputs=20, seed=5)
+    raw = synthetic(n_train=300, n_val=60, n_test=90, n_inputs=20, seed=5, raw=True)
+    assert (raw.x_train.min(), raw.x_train.max()) == (0.0, 1.0)
+    np.testing.assert_array_equal(raw.y_test, d.y_test)
+    for a, b in ((d.x_train, raw.x_train), (d.x_val, raw.x_val), (d.x_test, raw.x_test)):
+        scale = (raw.x_train.max() - raw.x_train.min()) / (d.x_train.max() - d.x_train.min())
+        np.testing.assert_allclose(b, (a - d.x_train.min()) * scale, atol=1e-6)
+    config = RunConfig(dataset="synthetic", n_hidden=10, budget_epochs=0.5, check_interval=100)
+    raw_config = dataclasses.replace(config, inputs="raw")
+    centred_data, raw_data = load_dataset(config), load_dataset(raw_config)
+    assert "raw" in raw_data.source and "raw" not in centred_data.source
+    m1 = [
+        run(c, data)["energy"]["total"]["m1"]
+        for c, data in ((config, centred_data), (raw_config, raw_data))
+    ]
+    assert m1[0] != m1[1]
 
 
 def test_synthetic_defaults_are_learnable() -> None:

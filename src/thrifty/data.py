@@ -1114,6 +1114,7 @@ def synthetic(
     n_classes: int = 10,
     seed: int = 0,
     criterion: float = 0.9,
+    raw: bool = False,
 ) -> Dataset:
     """Small, easily learnable data for tests: Gaussian class prototypes plus noise.
 
@@ -1121,7 +1122,9 @@ def synthetic(
     prototype plus i.i.d. N(0, 0.2²) noise, and the scalar mean of the training inputs is
     subtracted from every set. The squared norm of an input is then about 0.1 per input,
     close to that of centred MNIST, so the learning rates that suit MNIST suit this too.
-    Classes are balanced (``i % n_classes`` for sample ``i``, shuffled).
+    Classes are balanced (``i % n_classes`` for sample ``i``, shuffled). With ``raw``
+    (the counterpart of raw pixels, ``inputs="raw"``), the same samples are instead
+    mapped linearly so that the training inputs span [0, 1]: not centred, non-negative.
 
     Parameters
     ----------
@@ -1162,10 +1165,12 @@ def synthetic(
         return x, y
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = draw(n_train), draw(n_val), draw(n_test)
-    mean = _scalar_mean(x_train)
+    shift = np.float32(x_train.min()) if raw else _scalar_mean(x_train)
+    scale = np.float32(1 / (x_train.max() - shift)) if raw else np.float32(1)
     arrays = [x_train, y_train, x_val, y_val, x_test, y_test]
     for x in arrays[::2]:
-        x -= mean
+        x -= shift
+        x *= scale
     for array in arrays:
         _frozen(array)
     return Dataset(
@@ -1176,7 +1181,8 @@ def synthetic(
         y_val=y_val,
         x_test=x_test,
         y_test=y_test,
-        source=f"synthetic (seed {seed}: {n_classes} Gaussian prototypes plus noise)",
+        source=f"synthetic (seed {seed}: {n_classes} Gaussian prototypes plus noise"
+        + ("; raw: scaled to [0, 1])" if raw else ")"),
         criterion=criterion,
         preprocessing=None,
     )

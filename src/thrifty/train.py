@@ -1053,13 +1053,15 @@ def load_dataset(
 ) -> Any:
     """The :class:`thrifty.data.Dataset` a config trains on, prepared as its protocol says.
 
-    ``dataset="synthetic"`` gives :func:`thrifty.data.synthetic` (no files needed).
+    ``dataset="synthetic"`` gives :func:`thrifty.data.synthetic` (no files needed),
+    shifted to non-negative inputs for ``inputs="raw"``; both protocols train on the
+    same synthetic data.
     """
     from thrifty import data
 
     config = config.resolved()
     if config.dataset == "synthetic":
-        return data.synthetic(criterion=float(config.criterion or 0.9))
+        return data.synthetic(criterion=float(config.criterion or 0.9), raw=config.inputs == "raw")
     return data.load(
         config.dataset,
         preprocessing=preprocessing_for(config),
