@@ -9,7 +9,7 @@ import io
 import json
 import os
 import socket
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def test_read_only_directory_is_store_error(
             def refuse(*args: Any, **kwargs: Any) -> Any:
                 raise PermissionError(errno.EACCES, "Permission denied")
 
-            monkeypatch.setattr(tempfile, "mkstemp", refuse)
+            monkeypatch.setattr(os, "open", refuse)
         except PermissionError:
             pass
         with pytest.raises(StoreError, match="Permission denied"):
@@ -299,6 +299,16 @@ def test_load_of_a_missing_store_or_a_file_raises(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file"):
         load(tmp_path / "file")
+    # a directory that holds no store is said so; its records directory is named
+    ResultStore(tmp_path / "store").write(fake())
+    with pytest.raises(StoreError, match="is the records directory of a store: load the store"):
+        load(tmp_path / "store" / "records")
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(UserWarning, match="no records at .*records/ directory"):
+        assert load(tmp_path / "empty").empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load(tmp_path / "store")) == 1
 
 
 def test_a_records_path_taken_by_a_file_stops_load_and_sweep_before_any_run(
@@ -340,7 +350,8 @@ def test_load_and_parquet(tmp_path: Path, record: dict[str, Any]) -> None:
     assert back["m0"].tolist() == df["m0"].tolist()
     assert [list(map(list, c)) for c in back["curve"]] == df["curve"].tolist()
     (tmp_path / "nothing").mkdir()
-    empty = load(tmp_path / "nothing")
+    with pytest.warns(UserWarning, match="no records at"):
+        empty = load(tmp_path / "nothing")
     assert len(empty) == 0 and "m0" not in empty.columns and "lr" in empty.columns
 
 

@@ -580,6 +580,18 @@ def load(
             raise NotADirectoryError(
                 f"{os.fspath(root)!r} is a file; a result store is a directory (sweep --out)"
             )
+        path = Path(root)
+        if not (path / "records").exists():
+            if path.name == "records" and any(path.glob("*.json")):
+                raise StoreError(
+                    f"{os.fspath(root)!r} is the records directory of a store: load the "
+                    f"store, {os.fspath(path.parent)!r}"
+                )
+            warnings.warn(
+                f"no records at {os.fspath(root)!r}: a result store (sweep --out) holds "
+                "them in its records/ directory",
+                stacklevel=2,
+            )
     store = root if isinstance(root, ResultStore) else ResultStore(root)
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be one of raise, skip; got {errors!r}")
