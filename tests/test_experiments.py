@@ -325,6 +325,10 @@ def test_a_records_path_taken_by_a_file_stops_load_and_sweep_before_any_run(
     monkeypatch.setattr(train, "run", lambda *args, **kwargs: ran.append(args))
     with pytest.raises(StoreError, match="is not a directory"):
         run_sweep([small()], tmp_path, progress=False)
+    # the store itself, or a directory above it, is a file
+    for root in (tmp_path / "records", tmp_path / "records" / "deeper" / "results"):
+        with pytest.raises(StoreError, match=r"is not a directory: the store .* cannot be made"):
+            run_sweep([small()], root, progress=False)
     assert ran == []
 
 

@@ -253,14 +253,26 @@ class ResultStore:
         except RecordError:
             return False
 
-    def check(self) -> None:
-        """Raise :class:`StoreError` when the records directory's path is taken by
-        something that is not a directory (no record could be read or written)."""
+    def check(self, *, writable: bool = False) -> None:
+        """Raise :class:`StoreError` when the records directory's path, or a directory
+        above it that does not exist yet, is taken by something that is not a directory;
+        with ``writable``, also when the deepest existing directory cannot be written
+        (checked before a sweep trains anything, so no finished run is lost)."""
         if self.dir.exists() and not self.dir.is_dir():
             raise StoreError(
                 f"{str(self.dir)!r} exists and is not a directory: the store cannot hold "
                 "records there"
             )
+        existing = self.dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StoreError(
+                f"{str(existing)!r} is not a directory: the store {str(self.root)!r} cannot "
+                "be made there"
+            )
+        if writable and not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(f"the directory {str(existing)!r} cannot be written")
 
     def keys(self) -> list[str]:
         """Keys of every stored record, sorted (temporary files are not records).

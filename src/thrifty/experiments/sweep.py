@@ -473,7 +473,7 @@ def run_sweep(
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     store = root if isinstance(root, ResultStore) else ResultStore(root)
-    store.check()
+    store.check(writable=True)
     stream = stream if stream is not None else sys.stderr
 
     unique, position, n_given = _distinct(configs)
