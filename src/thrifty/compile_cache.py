@@ -137,7 +137,7 @@ def enable_compilation_cache() -> Path | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         warnings.warn(
-            f"thrifty: no compilation cache ({exc}); set {ENV} to a writable directory or to 'off'",
+            f"no compilation cache ({exc}); set {ENV} to a writable directory or to 'off'",
             stacklevel=2,
         )
         return None
