@@ -90,6 +90,10 @@ def test_a_budget_of_whole_checks_is_not_stretched_by_float_rounding() -> None:
     assert 1.1 * 50_000 > 55_000
     assert [budget(e) for e in (0.14, 0.56, 1.1, 2.2, 4.4)] == [7000, 28000, 55000, 110000, 220000]
     assert budget(1.1001) == 56_000
+    # a run counts its samples in int32: a budget beyond that is refused, not wrapped
+    assert budget(42_949) == 2_147_450_000
+    with pytest.raises(ConfigError, match=r"more than a run can count: at most 2147483647"):
+        budget(1e30)
 
 
 def test_budgets_of_stored_data_sets_are_checked_before_loading() -> None:

@@ -1111,6 +1111,11 @@ def prepare_arrays(config: RunConfig, dataset: Any) -> dict[str, jax.Array]:
     }
 
 
+MAX_SAMPLES = 2**31 - 1
+"""The most samples a run trains: its steps are counted in int32 (the per-step keys of
+the rules and the sample order take them)."""
+
+
 def budget_samples(config: RunConfig, n_train: int) -> int:
     """Sample budget, rounded up to a whole number of checks (a run stops at a check).
 
@@ -1133,7 +1138,14 @@ def budget_samples(config: RunConfig, n_train: int) -> int:
         )
     # budget_epochs · n_train within rounding of a whole number of checks is that
     # number (1.1 · 50 000 is 55 000.000000000007 in floats, not a check more)
-    return math.ceil(budget / interval * (1 - 1e-12)) * interval
+    samples = math.ceil(budget / interval * (1 - 1e-12)) * interval
+    if samples > MAX_SAMPLES:
+        raise ConfigError(
+            f"budget_epochs: a budget of {samples:.3g} samples ({config.budget_epochs:g} "
+            f"epochs of {n_train}) is more than a run can count: at most {MAX_SAMPLES} "
+            f"samples, {MAX_SAMPLES / n_train:.4g} epochs"
+        )
+    return samples
 
 
 class _Tracker:
