@@ -121,6 +121,13 @@ def test_data_other_than_the_configs_are_refused(synthetic: data.Dataset) -> Non
     )
     with pytest.raises(ConfigError, match="prepared as"):
         run_many([RunConfig(**{**SMALL, "dataset": "mnist"})], raw)
+    # no data, a name, or a dict for a config: named, not an AttributeError inside
+    config = RunConfig(**SMALL)
+    for nothing in (None, "synthetic"):
+        with pytest.raises(TypeError, match=r"dataset must be a thrifty\.data\.Dataset"):
+            run(config, nothing)
+    with pytest.raises(TypeError, match=r"config must be a RunConfig .*from_dict"):
+        run(config.to_dict(), synthetic)  # type: ignore[arg-type]
 
 
 def test_n_train_beyond_the_training_set_is_refused(synthetic: data.Dataset) -> None:

@@ -976,6 +976,11 @@ def versions() -> dict[str, str]:
 
 def check_config(config: RunConfig, n_inputs: int | None = None) -> RunConfig:
     """Validate what a config implies beyond its own fields (rules, x64), before any work."""
+    if not isinstance(config, RunConfig):
+        raise TypeError(
+            f"config must be a RunConfig (RunConfig.from_dict makes one of a dict), got "
+            f"{type(config).__name__}"
+        )
     config = config.resolved()
     rule_registry.validate(config.rules, config.n_hidden)
     build_synapses(config.synapses, alphas=config.alphas, n_hidden=config.n_hidden)
@@ -1074,6 +1079,11 @@ def load_dataset(
 def check_dataset(config: RunConfig, dataset: Any) -> None:
     """Raise ConfigError unless ``dataset`` is the data set ``config`` names, prepared
     as its protocol and inputs say (a record must describe the data it was trained on)."""
+    if not all(hasattr(dataset, a) for a in ("name", "x_train", "y_train")):
+        raise TypeError(
+            "dataset must be a thrifty.data.Dataset, as load_dataset(config) gives, got "
+            f"{type(dataset).__name__}"
+        )
     config = config.resolved()
     if dataset.name != config.dataset:
         raise ConfigError(
