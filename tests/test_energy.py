@@ -157,6 +157,32 @@ def test_m_alpha_of_a_synapse_matrix_is_summed_pair_by_pair() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_factored_m_alpha_holds_where_the_largest_update_is_flushed_to_zero(dtype: str) -> None:
+    """η·D·X below the smallest normal number, which the CPU flushes to zero: for α < 1,
+    M_α is far from 0 (here about 0.5 per synapse at α = 0.01), and it is priced so."""
+    tiny = float(np.finfo(dtype).tiny)
+    d = jnp.asarray([0.5, -0.25, 0.125], dtype)
+    x = jnp.asarray([1.0, 0.5, -0.75, 0.0], dtype)
+    lr = tiny * 1.5  # η·D·X = 0.75 · tiny
+    for alpha in (0.01, 0.5, 1.0):
+        got = float(_price(d, x, LayerSelection(), lr, (alpha,)).m_alpha[0])
+        dw = lr * np.abs(np.outer(np.asarray(d, float), np.asarray(x, float)))
+        want = float(np.sum(dw[dw != 0] ** alpha))
+        assert want > 0 and got == pytest.approx(want, rel=1e-6 if dtype == "float64" else 1e-4)
+
+
+def test_m_alpha_leaves_out_inputs_whose_threshold_no_unit_reaches() -> None:
+    """A threshold that no unit reaches at the largest input: that input is selected by
+    no synapse and sets no scale (its (x/X)^α would overflow, and every selected term
+    underflow, were X taken from it)."""
+    for dtype, big in ((jnp.float64, 1e200), (jnp.float32, 1e30)):
+        d, x = jnp.asarray([1.0, 0.5], dtype), jnp.asarray([big, 1.0], dtype)
+        sel = LayerSelection(threshold=jnp.asarray([jnp.inf, 0.0], dtype))
+        got = float(_price(d, x, sel, 1.0, (2.0,)).m_alpha[0])
+        assert got == pytest.approx(1.0**2 + 0.5**2, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("form", sorted(_forms()))
 def test_price_layer_matches_dense(form: str, dtype: str) -> None:
     delta, pre = _vectors()

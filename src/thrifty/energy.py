@@ -316,12 +316,20 @@ def _factored_sums(
     """The counts and sums of :func:`_masked_sums` for a selection without a synapse
     matrix, from the factors of ``d`` and ``x`` alone (see :func:`_pair_sums`).
 
-    M_α = Σ|η·d_i·x_j|^α is summed as (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D, X the
-    largest effective |d| and |x|, so that no factor raised to α alone overflows or
-    underflows. Post and pre masks (and top-k's thresholds, which keep the largest
-    products) select the pair of D and X, so the largest term is 1.
+    M_α = Σ|η·d_i·x_j|^α is summed as (η·D·X)^α · Σ|d_i/D|^α·|x_j/X|^α with D the
+    largest effective |d| and X the largest effective |x| of the inputs whose threshold
+    D reaches (the others are selected by no unit), so that the pair of D and X is
+    selected, the largest term is 1, and no factor raised to α alone overflows or
+    underflows. Where η·D·X is below the
+    smallest normal number (which the CPU flushes to zero), (η·D·X)^α is formed from
+    the logarithms of its factors: for α < 1 it can be far from 0.
     """
-    scales = alpha_scales(d, x) if alphas else (1.0, 1.0)
+    x_alpha = x
+    if alphas and sel.threshold is not None:
+        # an input whose threshold even the largest |d| does not reach is selected by
+        # no unit: left out of the M_α sums, and of X
+        x_alpha = jnp.where(jnp.max(jnp.abs(d)) >= sel.threshold, x, jnp.zeros_like(x))
+    scales = alpha_scales(d, x_alpha) if alphas else (1.0, 1.0)
 
     def indicators(dd: jax.Array) -> jax.Array:
         return jnp.stack([dd != 0, dd > 0, dd < 0])
@@ -336,12 +344,16 @@ def _factored_sums(
 
     ax, zero_x = jnp.abs(x), jnp.zeros_like(x)
     fx = [ax, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
-    fx += [jnp.where(x != 0, (ax / scales[1]) ** a, zero_x) for a in alphas]
+    ax_alpha = jnp.abs(x_alpha)
+    fx += [jnp.where(x_alpha != 0, (ax_alpha / scales[1]) ** a, zero_x) for a in alphas]
     counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
     sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
     if alphas:
-        largest = jnp.asarray(lr, d.dtype) * scales[0] * scales[1]
-        factor = jnp.stack([largest**a for a in alphas])
+        rate = jnp.asarray(lr, d.dtype)
+        largest = rate * scales[0] * scales[1]
+        normal = largest >= jnp.finfo(d.dtype).tiny
+        logs = jnp.log(rate) + jnp.log(scales[0]) + jnp.log(scales[1])
+        factor = jnp.stack([jnp.where(normal, largest**a, jnp.exp(a * logs)) for a in alphas])
         # a sum that underflowed stays 0 where the factor overflows
         scaled = sums[3:]
         sums = jnp.concatenate([sums[:3], jnp.where(scaled == 0, 0, factor * scaled)])
