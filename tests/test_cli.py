@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -583,6 +584,24 @@ def test_train_writes_its_record_before_its_output_and_through_a_link(tmp_path: 
     assert json.loads((tmp_path / "record.json").read_text())["config"]["n_hidden"] == 5
     assert (tmp_path / "link.json").is_symlink()
     assert json.loads(target.read_text())["config"]["n_hidden"] == 5
+
+
+def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from thrifty.cli import _warn_of_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.warns(UserWarning, match="--workers 4 is ignored with --scheduler"):
+        _warn_of_workers(argparse.Namespace(workers=4, scheduler="tcp://host:8786"))
+    with pytest.warns(UserWarning, match="--workers 3 starts more processes than .* 2 cores"):
+        _warn_of_workers(argparse.Namespace(workers=3, scheduler=None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_of_workers(argparse.Namespace(workers=2, scheduler=None))
+        _warn_of_workers(argparse.Namespace(workers=1, scheduler="tcp://host:8786"))
 
 
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:

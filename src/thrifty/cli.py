@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -273,18 +274,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     record = train.run(config, dataset, progress=progress)
     # the record is written before anything is printed: a reader of the output that
     # goes away (`| head`) must not lose it
+    shown = json.dumps(record, indent=2) if args.json else summary(record)
     if args.out is not None:
         try:
             _write_json(args.out, record)
         except OSError as exc:
-            print(json.dumps(record, indent=2))
+            print(shown)
+            if not args.json:  # the summary alone would lose the record
+                print(json.dumps(record, indent=2))
             print(
                 f"thrifty train: error: --out: cannot write {str(args.out)!r} "
                 f"({exc.strerror or exc}); the record is printed above",
                 file=sys.stderr,
             )
             return 2
-    print(json.dumps(record, indent=2) if args.json else summary(record))
+    print(shown)
     return 0 if record["status"] != "diverged" else 3
 
 
@@ -401,6 +405,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise type(exc)(f"{str(args.file)!r}, {where}: {exc}") from None
     if args.scheduler is None:
         _check_data([c for _, c in pending], args.data_dir)
+    _warn_of_workers(args)
     with _output_dir(args.out):
         result = run_sweep(
             configs,
@@ -441,10 +446,29 @@ def _differences(config: RunConfig, first: RunConfig) -> str:
     return f" ({', '.join(changed)})" if changed else ""
 
 
+def _warn_of_workers(args: argparse.Namespace) -> None:
+    """Warn of a ``--workers`` that does nothing (beside ``--scheduler``, whose cluster
+    runs the runs) or that asks for more processes than this machine has cores."""
+    cores = os.cpu_count() or 1
+    if args.scheduler is not None and args.workers != 1:
+        warnings.warn(
+            f"--workers {args.workers} is ignored with --scheduler: the cluster's workers run "
+            "the runs",
+            stacklevel=2,
+        )
+    elif args.workers > cores:
+        warnings.warn(
+            f"--workers {args.workers} starts more processes than this machine's {cores} "
+            "cores, which share them (each run also uses several threads)",
+            stacklevel=2,
+        )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``thrifty reproduce``: runs, figures and the report."""
     from thrifty import reproduce as reproduction
 
+    _warn_of_workers(args)
     with _output_dir(args.out):
         report = reproduction.reproduce(
             args.scale,
@@ -704,8 +728,6 @@ def _command_signals() -> Iterator[None]:
     (:func:`_resend_later`), where nobody else handles them (their handlers are
     Python's defaults, in the main thread); thrifty's own warnings print as one line,
     without the source line. All are restored afterwards."""
-    import warnings
-
     main_thread = threading.current_thread() is threading.main_thread()
     defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
     ours = [
