@@ -50,11 +50,12 @@ def record() -> dict[str, Any]:
     return run_one(small().to_dict())
 
 
-def fake(key: str = "0123456789abcdef", **changes: Any) -> dict[str, Any]:
-    """A minimal, valid record of a finished run (no training)."""
+def fake(seed: int = 0, key: str | None = None, **changes: Any) -> dict[str, Any]:
+    """A minimal, valid record of a finished run of ``small(seed=seed)`` (no training);
+    ``key`` other than its config's makes a bad one."""
     rec: dict[str, Any] = {
-        "key": key,
-        "config": small().resolved().to_dict(),
+        "key": small(seed=seed).key() if key is None else key,
+        "config": small(seed=seed).resolved().to_dict(),
         "status": "converged",
         "samples": 500,
         "curve": [[500, 0.93]],
@@ -64,6 +65,9 @@ def fake(key: str = "0123456789abcdef", **changes: Any) -> dict[str, Any]:
     rec.update(changes)
     return rec
 
+
+K0, K1 = fake()["key"], fake(seed=1)["key"]
+"""The keys of the fake records of seeds 0 and 1."""
 
 # ------------------------------------------------------------------------------- store
 
@@ -85,10 +89,10 @@ def test_store_round_trip(tmp_path: Path, record: dict[str, Any]) -> None:
 def test_write_replaces_a_record_atomically(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     store.write(fake(status="failed", error="boom"))
-    assert not store.is_final("0123456789abcdef")
+    assert not store.is_final(K0)
     store.write(fake())
-    assert store.read("0123456789abcdef")["status"] == "converged"
-    assert sorted(p.name for p in store.dir.iterdir()) == ["0123456789abcdef.json"]
+    assert store.read(K0)["status"] == "converged"
+    assert sorted(p.name for p in store.dir.iterdir()) == [f"{K0}.json"]
 
 
 def test_write_failure_is_store_error_and_leaves_nothing(
@@ -96,7 +100,7 @@ def test_write_failure_is_store_error_and_leaves_nothing(
 ) -> None:
     store = ResultStore(tmp_path)
     store.write(fake())
-    before = store.path("0123456789abcdef").read_bytes()
+    before = store.path(K0).read_bytes()
 
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -104,11 +108,11 @@ def test_write_failure_is_store_error_and_leaves_nothing(
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(StoreError, match="No space left") as info:
         store.write(fake(samples=1000))
-    assert "0123456789abcdef.json" in str(info.value)
+    assert f"{K0}.json" in str(info.value)
     monkeypatch.undo()
     # The old record is untouched, and no temporary file is left.
-    assert store.path("0123456789abcdef").read_bytes() == before
-    assert sorted(p.name for p in store.dir.iterdir()) == ["0123456789abcdef.json"]
+    assert store.path(K0).read_bytes() == before
+    assert sorted(p.name for p in store.dir.iterdir()) == [f"{K0}.json"]
 
 
 def test_read_only_directory_is_store_error(
@@ -150,7 +154,19 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    ids=["json", "not-object", "missing", "type", "misnamed", "no-m0", "m1-text", "m1-null"],
+    ids=[
+        "json",
+        "not-object",
+        "missing",
+        "type",
+        "misnamed",
+        "no-m0",
+        "m1-text",
+        "m1-null",
+        "negative",
+        "edited-config",
+        "bad-config",
+    ],
     argvalues=[
         ('{"key": "0123456789abcdef", "status": "conv', "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
@@ -163,30 +179,41 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
             r"'energy.total.m1' must be a number",
         ),
         (json.dumps(fake(energy={"total": {"m0": 3, "m1": None}})), r"'energy.total.m1' must"),
+        (
+            json.dumps(fake(energy={**fake()["energy"], "hidden": {"m0": -5, "m1": 0.5}})),
+            r"'energy.hidden.m0' must be a number >= 0, got -5",
+        ),
+        (
+            json.dumps(fake(config={**fake()["config"], "n_hidden": 999})),
+            r"its config is that of run [0-9a-f]{16}, not of its key",
+        ),
+        (json.dumps(fake(config={"n_hidden": "many"})), "its config is not a valid config"),
     ],
 )
 def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: str) -> None:
     store = ResultStore(tmp_path)
-    store.write(fake(key="aaaaaaaaaaaaaaaa"))
-    bad = store.path("0123456789abcdef")
+    store.write(fake(seed=1))
+    bad = store.path(K0)
     bad.write_text(content)
     with pytest.raises(RecordError, match=reason) as info:
-        store.read("0123456789abcdef")
+        store.read(K0)
     assert info.value.path == bad and str(bad) in str(info.value)
     with pytest.raises(RecordError, match=reason):
         load(tmp_path)
     with pytest.warns(UserWarning, match=str(bad)):
         df = load(tmp_path, errors="skip")
-    assert list(df["key"]) == ["aaaaaaaaaaaaaaaa"]
+    assert list(df["key"]) == [K1]
     assert df.attrs["skipped"] == [str(bad)]
-    assert not store.is_final("0123456789abcdef")
+    assert not store.is_final(K0)
 
 
 def test_a_diverged_record_may_hold_a_null_m1(tmp_path: Path) -> None:
     """An infinite M1 of an older diverged record, replaced by null for a strict JSON
     parser, is still a finished record (M1 unknown), not a damaged one."""
     store = ResultStore(tmp_path)
-    record = fake(status="diverged", diverged_at=5, energy={"total": {"m0": 3, "m1": None}})
+    unknown = {"m0": 3, "m1": None}
+    energy = {"total": unknown, "hidden": unknown, "output": unknown}
+    record = fake(status="diverged", diverged_at=5, energy=energy)
     store.path(record["key"]).parent.mkdir(parents=True)
     store.path(record["key"]).write_text(json.dumps(record))
     assert store.is_final(record["key"])
@@ -226,7 +253,7 @@ def test_stale_temporaries_are_removed_and_never_records(tmp_path: Path) -> None
     mine_dead.write_text("{")
     alive = store.dir / f".fedcba9876543210.{_safe(socket.gethostname())}_{os.getpid()}.z.tmp"
     alive.write_text("{")
-    assert store.keys() == ["0123456789abcdef"]
+    assert store.keys() == [K0]
     removed = store.remove_stale_temporaries()
     # Another host's file is kept until it is old; a dead local writer's file goes.
     assert removed == [mine_dead]
@@ -514,7 +541,7 @@ def test_a_failure_never_replaces_a_finished_record(tmp_path: Path) -> None:
 
     class OtherSweepFinishesFirst(FailingExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-            store.write(fake(key=config.key()))  # a second driver on the same store
+            store.write(fake(seed=3))  # a second driver on the same store
             return super().submit(fn, *args, **kwargs)
 
     result = run_sweep([config], store, client=OtherSweepFinishesFirst(), progress=False)

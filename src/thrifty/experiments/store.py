@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from thrifty.config import RunConfig
+from thrifty.config import ConfigError, RunConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,17 +147,27 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
     if "total" not in record.get("energy", {"total": None}):
         raise RecordError(where, "field 'energy' has no 'total'")
     if record["status"] != "failed":
-        total = record["energy"]["total"]
-        for name, kinds in (("m0", (int,)), ("m1", (int, float))):
-            value = total.get(name) if isinstance(total, dict) else None
-            if name == "m1" and value is None and record["status"] == "diverged":
-                continue  # an infinite M1 of older records, made null for a strict parser
-            if not isinstance(value, kinds) or isinstance(value, bool):
-                raise RecordError(
-                    where, f"field 'energy.total.{name}' must be a number, got {value!r:.80}"
-                )
+        for part in ("total", "hidden", "output"):
+            energy = record["energy"].get(part)
+            for name, kinds in (("m0", (int,)), ("m1", (int, float))):
+                value = energy.get(name) if isinstance(energy, dict) else None
+                if name == "m1" and value is None and record["status"] == "diverged":
+                    continue  # an infinite M1 of older records, made null for a strict parser
+                if not isinstance(value, kinds) or isinstance(value, bool) or not value >= 0:
+                    raise RecordError(
+                        where,
+                        f"field 'energy.{part}.{name}' must be a number >= 0, got {value!r:.80}",
+                    )
     if path is not None and path.stem != record["key"]:
         raise RecordError(where, f"file name does not match its key {record['key']!r}")
+    try:
+        key = RunConfig.from_dict(record["config"]).key()
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise RecordError(where, f"its config is not a valid config: {exc}") from None
+    if key != record["key"]:
+        raise RecordError(
+            where, f"its config is that of run {key}, not of its key {record['key']!r}"
+        )
     return record
 
 
