@@ -171,6 +171,20 @@ def test_factored_m_alpha_holds_where_the_largest_update_is_flushed_to_zero(dtyp
         assert want > 0 and got == pytest.approx(want, rel=1e-6 if dtype == "float64" else 1e-4)
 
 
+def test_m_alpha_of_a_synapse_matrix_prices_products_the_cpu_flushes_to_zero() -> None:
+    """Selected updates below float32's smallest normal number (1e-40 here) are counted
+    in M0; M_α prices them too (1e-40^0.01 = 0.4), from the factors of the matrix form,
+    as a list of synapses and the other forms do."""
+    f32 = jnp.float32
+    d, x = jnp.asarray([1e-20, 5e-21], f32), jnp.asarray([1e-20, 1.0, 0.5], f32)
+    chosen = jnp.asarray([[True, True, False], [True, False, True]])
+    e = _price(d, x, LayerSelection(synapses=chosen), 1.0, (0.01, 1.0))
+    dw = np.abs(np.outer(np.asarray(d, float), np.asarray(x, float)))[np.asarray(chosen)]
+    assert int(e.m0) == 4 and float(e.m_alpha[0]) > 1.5
+    assert float(e.m_alpha[0]) == pytest.approx(np.sum(dw**0.01), rel=1e-5)
+    assert float(e.m_alpha[1]) == pytest.approx(np.sum(dw), rel=1e-5)
+
+
 def test_m_alpha_leaves_out_inputs_whose_threshold_no_unit_reaches() -> None:
     """A threshold that no unit reaches at the largest input: that input is selected by
     no synapse and sets no scale (its (x/X)^α would overflow, and every selected term

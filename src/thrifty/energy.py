@@ -227,13 +227,19 @@ def _masked_sums(
     One product of the matrix with the presynaptic factors, ``synapses @ [x < 0,
     x > 0, max(−x, 0), max(x, 0)]ᵀ``, gives per unit what each sum needs: one pass over
     a matrix as large as the weights. The indicator columns count at most ``n_pre``
-    synapses per unit, exact in floats below 2**24. M_α is summed pair by pair, one
-    more pass per α: a factor per unit and one per input, raised to α apart, could
-    overflow or underflow where the selected pairs' |Δw|^α do not.
+    synapses per unit, exact in floats below 2**24. M_α = (η·D·X)^α · Σ S_ij a_i b_j
+    with a_i = |d_i/D|^α, b_j = |x_j/X|^α (D, X the largest |d|, |x|) takes one more
+    column per α in the same product. Where that could lose a selected term (some
+    a_i·b_j below the smallest normal number, or (η·D·X)^α beyond the largest, where
+    the matrix leaves out the largest pairs), M_α is summed pair by pair instead, one
+    more pass over the matrix per α (a single run takes only the branch it needs).
     """
     dtype = d.dtype
     zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
     columns = [x < 0, x > 0, jnp.maximum(-x, zero_x), jnp.maximum(x, zero_x)]
+    if alphas:
+        scale_d, scale_x = alpha_scales(d, x)
+        columns += [jnp.where(x != 0, (jnp.abs(x) / scale_x) ** a, zero_x) for a in alphas]
     per_unit = synapses.astype(dtype) @ jnp.stack([c.astype(dtype) for c in columns], axis=1)
     n_neg, n_pos = (jnp.round(per_unit[:, c]).astype(jnp.int32) for c in (0, 1))
     counts = jnp.stack(
@@ -251,9 +257,29 @@ def _masked_sums(
         jnp.sum(jnp.maximum(-d, zero_d) * s_pos),
     ]
     if alphas:
-        dw = (jnp.asarray(lr, dtype) * ad)[:, None] * jnp.abs(x)[None, :]  # |Δw|
-        selected = synapses & (dw != 0)
-        sums += [jnp.sum(jnp.where(selected, dw**a, 0)) for a in alphas]
+        per_alpha = [jnp.where(d != 0, (ad / scale_d) ** a, zero_d) for a in alphas]
+        scaled = jnp.stack([jnp.sum(a_i * per_unit[:, 4 + k]) for k, a_i in enumerate(per_alpha)])
+        priced, finite = alpha_sums(lr, scale_d, scale_x, alphas, scaled)
+
+        def least(v: jax.Array) -> jax.Array:  # the least non-zero entry (inf if none)
+            return jnp.min(jnp.where(v > 0, v, jnp.inf))
+
+        tiny = jnp.finfo(dtype).tiny
+        whole = finite & jnp.all(
+            jnp.stack(
+                [least(a_i) * least(columns[4 + k]) >= tiny for k, a_i in enumerate(per_alpha)]
+            )
+        )
+
+        def factored() -> jax.Array:
+            return priced
+
+        def pair_by_pair() -> jax.Array:
+            dw = (jnp.asarray(lr, dtype) * ad)[:, None] * jnp.abs(x)[None, :]  # |Δw|
+            selected = synapses & (dw != 0)
+            return jnp.stack([jnp.sum(jnp.where(selected, dw**a, 0)) for a in alphas])
+
+        sums += list(jax.lax.cond(whole, factored, pair_by_pair))
     return counts, jnp.stack(sums)
 
 
@@ -320,9 +346,7 @@ def _factored_sums(
     largest effective |d| and X the largest effective |x| of the inputs whose threshold
     D reaches (the others are selected by no unit), so that the pair of D and X is
     selected, the largest term is 1, and no factor raised to α alone overflows or
-    underflows. Where η·D·X is below the
-    smallest normal number (which the CPU flushes to zero), (η·D·X)^α is formed from
-    the logarithms of its factors: for α < 1 it can be far from 0.
+    underflows (:func:`alpha_sums` multiplies by (η·D·X)^α).
     """
     x_alpha = x
     if alphas and sel.threshold is not None:
@@ -349,15 +373,32 @@ def _factored_sums(
     counts = _pair_sums(indicators, ind_x, d, sel, integer=True)
     sums = _pair_sums(magnitudes, jnp.stack(fx), d, sel, integer=False)
     if alphas:
-        rate = jnp.asarray(lr, d.dtype)
-        largest = rate * scales[0] * scales[1]
-        normal = largest >= jnp.finfo(d.dtype).tiny
-        logs = jnp.log(rate) + jnp.log(scales[0]) + jnp.log(scales[1])
-        factor = jnp.stack([jnp.where(normal, largest**a, jnp.exp(a * logs)) for a in alphas])
-        # a sum that underflowed stays 0 where the factor overflows
-        scaled = sums[3:]
-        sums = jnp.concatenate([sums[:3], jnp.where(scaled == 0, 0, factor * scaled)])
+        # the largest term is 1: a factor that overflows is a sum that does
+        priced, _ = alpha_sums(lr, scales[0], scales[1], alphas, sums[3:])
+        sums = jnp.concatenate([sums[:3], priced])
     return counts, sums
+
+
+def alpha_sums(
+    lr: Any, scale_d: jax.Array, scale_x: jax.Array, alphas: tuple[float, ...], scaled: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """M_α = (η·D·X)^α · ``scaled`` for each α (``scaled``: shape (len(alphas),), the sums
+    of the terms divided by (η·D·X)^α), and whether every (η·D·X)^α is finite.
+
+    Where η·D·X is below the smallest normal number (which the CPU flushes to zero),
+    the product is formed from logarithms: for α < 1, or with many terms, M_α can be
+    far from 0 though η·D·X is not. A sum that underflowed to 0 stays 0.
+    """
+    dtype = scale_d.dtype
+    rate = jnp.asarray(lr, dtype)
+    largest = rate * scale_d * scale_x
+    normal = largest >= jnp.finfo(dtype).tiny
+    exponents = jnp.asarray(alphas, dtype)
+    factor = largest**exponents
+    logs = exponents * (jnp.log(rate) + jnp.log(scale_d) + jnp.log(scale_x))
+    small = jnp.exp(logs + jnp.log(jnp.where(scaled > 0, scaled, 1)))
+    sums = jnp.where(scaled == 0, 0, jnp.where(normal, factor * scaled, small))
+    return sums, jnp.all(jnp.isfinite(factor))
 
 
 def alpha_scales(d: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
