@@ -531,6 +531,19 @@ def test_a_command_runs_with_standard_output_closed(monkeypatch: pytest.MonkeyPa
     assert main(["rules"]) == 0
 
 
+def _into_a_closed_pipe(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with its standard output a pipe whose reader is gone before the
+    first line is written (as ``| head -0``)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            command, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300, **kwargs
+        )
+    finally:
+        os.close(write_end)
+
+
 def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:
     """`thrifty rules | head -1`: once the reader has gone, the command stops without a
     traceback, with the status a shell gives a command killed by SIGPIPE."""
@@ -540,19 +553,7 @@ def test_output_into_a_closed_pipe_ends_quietly_with_141() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         if not buffered:
             env["PYTHONUNBUFFERED"] = "1"
-        read_end, write_end = os.pipe()
-        os.close(read_end)  # the reader is gone before the first line is written
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "thrifty", "rules"],
-                stdout=write_end,
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=300,
-                env=env,
-            )
-        finally:
-            os.close(write_end)
+        proc = _into_a_closed_pipe([sys.executable, "-m", "thrifty", "rules"], env=env)
         assert proc.returncode == 141, (buffered, proc.stderr)
         assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
 
@@ -567,19 +568,7 @@ def test_train_writes_its_record_before_its_output_and_through_a_link(tmp_path: 
     command = [sys.executable, "-m", "thrifty", "train", "--dataset", "synthetic"]
     command += ["--hidden", "5", "--budget-epochs", "0.5", "--json"]
     for out in ("record.json", "link.json"):
-        read_end, write_end = os.pipe()
-        os.close(read_end)
-        try:
-            proc = subprocess.run(
-                [*command, "--out", out],
-                stdout=write_end,
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=300,
-                cwd=tmp_path,
-            )
-        finally:
-            os.close(write_end)
+        proc = _into_a_closed_pipe([*command, "--out", out], cwd=tmp_path)
         assert proc.returncode == 141, proc.stderr
     assert json.loads((tmp_path / "record.json").read_text())["config"]["n_hidden"] == 5
     assert (tmp_path / "link.json").is_symlink()
