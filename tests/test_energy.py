@@ -154,6 +154,10 @@ def test_m_alpha_of_a_synapse_matrix_is_summed_pair_by_pair() -> None:
     # (0.9 · 2^10)^10 = 1.3e30 beside a left-out (0.9 · 2^20)^10, which overflows
     got = m_alpha([2.0**10, 1.0], [2.0**10, 1.0], [[False, True], [False, False]], 10.0)
     assert got == pytest.approx((0.9 * 2.0**10) ** 10, rel=1e-5)
+    # the one selected pair's unit is far below the largest: its (1e-20)^2 underflows
+    # while the scale (0.9 · 1e18)^2 is finite and the term (0.9 · 1e-2)^2 is not small
+    got = m_alpha([1e9, 1e-11], [1e9, 1.0], [[False, False], [True, False]], 2.0)
+    assert got == pytest.approx((0.9 * 1e-2) ** 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -261,13 +261,17 @@ def _masked_sums(
         scaled = jnp.stack([jnp.sum(a_i * per_unit[:, 4 + k]) for k, a_i in enumerate(per_alpha)])
         priced, finite = alpha_sums(lr, scale_d, scale_x, alphas, scaled)
 
-        def least(v: jax.Array) -> jax.Array:  # the least non-zero entry (inf if none)
-            return jnp.min(jnp.where(v > 0, v, jnp.inf))
+        def least(v: jax.Array, factor: jax.Array) -> jax.Array:
+            # the least entry where the factor is not 0 (inf if none): 0 if one underflowed
+            return jnp.min(jnp.where(factor != 0, v, jnp.inf))
 
         tiny = jnp.finfo(dtype).tiny
         whole = finite & jnp.all(
             jnp.stack(
-                [least(a_i) * least(columns[4 + k]) >= tiny for k, a_i in enumerate(per_alpha)]
+                [
+                    least(a_i, d) * least(columns[4 + k], x) >= tiny
+                    for k, a_i in enumerate(per_alpha)
+                ]
             )
         )
 
