@@ -1059,8 +1059,8 @@ def load_dataset(
     """The :class:`thrifty.data.Dataset` a config trains on, prepared as its protocol says.
 
     ``dataset="synthetic"`` gives :func:`thrifty.data.synthetic` (no files needed),
-    shifted to non-negative inputs for ``inputs="raw"``; both protocols train on the
-    same synthetic data.
+    mapped onto [0, 1] for ``inputs="raw"``; both protocols train on the same
+    synthetic data.
     """
     from thrifty import data
 
