@@ -582,6 +582,7 @@ def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(
 
     from thrifty.cli import _warn_of_workers
 
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.warns(UserWarning, match="--workers 4 is ignored with --scheduler"):
         _warn_of_workers(argparse.Namespace(workers=4, scheduler="tcp://host:8786"))

@@ -141,6 +141,7 @@ def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold() -> None:
     assert given == plain and given.key() == plain.key()
     assert all(type(getattr(given, f)) is int for f in ("n_hidden", "seed", "check_interval"))
     assert type(given.lr) is float
+    assert RunConfig(simpson=np.bool_(True)).simpson is True
     for name in ("n_hidden", "lr", "seed"):
         with pytest.raises(ConfigError, match=f"^{name} must be"):
             RunConfig(**{name: np.bool_(True)})

@@ -177,8 +177,9 @@ def test_factored_m_alpha_holds_where_the_largest_update_is_flushed_to_zero(dtyp
 
 def test_m_alpha_of_a_synapse_matrix_prices_products_the_cpu_flushes_to_zero() -> None:
     """Selected updates below float32's smallest normal number (1e-40 here) are counted
-    in M0; M_α prices them too (1e-40^0.01 = 0.4), from the factors of the matrix form,
-    as a list of synapses and the other forms do."""
+    in M0; M_α of a synapse matrix prices them too (1e-40^0.01 = 0.4), from its factors,
+    as selections by masks and thresholds do (a list of synapses adds 0 for them, as
+    docs/rules.md says)."""
     f32 = jnp.float32
     d, x = jnp.asarray([1e-20, 5e-21], f32), jnp.asarray([1e-20, 1.0, 0.5], f32)
     chosen = jnp.asarray([[True, True, False], [True, False, True]])

@@ -207,6 +207,56 @@ def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: s
     assert not store.is_final(K0)
 
 
+def test_a_record_keyed_by_its_rule_string_as_written_still_loads(tmp_path: Path) -> None:
+    """Runs recorded before rule strings were tidied bear the key of the string as
+    written (``"top-k: fraction=0.1"``): their records stay good; an edited one is not."""
+    from thrifty.config import _key_of
+
+    config = small(rules=("top-k: fraction=0.1",))
+    stored = {**config.resolved().to_dict(), "rules": ["top-k: fraction=0.1"]}
+    old_key = _key_of(stored)
+    assert old_key != config.key()
+    record = fake(key=old_key, config=stored)
+    store = ResultStore(tmp_path)
+    store.path(old_key).parent.mkdir(parents=True)
+    store.path(old_key).write_text(json.dumps(record))
+    assert store.is_final(old_key) and list(load(tmp_path)["key"]) == [old_key]
+    edited = {**stored, "n_hidden": stored["n_hidden"] + 1}
+    store.path(old_key).write_text(json.dumps({**record, "config": edited}))
+    with pytest.raises(RecordError, match="its config is that of run"):
+        load(tmp_path)
+
+
+def test_a_finished_sweep_reports_from_a_store_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records copied to a read-only place: a sweep with nothing left to run reports
+    (as a reproduction drawing its figures does); one with runs to do stops first."""
+    store = ResultStore(tmp_path / "store")
+    store.write(fake())
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode)
+    )
+    result = run_sweep([small()], store, progress=False)
+    assert (result.done, result.skipped) == (0, 1)
+    with pytest.raises(StoreError, match="cannot be written"):
+        run_sweep([small(seed=1)], store, progress=False)
+
+
+def test_a_sweep_trains_raw_synthetic_inputs_on_their_own_data(tmp_path: Path) -> None:
+    """A config and its twin with ``inputs="raw"`` in one sweep (one process, which
+    keeps the data it loaded) each train on their own data, as run alone."""
+    from thrifty.train import load_dataset, run
+
+    twins = [small(), small(inputs="raw")]
+    run_sweep(twins, tmp_path, progress=False)
+    swept = load(tmp_path).set_index("key")["m1"]
+    alone = {c.key(): run(c, load_dataset(c))["energy"]["total"]["m1"] for c in twins}
+    assert swept[twins[0].key()] != swept[twins[1].key()]
+    assert all(swept[k] == pytest.approx(v, rel=1e-12) for k, v in alone.items())
+
+
 def test_a_diverged_record_may_hold_a_null_m1(tmp_path: Path) -> None:
     """An infinite M1 of an older diverged record, replaced by null for a strict JSON
     parser, is still a finished record (M1 unknown), not a damaged one."""

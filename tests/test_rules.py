@@ -939,6 +939,22 @@ def test_compile_args_may_be_a_mapping_or_pairs(monkeypatch: pytest.MonkeyPatch)
     assert got == [20, 20]
 
 
+def test_the_state_check_reads_python_numbers_as_jax_carries_them() -> None:
+    """Untraced (``jax.disable_jit``), a Python number from ``init`` reaches ``update``
+    as itself: JAX promotes it, so any number may come back; an integer array that
+    comes back floating point, even weakly typed, is refused, and so is a Python float
+    returned for an integer array."""
+    from thrifty.rules.registry import _check_state
+
+    _check_state("r", 0, jnp.float32(0.5))
+    _check_state("r", 0, 0.5)
+    _check_state("r", jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32) + 1)
+    with pytest.raises(RuleError, match="in the form it got it"):
+        _check_state("r", jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32) + 0.5)
+    with pytest.raises(RuleError, match="in the form it got it"):
+        _check_state("r", jnp.zeros((), jnp.int32), 0.5)
+
+
 def test_rule_states_that_jax_carries_are_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check of a rule's state leaves to JAX what it promotes: a Python number
     that becomes a float, a NumPy array, None, a PRNG key, a dict of them."""

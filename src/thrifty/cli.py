@@ -449,7 +449,9 @@ def _differences(config: RunConfig, first: RunConfig) -> str:
 def _warn_of_workers(args: argparse.Namespace) -> None:
     """Warn of a ``--workers`` that does nothing (beside ``--scheduler``, whose cluster
     runs the runs) or that asks for more processes than this machine has cores."""
-    cores = os.cpu_count() or 1
+    # the cores this process may run on (a batch system's share, not the machine's)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     if args.scheduler is not None and args.workers != 1:
         warnings.warn(
             f"--workers {args.workers} is ignored with --scheduler: the cluster's workers run "
@@ -458,8 +460,8 @@ def _warn_of_workers(args: argparse.Namespace) -> None:
         )
     elif args.workers > cores:
         warnings.warn(
-            f"--workers {args.workers} starts more processes than this machine's {cores} "
-            "cores, which share them (each run also uses several threads)",
+            f"--workers {args.workers} starts more processes than the {cores} cores this "
+            "process may use, which share them (each run also uses several threads)",
             stacklevel=2,
         )
 

@@ -251,6 +251,8 @@ class RunConfig:
             not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 1
         ):
             raise ConfigError(f"n_train must be an integer >= 1, got {self.n_train!r}")
+        if isinstance(self.simpson, np.bool_):
+            object.__setattr__(self, "simpson", bool(self.simpson))
         if not isinstance(self.simpson, bool):
             raise ConfigError(f"simpson must be true or false, got {self.simpson!r}")
 
@@ -317,13 +319,29 @@ class RunConfig:
         """
         key = self.__dict__.get("_key")
         if key is None:
-            resolved = self.resolved().to_dict()
-            defaults = _default_fields()
-            fields = {k: v for k, v in resolved.items() if v != defaults[k]}
-            text = json.dumps({"schema": SCHEMA, **fields}, sort_keys=True, separators=(",", ":"))
-            key = hashlib.sha256(text.encode()).hexdigest()[:16]
+            key = _key_of(self.resolved().to_dict())
             self.__dict__["_key"] = key
         return key  # type: ignore[no-any-return]
+
+    def keys_as_stored(self, stored: Mapping[str, Any]) -> set[str]:
+        """The keys a record of this config may bear, its config stored as ``stored``
+        (a :meth:`to_dict`): :meth:`key`, and the key of its rule and synapse strings
+        as written there, which runs recorded before those strings were tidied
+        (spaces and empty items dropped) bear."""
+        resolved = self.resolved().to_dict()
+        for name in ("rules", "synapses"):
+            if name in stored:
+                resolved[name] = list(stored[name]) if name == "rules" else stored[name]
+        return {self.key(), _key_of(resolved)}
+
+
+def _key_of(resolved: Mapping[str, Any]) -> str:
+    """:meth:`RunConfig.key` of a resolved config's :meth:`~RunConfig.to_dict`: SHA-256
+    of the schema version and the fields that differ from their defaults."""
+    defaults = _default_fields()
+    fields = {k: v for k, v in resolved.items() if v != defaults[k]}
+    text = json.dumps({"schema": SCHEMA, **fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.cache

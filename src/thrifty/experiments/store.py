@@ -161,12 +161,12 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
     if path is not None and path.stem != record["key"]:
         raise RecordError(where, f"file name does not match its key {record['key']!r}")
     try:
-        key = RunConfig.from_dict(record["config"]).key()
+        config = RunConfig.from_dict(record["config"])
     except (ConfigError, TypeError, ValueError) as exc:
         raise RecordError(where, f"its config is not a valid config: {exc}") from None
-    if key != record["key"]:
+    if record["key"] not in config.keys_as_stored(record["config"]):
         raise RecordError(
-            where, f"its config is that of run {key}, not of its key {record['key']!r}"
+            where, f"its config is that of run {config.key()}, not of its key {record['key']!r}"
         )
     return record
 
@@ -580,7 +580,9 @@ def load(
     FileNotFoundError, NotADirectoryError
         ``root`` does not exist, or is a file.
     StoreError
-        ``root/records`` exists and is not a directory.
+        ``root/records`` exists and is not a directory, or ``root`` is the records
+        directory of a store (load the store). A directory without records gives an
+        empty table, with a warning.
 
     Returns
     -------

@@ -96,7 +96,7 @@ def _data_key(config: RunConfig, data_dir: str | None) -> tuple[Any, ...]:
 
     config = config.resolved()
     if config.dataset == "synthetic":
-        return ("synthetic", config.criterion)
+        return ("synthetic", config.criterion, config.inputs)
     return (config.dataset, repr(train.preprocessing_for(config)), data_dir)
 
 
@@ -473,11 +473,13 @@ def run_sweep(
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     store = root if isinstance(root, ResultStore) else ResultStore(root)
-    store.check(writable=True)
+    store.check()
     stream = stream if stream is not None else sys.stderr
 
     unique, position, n_given = _distinct(configs)
     todo, skipped = _to_run(unique, store)
+    if todo:  # a finished sweep in a store that cannot be written still reports
+        store.check(writable=True)
     _check_runs(todo, unique, position)
     _warn_of_shared_keys(unique.values())
 

@@ -450,8 +450,8 @@ def _check_state(name: str, before: Any, after: Any) -> None:
 
     def kind(x: Any, *, weak: bool) -> str | None:
         dtype = getattr(x, "dtype", None)
-        if dtype is None:
-            if not isinstance(x, int | float | complex):
+        if dtype is None:  # a Python number: JAX promotes it where it comes in
+            if not weak or not isinstance(x, int | float | complex):
                 return None
             dtype = jnp.result_type(x)
         elif not weak and getattr(getattr(x, "aval", x), "weak_type", False):
