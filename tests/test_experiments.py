@@ -7,6 +7,7 @@ import copy
 import errno
 import io
 import json
+import math
 import os
 import socket
 import warnings
@@ -166,6 +167,10 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
         "negative",
         "edited-config",
         "bad-config",
+        "huge-count",
+        "negative-sum",
+        "negative-samples",
+        "accuracy",
     ],
     argvalues=[
         ('{"key": "0123456789abcdef", "status": "conv', "not valid JSON"),
@@ -173,21 +178,35 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
         (json.dumps({k: v for k, v in fake().items() if k != "curve"}), "missing field 'curve'"),
         (json.dumps(fake(samples="many")), "field 'samples' must be int"),
         (json.dumps(fake(key="fedcba9876543210")), "does not match its key"),
-        (json.dumps(fake(energy={"total": {"m1": 1.0}})), r"'energy.total.m0' must be a number"),
+        (json.dumps(fake(energy={"total": {"m1": 1.0}})), r"'energy.total.m0' must be a count"),
         (
             json.dumps(fake(energy={"total": {"m0": 3, "m1": "1.0"}})),
-            r"'energy.total.m1' must be a number",
+            r"'energy.total.m1' must be a finite number",
         ),
         (json.dumps(fake(energy={"total": {"m0": 3, "m1": None}})), r"'energy.total.m1' must"),
         (
             json.dumps(fake(energy={**fake()["energy"], "hidden": {"m0": -5, "m1": 0.5}})),
-            r"'energy.hidden.m0' must be a number >= 0, got -5",
+            r"'energy.hidden.m0' must be a count >= 0, got -5",
         ),
         (
             json.dumps(fake(config={**fake()["config"], "n_hidden": 999})),
             r"its config is that of run [0-9a-f]{16}, not of its key",
         ),
         (json.dumps(fake(config={"n_hidden": "many"})), "its config is not a valid config"),
+        (
+            json.dumps(fake(energy={**fake()["energy"], "total": {"m0": 10**400, "m1": 0.6}})),
+            r"'energy.total.m0' must be a count >= 0",
+        ),
+        (
+            json.dumps(
+                fake(
+                    energy={**fake()["energy"], "output": {"m0": 1, "m1": 0.1, "m1_transient": -1}}
+                )
+            ),
+            r"'energy.output.m1_transient' must be a finite number >= 0",
+        ),
+        (json.dumps(fake(samples=-1)), r"field 'samples' must be >= 0"),
+        (json.dumps(fake(accuracy=2.0)), r"field 'accuracy' must be in \[0, 1\]"),
     ],
 )
 def test_corrupted_record_names_its_path(tmp_path: Path, content: str, reason: str) -> None:
@@ -255,6 +274,34 @@ def test_a_sweep_trains_raw_synthetic_inputs_on_their_own_data(tmp_path: Path) -
     alone = {c.key(): run(c, load_dataset(c))["energy"]["total"]["m1"] for c in twins}
     assert swept[twins[0].key()] != swept[twins[1].key()]
     assert all(swept[k] == pytest.approx(v, rel=1e-12) for k, v in alone.items())
+
+
+def test_m_alpha_may_overflow_the_runs_float_type(tmp_path: Path) -> None:
+    """Σ|Δw|^α at large α may be inf in float32 (it stops no run): the record is good."""
+    hidden = {"m0": 5, "m1": 0.5, "m_alpha": {"50.0": math.inf, "0.5": 1.5}}
+    store = ResultStore(tmp_path)
+    store.write(fake(energy={**fake()["energy"], "hidden": hidden}))
+    assert load(tmp_path)["m_alpha_50.0_hidden"].tolist() == [math.inf]
+
+
+def test_a_sweep_refuses_a_records_directory_an_empty_path_and_a_dangling_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths where a sweep would train and then fail to write, or write where no one
+    looks, are refused before any run."""
+    from thrifty import train
+
+    ran: list[Any] = []
+    monkeypatch.setattr(train, "run", lambda *args, **kwargs: ran.append(args))
+    ResultStore(tmp_path / "store").write(fake())
+    with pytest.raises(StoreError, match="is the records directory of a store: give the store"):
+        run_sweep([small(seed=1)], tmp_path / "store" / "records", progress=False)
+    with pytest.raises(ValueError, match="root must name the store's directory"):
+        run_sweep([small(seed=1)], "", progress=False)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StoreError, match="is a symbolic link to nothing"):
+        run_sweep([small(seed=1)], tmp_path / "dangling", progress=False)
+    assert ran == []
 
 
 def test_a_diverged_record_may_hold_a_null_m1(tmp_path: Path) -> None:

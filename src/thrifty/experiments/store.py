@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -109,6 +110,16 @@ class RecordError(ValueError):
         self.reason = reason
 
 
+def _count_or_sum(value: Any, *, count: bool) -> bool:
+    """Whether ``value`` can be a meter of a record: a count (an int in [0, 2**63)) or a
+    finite sum >= 0."""
+    if isinstance(value, bool):
+        return False
+    if count:
+        return isinstance(value, int) and 0 <= value < 2**63
+    return isinstance(value, int | float) and 0 <= value < math.inf
+
+
 def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
     """Check that ``record`` has the fields every record needs; return it.
 
@@ -149,15 +160,37 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
     if record["status"] != "failed":
         for part in ("total", "hidden", "output"):
             energy = record["energy"].get(part)
-            for name, kinds in (("m0", (int,)), ("m1", (int, float))):
-                value = energy.get(name) if isinstance(energy, dict) else None
-                if name == "m1" and value is None and record["status"] == "diverged":
+            if not isinstance(energy, dict):
+                raise RecordError(where, f"field 'energy.{part}' must be a table")
+            meters = {k: v for k, v in energy.items() if k != "m_alpha"}
+            alphas = energy.get("m_alpha") or {}
+            if not isinstance(alphas, dict):
+                raise RecordError(where, f"field 'energy.{part}.m_alpha' must be a table")
+            meters |= {f"m_alpha.{a}": v for a, v in alphas.items()}
+            for name in ("m0", "m1"):
+                meters.setdefault(name, None)  # both must be there
+            for name, value in meters.items():
+                if name.startswith("m1") and value is None and record["status"] == "diverged":
                     continue  # an infinite M1 of older records, made null for a strict parser
-                if not isinstance(value, kinds) or isinstance(value, bool) or not value >= 0:
+                if name.startswith("m_alpha.") and (
+                    value is None or (isinstance(value, float) and value == math.inf)
+                ):
+                    continue  # Σ|Δw|^α may overflow the run's float type; it stops no run
+                if not _count_or_sum(value, count=name.startswith("m0")):
                     raise RecordError(
                         where,
-                        f"field 'energy.{part}.{name}' must be a number >= 0, got {value!r:.80}",
+                        f"field 'energy.{part}.{name}' must be a "
+                        f"{'count' if name.startswith('m0') else 'finite number'} >= 0, "
+                        f"got {value!r:.80}",
                     )
+        if not 0 <= record["samples"] < 2**63:
+            raise RecordError(where, f"field 'samples' must be >= 0, got {record['samples']!r}")
+        for name in ("accuracy", "test_accuracy"):
+            value = record.get(name)
+            if value is not None and not (
+                isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+            ):
+                raise RecordError(where, f"field {name!r} must be in [0, 1], got {value!r:.80}")
     if path is not None and path.stem != record["key"]:
         raise RecordError(where, f"file name does not match its key {record['key']!r}")
     try:
@@ -273,8 +306,23 @@ class ResultStore:
                 f"{str(self.dir)!r} exists and is not a directory: the store cannot hold "
                 "records there"
             )
+        if (
+            self.root.name == "records"
+            and not self.dir.exists()
+            and self.root.is_dir()
+            and any(_KEY.match(p.stem) for p in self.root.glob("*.json"))
+        ):
+            raise StoreError(
+                f"{str(self.root)!r} is the records directory of a store: give the store, "
+                f"{str(self.root.parent)!r}"
+            )
         existing = self.dir
         while not existing.exists() and existing != existing.parent:
+            if existing.is_symlink():
+                raise StoreError(
+                    f"{str(existing)!r} is a symbolic link to nothing: the store "
+                    f"{str(self.root)!r} cannot be made there"
+                )
             existing = existing.parent
         if not existing.is_dir():
             raise StoreError(

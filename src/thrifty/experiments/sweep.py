@@ -472,6 +472,8 @@ def run_sweep(
         batch = default_batch()
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    if not isinstance(root, ResultStore) and not os.fspath(root):
+        raise ValueError("root must name the store's directory, got ''")
     store = root if isinstance(root, ResultStore) else ResultStore(root)
     store.check()
     stream = stream if stream is not None else sys.stderr
