@@ -121,6 +121,9 @@ def test_data_other_than_the_configs_are_refused(synthetic: data.Dataset) -> Non
     )
     with pytest.raises(ConfigError, match="prepared as"):
         run_many([RunConfig(**{**SMALL, "dataset": "mnist"})], raw)
+    # synthetic data in the form the config's inputs do not name
+    with pytest.raises(ConfigError, match="its centred form, the config's inputs 'raw'"):
+        run(RunConfig(**SMALL, inputs="raw"), synthetic)
     # no data, a name, or a dict for a config: named, not an AttributeError inside
     config = RunConfig(**SMALL)
     for nothing in (None, "synthetic"):

@@ -318,6 +318,9 @@ class Dataset:
         Validation accuracy at which training stops (0.95 MNIST, 0.85 Fashion-MNIST).
     preprocessing : Preprocessing or None
         How the inputs were made from the stored images; None for synthetic data.
+    inputs : {"centred", "raw"} or None
+        For synthetic data, which of their two forms they are (see :func:`synthetic`);
+        None otherwise, where ``preprocessing`` says it.
 
     Notes
     -----
@@ -335,6 +338,7 @@ class Dataset:
     source: str
     criterion: float
     preprocessing: Preprocessing | None
+    inputs: str | None = None
 
     def __post_init__(self) -> None:
         n_inputs = self.x_train.shape[1] if self.x_train.ndim == 2 else None
@@ -1185,4 +1189,5 @@ def synthetic(
         + ("; raw: scaled to [0, 1])" if raw else ")"),
         criterion=criterion,
         preprocessing=None,
+        inputs="raw" if raw else "centred",
     )

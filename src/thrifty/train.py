@@ -1090,6 +1090,12 @@ def check_dataset(config: RunConfig, dataset: Any) -> None:
             f"dataset: the config names {config.dataset!r} but the data given are "
             f"{dataset.name!r}; load them with load_dataset(config)"
         )
+    inputs = getattr(dataset, "inputs", None)
+    if inputs is not None and inputs != config.inputs:
+        raise ConfigError(
+            f"dataset: the {dataset.name} data given are its {inputs} form, the config's "
+            f"inputs {config.inputs!r}; load them with load_dataset(config)"
+        )
     wanted = preprocessing_for(config)
     if dataset.preprocessing is not None and dataset.preprocessing != wanted:
         raise ConfigError(

@@ -88,6 +88,7 @@ def reference_run(
         _structure_for,
         budget_samples,
         check_config,
+        check_dataset,
         numbers_of,
         prepare_arrays,
         seeds,
@@ -96,6 +97,7 @@ def reference_run(
     if rule is not None and rule_from_state is not None:
         raise ValueError("give rule or rule_from_state, not both")
     cfg = check_config(config)
+    check_dataset(cfg, dataset)
     if cfg.rules and rule is None and rule_from_state is None:
         raise ValueError(
             f"the run has rules {', '.join(cfg.rules)}: give their reference version "
