@@ -111,3 +111,28 @@ def test_a_rule_whose_draws_live_in_its_state_is_replayed_from_that_state() -> N
     # the units drawn matter: another choice of four is told apart
     other = verify.reference_run(config, dataset, rule=ref.subnet(np.arange(12) < 4))
     assert verify.differences(record, other) != []
+
+
+def test_a_record_of_another_config_is_told_apart_first(registered: None) -> None:
+    dataset = load_dataset(CONFIG)
+    other = dataclasses.replace(CONFIG, seed=1)
+    found = verify.differences(
+        run(other, dataset), verify.reference_run(CONFIG, dataset, rule=_error_gate_reference(0.02))
+    )
+    assert found[0].startswith(f"key: a record of run {other.key()}, the reference's of run")
+
+
+def test_a_reference_rule_of_the_wrong_form_is_named(registered: None) -> None:
+    """A reference rule returns one boolean matrix per layer, shaped like its weights:
+    float matrices (read as selections everywhere they are not 0) are refused."""
+    dataset = load_dataset(CONFIG)
+
+    def floats(step: ref.StepInput, current: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.ones(dw.shape) for dw in step.dw]
+
+    def one_layer(step: ref.StepInput, current: list[np.ndarray]) -> list[np.ndarray]:
+        return current[:1]
+
+    for wrong in (floats, one_layer):
+        with pytest.raises(ValueError, match="a reference rule must return one boolean matrix"):
+            verify.reference_run(CONFIG, dataset, rule=wrong)

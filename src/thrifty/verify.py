@@ -129,7 +129,7 @@ def reference_run(
             per=str(kwargs.get("per", "synapse")),
             consolidating_units=None if units is None or np.ndim(units) == 0 else units != 0,
         )
-    return ref.run(
+    result = ref.run(
         w1,
         w2,
         np.asarray(arrays["x_train"], np.float64),
@@ -148,6 +148,8 @@ def reference_run(
         alphas=cfg.alphas,
         simpson=cfg.simpson,
     )
+    result.key = cfg.key()
+    return result
 
 
 def differences(
@@ -155,7 +157,8 @@ def differences(
 ) -> list[str]:
     """Where a fast-path run record and the reference's run disagree (empty: nowhere).
 
-    Counts (M0, samples, status, where it diverged), the accuracy curve and the
+    First, whether they ran the same config (where ``want`` knows its key). Counts
+    (M0, samples, status, where it diverged), the accuracy curve and the
     minimal M0 must be equal; sums (M1, M_α, the minimal M1, the transient weights
     left) agree within ``rtol`` relative (default :data:`SUMS_RTOL` for float64 runs,
     :data:`FLOAT32_RTOL` for float32 ones); the Simpson index within 1e-6. A float32
@@ -166,6 +169,11 @@ def differences(
     float32 = record["config"].get("dtype", "float32") == "float32"
     rtol = rtol if rtol is not None else (FLOAT32_RTOL if float32 else SUMS_RTOL)
     out: list[str] = []
+    if want.key is not None and record["key"] != want.key:
+        out.append(
+            f"key: a record of run {record['key']}, the reference's of run {want.key}: "
+            "they ran different configs"
+        )
 
     def same(what: str, got: Any, expected: Any) -> None:
         if got != expected:

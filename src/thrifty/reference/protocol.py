@@ -74,6 +74,9 @@ class RunResult:
     simpson : list of [start, D_hidden, D_output]
         Per chunk: the inverse Simpson index of the number of samples on which each
         synapse was updated (0 when none was); empty unless asked for.
+    key : str or None
+        The key of the config it ran, where the caller knows it
+        (:func:`thrifty.verify.reference_run` sets it).
     """
 
     status: str = "budget"
@@ -84,6 +87,7 @@ class RunResult:
     minimal: list[dict[str, float]] | None = None
     remaining: list[dict[str, float]] | None = None
     simpson: list[list[float]] = field(default_factory=list)
+    key: str | None = None
 
 
 def inverse_simpson(counts: np.ndarray) -> float:

@@ -23,10 +23,12 @@ class StepInput:
 
     Attributes
     ----------
-    dw : list of (n_post, n_pre) float64 arrays
-        The proposed updates ``−η · delta ⊗ pre`` of each layer.
+    dw : list of (n_post, n_pre + 1) float64 arrays
+        The proposed updates ``−η · delta ⊗ pre`` of each layer (not masked by the
+        rules before in a chain: their selection is ``current``).
     deltas : list of (n_post,) arrays
-    pres : list of (n_pre,) arrays
+    pres : list of (n_pre + 1,) arrays
+        Presynaptic activities, bias 1 last.
     output : (n_out,) network output
     label : int
     step : int

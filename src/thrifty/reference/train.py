@@ -91,6 +91,23 @@ def propose(
     if rule is not None:
         sample = StepInput(dw=dw, deltas=deltas, pres=pres, output=acts.y, label=label, step=step)
         allowed = rule(sample, allowed)
+        if (
+            not isinstance(allowed, list | tuple)
+            or len(allowed) != len(dw)
+            or any(
+                np.asarray(a).dtype != bool or np.shape(a) != d.shape
+                for a, d in zip(allowed, dw, strict=True)
+            )
+        ):
+            forms = (
+                [f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in allowed]
+                if isinstance(allowed, list | tuple)
+                else type(allowed).__name__
+            )
+            raise ValueError(
+                "a reference rule must return one boolean matrix per layer, shaped like "
+                f"its weights {[list(d.shape) for d in dw]}; got {forms}"
+            )
     applied = [np.where(a, d, 0.0) for a, d in zip(allowed, dw, strict=True)]
     return applied, allowed, loss_value(acts.y, target, loss)
 
