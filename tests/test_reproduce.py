@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -191,6 +192,7 @@ def test_with_seeds_gives_every_setting_exactly_the_seeds_asked() -> None:
         with pytest.raises(ValueError, match=r"seeds must be an integer in \[1, 100\]"):
             with_seeds([a0], bad)  # type: ignore[arg-type]
     assert len(with_seeds([a0], 100)) == 100
+    assert [c.seed for c in with_seeds([a0], np.int64(2))] == [0, 1]
 
 
 @pytest.mark.slow

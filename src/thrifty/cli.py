@@ -460,8 +460,9 @@ def _warn_of_workers(args: argparse.Namespace) -> None:
         )
     elif args.workers > cores:
         warnings.warn(
-            f"--workers {args.workers} starts more processes than the {cores} cores this "
-            "process may use, which share them (each run also uses several threads)",
+            f"--workers {args.workers} starts more processes than the {cores} "
+            f"core{'s' * (cores > 1)} this process may use, which share them (each run "
+            "also uses several threads)",
             stacklevel=2,
         )
 

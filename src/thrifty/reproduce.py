@@ -158,7 +158,7 @@ def reproduce(
 
     check_scale(scale)
     if seeds is not None:
-        check_seeds(seeds)
+        seeds = check_seeds(seeds)
     datasets = tuple(dict.fromkeys(datasets))
     if figures is not None:
         figures = tuple(dict.fromkeys(figures))

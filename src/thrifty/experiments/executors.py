@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -124,7 +125,9 @@ def worker_init(
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    enable_compilation_cache()
+    with warnings.catch_warnings():  # the driver has said so once, in the command's words
+        warnings.simplefilter("ignore")
+        enable_compilation_cache()
 
     def watch() -> None:
         while True:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -606,10 +607,15 @@ millions before any run)."""
 
 
 def check_seeds(n_seeds: Any) -> int:
-    """``n_seeds`` itself, or a ValueError when it is not an integer in [1, MAX_SEEDS]."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or not 1 <= n_seeds <= MAX_SEEDS:
+    """``n_seeds`` as a Python int (NumPy's integers too), or a ValueError when it is
+    not an integer in [1, MAX_SEEDS]."""
+    if (
+        isinstance(n_seeds, bool | np.bool_)
+        or not isinstance(n_seeds, numbers.Integral)
+        or not 1 <= n_seeds <= MAX_SEEDS
+    ):
         raise ValueError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {n_seeds!r}")
-    return n_seeds
+    return int(n_seeds)
 
 
 def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
