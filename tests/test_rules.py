@@ -937,6 +937,18 @@ def test_compile_args_may_be_a_mapping_or_pairs(monkeypatch: pytest.MonkeyPatch)
         assert structure == ((name, (("capacity", (20,)),)),)
         registry.build([registry.RuleSpec(name, (("units", 3), *structure[0][1]))])
     assert got == [20, 20]
+    for name, returned, message in (
+        ("gives-none", None, "must return a dict"),
+        ("gives-a-number", {"capacity": 3}, None),
+        ("sets-units", {"units": 5}, "sets 'units', which the rule string sets"),
+        ("gives-a-list", {"capacity": [20]}, r"must give hashable values \(tuples, not lists\)"),
+    ):
+        registry.register(name, compile_args=lambda p, s, r=returned: r)(factory)
+        if message is None:
+            assert registry.spec_structure([name], shapes) == ((name, (("capacity", 3),)),)
+            continue
+        with pytest.raises(RuleError, match=f"rule '{name}': compile_args {message}"):
+            registry.spec_structure([name], shapes)
 
 
 def test_the_state_check_reads_python_numbers_as_jax_carries_them() -> None:
@@ -964,6 +976,9 @@ def test_rule_states_that_jax_carries_are_not_refused(monkeypatch: pytest.Monkey
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     cases = {
         "int-to-float": (lambda: 0, lambda d, s: s + jnp.sum(jnp.abs(d)), True),
+        # a Python number from init arrives as an array, also where the library probes
+        # the selection's form (rules that do not read the weights)
+        "number-as-array": (lambda: 0, lambda d, s: s + (s >= 1).astype(jnp.int32), False),
         "numpy": (lambda: np.zeros(3), lambda d, s: s + jnp.ones(3), False),
         "none": (lambda: None, lambda d, s: None, True),
         "key": (lambda: jax.random.key(0), lambda d, s: jax.random.split(s)[0], True),

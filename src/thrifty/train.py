@@ -306,7 +306,9 @@ def _selection_shape(structure: Structure, rule: Any) -> Any:
             output=jnp.zeros(n_out, dtype),
         )
         ctx = Context(step=jnp.zeros((), jnp.int32), label=jnp.zeros((), jnp.int32), key=key)
-        return rule.update(proposal, rule.init(params, key), params, ctx)[0]
+        # the state as training carries it: Python numbers from init become arrays
+        state = jax.tree.map(jnp.asarray, rule.init(params, key))
+        return rule.update(proposal, state, params, ctx)[0]
 
     params = Params(
         jax.ShapeDtypeStruct((n_hid, n_in), dtype), jax.ShapeDtypeStruct((n_out, n_hid + 1), dtype)

@@ -341,10 +341,35 @@ def spec_structure(
         kinds = {p.name: p.kind for p in entry.params}
         kwargs = tuple((k, v) for k, v in spec.kwargs if kinds[k] == "str")
         if shapes is not None and entry.compile_args is not None:
-            extra = entry.compile_args(dict(spec.kwargs), shapes)
-            kwargs += tuple(extra.items()) if isinstance(extra, Mapping) else tuple(extra)
+            kwargs += _library_args(entry, entry.compile_args(dict(spec.kwargs), shapes))
         out.append((spec.name, kwargs))
     return tuple(out)
+
+
+def _library_args(entry: Entry, extra: Any) -> tuple[tuple[str, Any], ...]:
+    """What ``entry.compile_args`` returned, as ``((name, value), ...)``: a dict or
+    pairs of names that are not the rule's own parameters and hashable values (they
+    are part of the compile key), or a RuleError naming the rule."""
+    where = f"rule {entry.name!r}: compile_args"
+    try:
+        pairs = tuple(extra.items()) if isinstance(extra, Mapping) else tuple(extra)
+        if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            raise TypeError
+    except TypeError:
+        raise RuleError(
+            f"{where} must return a dict (or pairs) of keyword arguments, got {extra!r:.100}"
+        ) from None
+    own = {p.name for p in entry.params}
+    for name, value in pairs:
+        if name in own:
+            raise RuleError(f"{where} sets {name!r}, which the rule string sets")
+        try:
+            hash(value)
+        except TypeError:
+            raise RuleError(
+                f"{where} must give hashable values (tuples, not lists): {name}={value!r:.80}"
+            ) from None
+    return pairs
 
 
 def build(specs: Sequence[str | RuleSpec], numbers: Mapping[str, Any] | None = None) -> Rule:
