@@ -107,6 +107,7 @@ def test_invalid_options_fail_before_work(
         ("train", "missing/x.json", "does not exist"),
         ("train", "afile/x.json", "is not a directory"),
         ("train", "apipe", "is not a regular file"),
+        ("train", "aloop", "is a loop of symbolic links"),
         ("sweep", "afile", "is not a directory"),
         ("sweep", "afile/results", "cannot create"),
         ("reproduce", "afile", "is not a directory"),
@@ -130,6 +131,8 @@ def test_bad_output_paths_fail_before_any_run(
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("")
     os.mkfifo(tmp_path / "apipe")
+    (tmp_path / "aloop").symlink_to(tmp_path / "aloop2")
+    (tmp_path / "aloop2").symlink_to(tmp_path / "aloop")
     (tmp_path / "sweep.toml").write_text('[run]\ndataset = "synthetic"\nn_hidden = 5\n')
     args = {
         "train": ["train", "--dataset", "synthetic", "--hidden", "5"],
@@ -141,7 +144,8 @@ def test_bad_output_paths_fail_before_any_run(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--out" in err and needle in err
-    assert sorted(q.name for q in tmp_path.iterdir()) == ["adir", "afile", "apipe", "sweep.toml"]
+    left = ["adir", "afile", "aloop", "aloop2", "apipe", "sweep.toml"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == left
     assert (tmp_path / "apipe").is_fifo()
 
 
@@ -573,6 +577,10 @@ def test_train_writes_its_record_before_its_output_and_through_a_link(tmp_path: 
     assert json.loads((tmp_path / "record.json").read_text())["config"]["n_hidden"] == 5
     assert (tmp_path / "link.json").is_symlink()
     assert json.loads(target.read_text())["config"]["n_hidden"] == 5
+    # a file replaced keeps its permissions
+    target.chmod(0o640)
+    assert main([*command[3:], "--quiet", "--out", str(target)]) == 0
+    assert target.stat().st_mode & 0o777 == 0o640
 
 
 def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(

@@ -308,6 +308,8 @@ def _check_output_file(path: Path) -> None:
     replaces it whole."""
     real = Path(os.path.realpath(path))
     parent = path.parent if real == path.absolute() else real.parent  # "." for a bare name
+    if real.is_symlink():  # a loop of links, which realpath leaves unresolved
+        raise ConfigError(f"--out: {str(path)!r} is a loop of symbolic links")
     if real.is_dir():
         raise ConfigError(f"--out: {str(path)!r} is a directory; give a file name")
     if real.exists() and not real.is_file():

@@ -42,6 +42,7 @@ import numbers
 import os
 import pickle
 import secrets
+import stat
 import struct
 import subprocess
 import sys
@@ -616,11 +617,14 @@ def _read_directory(
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that only a complete file can ever appear there:
-    a temporary file beside it, flushed to disk, then renamed; the temporary file is
-    removed on any failure (an interrupt included)."""
+    a temporary file beside it (with the permissions of the file it replaces, if any),
+    flushed to disk, then renamed; the temporary file is removed on any failure (an
+    interrupt included)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        with contextlib.suppress(OSError):  # a file replaced keeps its permissions
+            os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
