@@ -178,8 +178,7 @@ def test_factored_m_alpha_holds_where_the_largest_update_is_flushed_to_zero(dtyp
 def test_m_alpha_of_a_synapse_matrix_prices_products_the_cpu_flushes_to_zero() -> None:
     """Selected updates below float32's smallest normal number (1e-40 here) are counted
     in M0; M_α of a synapse matrix prices them too (1e-40^0.01 = 0.4), from its factors,
-    as selections by masks and thresholds do (a list of synapses adds 0 for them, as
-    docs/rules.md says)."""
+    as selections by masks and thresholds and lists of synapses do."""
     f32 = jnp.float32
     d, x = jnp.asarray([1e-20, 5e-21], f32), jnp.asarray([1e-20, 1.0, 0.5], f32)
     chosen = jnp.asarray([[True, True, False], [True, False, True]])
@@ -188,6 +187,16 @@ def test_m_alpha_of_a_synapse_matrix_prices_products_the_cpu_flushes_to_zero() -
     assert int(e.m0) == 4 and float(e.m_alpha[0]) > 1.5
     assert float(e.m_alpha[0]) == pytest.approx(np.sum(dw**0.01), rel=1e-5)
     assert float(e.m_alpha[1]) == pytest.approx(np.sum(dw), rel=1e-5)
+    # beside an α whose least term is truly below float32's range (α = 1: 1e-40 here),
+    # which needs no sum pair by pair, α = 0.01 still prices the flushed product; and
+    # so does a list of the same synapses
+    d, x = jnp.asarray([0.9, 1e-25], f32), jnp.asarray([1e-13, 1.0], f32)
+    dw = 0.01 * np.abs(np.outer(np.asarray(d, float), np.asarray(x, float))).ravel()
+    every = jnp.ones((2, 2), bool)
+    for sel in (LayerSelection(synapses=every), LayerSelection(listed=jnp.arange(4))):
+        e = _price(d, x, sel, 0.01, (0.01, 1.0))
+        assert float(e.m_alpha[0]) == pytest.approx(np.sum(dw**0.01), rel=1e-5)
+        assert float(e.m_alpha[1]) == pytest.approx(np.sum(dw), rel=1e-5)
 
 
 def test_m_alpha_leaves_out_inputs_whose_threshold_no_unit_reaches() -> None:

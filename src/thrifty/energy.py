@@ -229,10 +229,11 @@ def _masked_sums(
     a matrix as large as the weights. The indicator columns count at most ``n_pre``
     synapses per unit, exact in floats below 2**24. M_α = (η·D·X)^α · Σ S_ij a_i b_j
     with a_i = |d_i/D|^α, b_j = |x_j/X|^α (D, X the largest |d|, |x|) takes one more
-    column per α in the same product. Where that could lose a selected term (some
-    a_i·b_j below the smallest normal number, or (η·D·X)^α beyond the largest, where
-    the matrix leaves out the largest pairs), M_α is summed pair by pair instead, one
-    more pass over the matrix per α (a single run takes only the branch it needs).
+    column per α in the same product. Where that could lose a selected term (an a_i or
+    b_j, or a term a_i·b_j whose value is representable, below the smallest normal
+    number, or (η·D·X)^α beyond the largest, where the matrix leaves out the largest
+    pairs), that α's M_α is summed pair by pair instead, one more pass over the matrix
+    (a single run takes that branch only at the steps that need it).
     """
     dtype = d.dtype
     zero_x, zero_d = jnp.zeros_like(x), jnp.zeros_like(d)
@@ -259,31 +260,31 @@ def _masked_sums(
     if alphas:
         per_alpha = [jnp.where(d != 0, (ad / scale_d) ** a, zero_d) for a in alphas]
         scaled = jnp.stack([jnp.sum(a_i * per_unit[:, 4 + k]) for k, a_i in enumerate(per_alpha)])
-        priced, finite = alpha_sums(lr, scale_d, scale_x, alphas, scaled)
+        priced, factors = alpha_sums(lr, scale_d, scale_x, alphas, scaled)
 
         def least(v: jax.Array, factor: jax.Array) -> jax.Array:
             # the least entry where the factor is not 0 (inf if none): 0 if one underflowed
             return jnp.min(jnp.where(factor != 0, v, jnp.inf))
 
+        # per α: the factored sum holds every term unless a factor underflowed, or the
+        # least term a_i·b_j underflows though its value (η·D·X)^α · a_i·b_j does not
         tiny = jnp.finfo(dtype).tiny
-        whole = finite & jnp.all(
-            jnp.stack(
-                [
-                    least(a_i, d) * least(columns[4 + k], x) >= tiny
-                    for k, a_i in enumerate(per_alpha)
-                ]
+        whole = []
+        for k, a_i in enumerate(per_alpha):
+            la, lb = least(a_i, d), least(columns[4 + k], x)
+            below = jnp.log(factors[k]) + jnp.log(la) + jnp.log(lb) < jnp.log(tiny)
+            whole.append(
+                jnp.isfinite(factors[k]) & (la > 0) & (lb > 0) & ((la * lb >= tiny) | below)
             )
-        )
-
-        def factored() -> jax.Array:
-            return priced
+        holds = jnp.stack(whole)
 
         def pair_by_pair() -> jax.Array:
             dw = (jnp.asarray(lr, dtype) * ad)[:, None] * jnp.abs(x)[None, :]  # |Δw|
             selected = synapses & (dw != 0)
-            return jnp.stack([jnp.sum(jnp.where(selected, dw**a, 0)) for a in alphas])
+            summed = jnp.stack([jnp.sum(jnp.where(selected, dw**a, 0)) for a in alphas])
+            return jnp.where(holds, priced, summed)
 
-        sums += list(jax.lax.cond(whole, factored, pair_by_pair))
+        sums += list(jax.lax.cond(jnp.all(holds), lambda: priced, pair_by_pair))
     return counts, jnp.stack(sums)
 
 
@@ -328,8 +329,15 @@ def _listed_sums(
     )
     ad, ax = jnp.abs(syn.d), jnp.abs(syn.x)
     sizes = [jnp.broadcast_to(ad * ax, kinds.shape)]
-    dw = jnp.asarray(lr, ad.dtype) * ad * ax  # |Δw| of each listed synapse
-    sizes += [(dw**a)[None] for a in alphas]
+    if alphas:
+        rate = jnp.asarray(lr, ad.dtype)
+        dw = rate * ad * ax  # |Δw| of each listed synapse
+        # one flushed to zero though counted is priced from the logarithms of its factors
+        normal = dw >= jnp.finfo(ad.dtype).tiny
+        logs = (
+            jnp.log(rate) + jnp.log(jnp.where(counted, ad, 1)) + jnp.log(jnp.where(counted, ax, 1))
+        )
+        sizes += [jnp.where(normal, dw**a, jnp.exp(a * logs))[None] for a in alphas]
     per_kind = jnp.concatenate([kinds] + [counted[None]] * len(alphas))
     values = jnp.where(per_kind, jnp.concatenate(sizes), 0)
     # one reduction per stack: on a CPU, XLA otherwise runs one pass per sum
@@ -387,7 +395,8 @@ def alpha_sums(
     lr: Any, scale_d: jax.Array, scale_x: jax.Array, alphas: tuple[float, ...], scaled: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """M_α = (η·D·X)^α · ``scaled`` for each α (``scaled``: shape (len(alphas),), the sums
-    of the terms divided by (η·D·X)^α), and whether every (η·D·X)^α is finite.
+    of the terms divided by (η·D·X)^α), and the factors (η·D·X)^α (0 or inf where they
+    under- or overflow).
 
     Where η·D·X is below the smallest normal number (which the CPU flushes to zero),
     the product is formed from logarithms: for α < 1, or with many terms, M_α can be
@@ -402,7 +411,7 @@ def alpha_sums(
     logs = exponents * (jnp.log(rate) + jnp.log(scale_d) + jnp.log(scale_x))
     small = jnp.exp(logs + jnp.log(jnp.where(scaled > 0, scaled, 1)))
     sums = jnp.where(scaled == 0, 0, jnp.where(normal, factor * scaled, small))
-    return sums, jnp.all(jnp.isfinite(factor))
+    return sums, jnp.where(normal, factor, jnp.exp(logs))
 
 
 def alpha_scales(d: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
