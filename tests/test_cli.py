@@ -578,9 +578,9 @@ def test_train_writes_its_record_before_its_output_and_through_a_link(tmp_path: 
     assert (tmp_path / "link.json").is_symlink()
     assert json.loads(target.read_text())["config"]["n_hidden"] == 5
     # a file replaced keeps its permissions
-    target.chmod(0o640)
+    target.chmod(0o604)  # not what a new file gets
     assert main([*command[3:], "--quiet", "--out", str(target)]) == 0
-    assert target.stat().st_mode & 0o777 == 0o640
+    assert target.stat().st_mode & 0o777 == 0o604
 
 
 def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(
@@ -591,7 +591,7 @@ def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(
     from thrifty.cli import _warn_of_workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)  # the machine's, not this process's
     with pytest.warns(UserWarning, match="--workers 4 is ignored with --scheduler"):
         _warn_of_workers(argparse.Namespace(workers=4, scheduler="tcp://host:8786"))
     with pytest.warns(UserWarning, match="--workers 3 starts more processes than .* 2 cores"):
@@ -600,6 +600,9 @@ def test_workers_that_do_nothing_or_outnumber_the_cores_are_warned_of(
         warnings.simplefilter("error")
         _warn_of_workers(argparse.Namespace(workers=2, scheduler=None))
         _warn_of_workers(argparse.Namespace(workers=1, scheduler="tcp://host:8786"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    with pytest.warns(UserWarning, match="than the 1 core this process may use"):
+        _warn_of_workers(argparse.Namespace(workers=2, scheduler=None))
 
 
 def test_a_bad_rule_in_the_config_file_names_the_file(tmp_path: Any, capsys: Any) -> None:

@@ -170,6 +170,7 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
         "huge-count",
         "negative-sum",
         "negative-samples",
+        "nan-sum",
         "accuracy",
     ],
     argvalues=[
@@ -181,7 +182,7 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
         (json.dumps(fake(energy={"total": {"m1": 1.0}})), r"'energy.total.m0' must be a count"),
         (
             json.dumps(fake(energy={"total": {"m0": 3, "m1": "1.0"}})),
-            r"'energy.total.m1' must be a finite number",
+            r"'energy.total.m1' must be a number >= 0",
         ),
         (json.dumps(fake(energy={"total": {"m0": 3, "m1": None}})), r"'energy.total.m1' must"),
         (
@@ -203,9 +204,13 @@ def test_write_rejects_incomplete_records(tmp_path: Path) -> None:
                     energy={**fake()["energy"], "output": {"m0": 1, "m1": 0.1, "m1_transient": -1}}
                 )
             ),
-            r"'energy.output.m1_transient' must be a finite number >= 0",
+            r"'energy.output.m1_transient' must be a number >= 0",
         ),
         (json.dumps(fake(samples=-1)), r"field 'samples' must be >= 0"),
+        (
+            json.dumps(fake(energy={**fake()["energy"], "total": {"m0": 6, "m1": math.nan}})),
+            r"'energy.total.m1' must be a number >= 0, got nan",
+        ),
         (json.dumps(fake(accuracy=2.0)), r"field 'accuracy' must be in \[0, 1\]"),
     ],
 )
@@ -253,6 +258,14 @@ def test_a_finished_sweep_reports_from_a_store_it_cannot_write(
     (as a reproduction drawing its figures does); one with runs to do stops first."""
     store = ResultStore(tmp_path / "store")
     store.write(fake())
+    stale = store.dir / ".0123456789abcdef.otherhost_123.x.tmp"
+    stale.write_text("{")
+    os.utime(stale, (0, 0))  # old enough to be removed, were the store writable
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
     real_access = os.access
     monkeypatch.setattr(
         os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode)
@@ -315,6 +328,11 @@ def test_a_diverged_record_may_hold_a_null_m1(tmp_path: Path) -> None:
     store.path(record["key"]).write_text(json.dumps(record))
     assert store.is_final(record["key"])
     assert load(tmp_path)["m1"].isna().all()
+    # older versions charged the overflowing update: Infinity
+    infinite = {"m0": 3, "m1": math.inf}
+    energy = {"total": infinite, "hidden": infinite, "output": {"m0": 0, "m1": 0.0}}
+    store.path(record["key"]).write_text(json.dumps({**record, "energy": energy}))
+    assert store.is_final(record["key"]) and load(tmp_path)["m1"].tolist() == [math.inf]
 
 
 def test_a_failed_records_error_is_one_line_and_its_traceback_whole() -> None:
@@ -425,7 +443,9 @@ def test_load_of_a_missing_store_or_a_file_raises(tmp_path: Path) -> None:
         load(tmp_path / "file")
     # a directory that holds no store is said so; its records directory is named
     ResultStore(tmp_path / "store").write(fake())
-    with pytest.raises(StoreError, match="is the records directory of a store: load the store"):
+    with pytest.raises(
+        StoreError, match="is the records directory of a store: give the store itself"
+    ):
         load(tmp_path / "store" / "records")
     (tmp_path / "empty").mkdir()
     with pytest.warns(UserWarning, match="no records at .*records/ directory"):

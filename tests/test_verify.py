@@ -120,6 +120,11 @@ def test_a_record_of_another_config_is_told_apart_first(registered: None) -> Non
         run(other, dataset), verify.reference_run(CONFIG, dataset, rule=_error_gate_reference(0.02))
     )
     assert found[0].startswith(f"key: a record of run {other.key()}, the reference's of run")
+    # a record of the same config under an older key (its rule strings as written) is not
+    record = run(CONFIG, dataset)
+    record["key"] = "0" * 16
+    want = verify.reference_run(CONFIG, dataset, rule=_error_gate_reference(0.02))
+    assert verify.differences(record, want) == []
 
 
 def test_a_reference_rule_of_the_wrong_form_is_named(registered: None) -> None:

@@ -328,6 +328,10 @@ class RunConfig:
         (a :meth:`to_dict`): :meth:`key`, and the key of its rule and synapse strings
         as written there, which runs recorded before those strings were tidied
         (spaces and empty items dropped) bear."""
+        if self.rules == tuple(stored.get("rules", ())) and self.synapses == stored.get(
+            "synapses", self.synapses
+        ):
+            return {self.key()}  # the strings were stored tidy
         resolved = self.resolved().to_dict()
         for name in ("rules", "synapses"):
             if name in stored:

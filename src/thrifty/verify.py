@@ -169,9 +169,10 @@ def differences(
     float32 = record["config"].get("dtype", "float32") == "float32"
     rtol = rtol if rtol is not None else (FLOAT32_RTOL if float32 else SUMS_RTOL)
     out: list[str] = []
-    if want.key is not None and record["key"] != want.key:
+    ran = RunConfig.from_dict(record["config"]).key()  # the record's own key may be older
+    if want.key is not None and ran != want.key:
         out.append(
-            f"key: a record of run {record['key']}, the reference's of run {want.key}: "
+            f"key: a record of run {ran}, the reference's of run {want.key}: "
             "they ran different configs"
         )
 

@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import warnings
@@ -125,9 +126,11 @@ def worker_init(
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    with warnings.catch_warnings():  # the driver has said so once, in the command's words
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         enable_compilation_cache()
+    for warning in caught:  # in the command's words, not Python's
+        print(f"thrifty: warning: worker {os.getpid()}: {warning.message}", file=sys.stderr)
 
     def watch() -> None:
         while True:

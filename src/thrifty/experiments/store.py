@@ -35,7 +35,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
 import os
 import re
 import secrets
@@ -112,12 +111,13 @@ class RecordError(ValueError):
 
 def _count_or_sum(value: Any, *, count: bool) -> bool:
     """Whether ``value`` can be a meter of a record: a count (an int in [0, 2**63)) or a
-    finite sum >= 0."""
+    sum >= 0, infinity included (an M1 charged for an overflowing update by older
+    versions, or a float64 total that overflowed; not NaN)."""
     if isinstance(value, bool):
         return False
     if count:
         return isinstance(value, int) and 0 <= value < 2**63
-    return isinstance(value, int | float) and 0 <= value < math.inf
+    return isinstance(value, int | float) and value >= 0
 
 
 def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
@@ -172,15 +172,13 @@ def validate_record(record: Any, *, path: Path | None = None) -> dict[str, Any]:
             for name, value in meters.items():
                 if name.startswith("m1") and value is None and record["status"] == "diverged":
                     continue  # an infinite M1 of older records, made null for a strict parser
-                if name.startswith("m_alpha.") and (
-                    value is None or (isinstance(value, float) and value == math.inf)
-                ):
-                    continue  # Σ|Δw|^α may overflow the run's float type; it stops no run
+                if name.startswith("m_alpha.") and value is None:
+                    continue
                 if not _count_or_sum(value, count=name.startswith("m0")):
                     raise RecordError(
                         where,
                         f"field 'energy.{part}.{name}' must be a "
-                        f"{'count' if name.startswith('m0') else 'finite number'} >= 0, "
+                        f"{'count' if name.startswith('m0') else 'number'} >= 0, "
                         f"got {value!r:.80}",
                     )
         if not 0 <= record["samples"] < 2**63:
@@ -313,8 +311,8 @@ class ResultStore:
             and any(_KEY.match(p.stem) for p in self.root.glob("*.json"))
         ):
             raise StoreError(
-                f"{str(self.root)!r} is the records directory of a store: give the store, "
-                f"{str(self.root.parent)!r}"
+                f"{str(self.root)!r} is the records directory of a store: give the store "
+                f"itself, {str(self.root.parent)!r}"
             )
         existing = self.dir
         while not existing.exists() and existing != existing.parent:
@@ -462,7 +460,7 @@ class ResultStore:
                 if mine or old:
                     p.unlink()
                     removed.append(p)
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile, or a store this process cannot write
                 continue
         return removed
 
@@ -629,8 +627,8 @@ def load(
         ``root`` does not exist, or is a file.
     StoreError
         ``root/records`` exists and is not a directory, or ``root`` is the records
-        directory of a store (load the store). A directory without records gives an
-        empty table, with a warning.
+        directory of a store (give the store itself). A directory without records gives
+        an empty table, with a warning.
 
     Returns
     -------
@@ -652,19 +650,14 @@ def load(
             raise NotADirectoryError(
                 f"{os.fspath(root)!r} is a file; a result store is a directory (sweep --out)"
             )
-        path = Path(root)
-        if not (path / "records").exists():
-            if path.name == "records" and any(path.glob("*.json")):
-                raise StoreError(
-                    f"{os.fspath(root)!r} is the records directory of a store: load the "
-                    f"store, {os.fspath(path.parent)!r}"
-                )
-            warnings.warn(
-                f"no records at {os.fspath(root)!r}: a result store (sweep --out) holds "
-                "them in its records/ directory",
-                stacklevel=2,
-            )
     store = root if isinstance(root, ResultStore) else ResultStore(root)
+    store.check()  # a file in the way, or the records directory of a store given
+    if not isinstance(root, ResultStore) and not store.dir.exists():
+        warnings.warn(
+            f"no records at {os.fspath(root)!r}: a result store (sweep --out) holds "
+            "them in its records/ directory",
+            stacklevel=2,
+        )
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be one of raise, skip; got {errors!r}")
     good, bad = store.scan()
