@@ -76,22 +76,19 @@ def reference_run(
     thrifty.reference.RunResult
         Status, samples, accuracy curve and every meter per layer.
     """
-    import jax
     import jax.numpy as jnp
 
     from thrifty.rules.registry import parse
     from thrifty.synapses import SYNAPSE_MODELS
     from thrifty.train import (
-        Sampler,
         _as_arrays,
         _init,
         _structure_for,
-        budget_samples,
+        _Tracker,
         check_config,
         check_dataset,
         numbers_of,
         prepare_arrays,
-        seeds,
     )
 
     if rule is not None and rule_from_state is not None:
@@ -107,26 +104,25 @@ def reference_run(
     structure = _structure_for(cfg, arrays, dataset)
     dtype = jnp.dtype(cfg.dtype)
     numbers = _as_arrays(numbers_of(cfg), dtype)
-    key, order_seed = seeds(cfg.seed)
-    k_init, _ = jax.random.split(key)
-    state = _init(structure, numbers, k_init, jnp.asarray(cfg.sigma, dtype))
+    # the fast path's own start: its keys, sample order, check interval and budget
+    tracker = _Tracker(cfg, int(arrays["x_train"].shape[0]), dataset)
+    state = _init(structure, numbers, tracker.k_init, jnp.asarray(cfg.sigma, dtype))
     w1, w2 = (np.asarray(w, np.float64) for w in state.params)
-    interval = int(cfg.check_interval or 1000)
-    n_train = int(arrays["x_train"].shape[0])
-    budget = budget_samples(cfg, n_train)
-    sampler = Sampler(n_train, cfg.sampling or "epoch", order_seed)
-    order = np.concatenate([sampler.take(interval) for _ in range(-(-budget // interval))])
+    interval, budget = tracker.interval, tracker.budget
+    order = np.concatenate([tracker.take() for _ in range(-(-budget // interval))])
     if rule_from_state is not None:
         rule = rule_from_state(state.rule_state)
     caching = None
     if cfg.synapses != "plain":
-        kwargs = dict(parse(cfg.synapses, SYNAPSE_MODELS).kwargs)
+        spec = parse(cfg.synapses, SYNAPSE_MODELS)
+        # the model's defaults, and the numbers the string sets
+        given = {p.name: p.default for p in SYNAPSE_MODELS[spec.name].params} | dict(spec.kwargs)
         units = getattr(state.synapse_state, "consolidating", None)
         caching = ref.Caching(
-            threshold=float(kwargs["threshold"]),
-            tau=float(kwargs.get("tau", 1000.0)),
-            cost=float(kwargs.get("cost", 0.001)),
-            per=str(kwargs.get("per", "synapse")),
+            threshold=float(given["threshold"]),
+            tau=float(given["tau"]),
+            cost=float(given["cost"]),
+            per=str(given["per"]),
             consolidating_units=None if units is None or np.ndim(units) == 0 else units != 0,
         )
     result = ref.run(
@@ -138,7 +134,7 @@ def reference_run(
         np.asarray(arrays["y_check"]),
         order,
         lr=float(cfg.lr),
-        criterion=float(cfg.criterion or 0.95),
+        criterion=tracker.criterion,
         check_interval=interval,
         budget=budget,
         rule=rule,
