@@ -82,7 +82,7 @@ SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
 (XLA on a CPU flushes smaller results to zero)."""
 
 
-def _whole(value: Any) -> Any:
+def whole(value: Any) -> Any:
     """``value`` as a Python int if it is an integer of any kind but a bool (NumPy's
     included), else unchanged (for the caller to refuse)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
@@ -185,7 +185,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_hidden", "seed", "check_interval", "n_train"):
-            object.__setattr__(self, name, _whole(getattr(self, name)))
+            object.__setattr__(self, name, whole(getattr(self, name)))
         _choice("dataset", self.dataset, DATASETS)
         _choice("protocol", self.protocol, PROTOCOLS)
         if (

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from thrifty.config import CRITERIA, RunConfig
+from thrifty.config import CRITERIA, RunConfig, whole
 
 MEASURES = ("m0", "m1")
 """The two energy measures of the paper."""
@@ -609,13 +608,10 @@ millions before any run)."""
 def check_seeds(n_seeds: Any) -> int:
     """``n_seeds`` as a Python int (NumPy's integers too), or a ValueError when it is
     not an integer in [1, MAX_SEEDS]."""
-    if (
-        isinstance(n_seeds, bool | np.bool_)
-        or not isinstance(n_seeds, numbers.Integral)
-        or not 1 <= n_seeds <= MAX_SEEDS
-    ):
+    count = whole(n_seeds)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SEEDS:
         raise ValueError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {n_seeds!r}")
-    return int(n_seeds)
+    return count
 
 
 def with_seeds(configs: Iterable[RunConfig], n_seeds: int) -> list[RunConfig]:
