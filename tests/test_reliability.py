@@ -54,9 +54,9 @@ def small(**changes: Any) -> RunConfig:
     return RunConfig(**fields)
 
 
-def slow(seed: int) -> RunConfig:
-    """A run of about half a second that never meets the criterion (30 000 samples)."""
-    return small(seed=seed, lr=1e-5, budget_epochs=15.0)
+def slow(seed: int, epochs: float = 15.0) -> RunConfig:
+    """A run that never meets the criterion: ``epochs`` of 2 000 samples, about 0.02 s each."""
+    return small(seed=seed, lr=1e-5, budget_epochs=epochs)
 
 
 CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
@@ -372,7 +372,9 @@ def test_dask_worker_killed_midway_is_retried_or_reported(
     tmp_path: Path, dask_cluster: Any
 ) -> None:
     client, workers = dask_cluster
-    configs = [slow(seed) for seed in range(20, 26)]
+    # runs of about 2 s: the sweep cannot end while the test looks for a busy worker,
+    # even on a loaded machine
+    configs = [slow(seed, epochs=120.0) for seed in range(20, 26)]
     store = ResultStore(tmp_path)
     written: list[str] = []
     outcome: dict[str, Any] = {}
