@@ -243,6 +243,22 @@ def test_real_checksum_table_rejects_other_content(tmp_path: Path) -> None:
         load_raw(MNIST, data_dir=directory)
 
 
+def test_files_of_the_other_data_set_are_named_as_such(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    content = {fname: write_idx(array) for fname, array in fake_arrays().items()}
+    table = {fname: sha256(blob) for fname, blob in content.items()}
+    monkeypatch.setitem(CHECKSUMS, FASHION, table)
+    directory = write_dir(tmp_path / "given", content)
+    with pytest.raises(DataError, match=f"this is {FASHION}'s file, not {MNIST}'s"):
+        load_raw(MNIST, data_dir=directory)
+    # a file of neither data set gets no such remark
+    monkeypatch.setitem(CHECKSUMS, FASHION, dict.fromkeys(table, "0" * 64))
+    with pytest.raises(DataError) as caught:
+        load_raw(MNIST, data_dir=directory)
+    assert "this is" not in str(caught.value)
+
+
 def test_cache_is_used_and_verified_on_every_load(files: Files, isolated: Path) -> None:
     write_dir(isolated / MNIST, files)
     raw = load_raw(MNIST, allow_download=False)

@@ -537,6 +537,9 @@ def _check(
     expected = CHECKSUMS[name][fname]
     got = _sha256(data)
     if got != expected:
+        other = [d for d, files in CHECKSUMS.items() if d != name and got in files.values()]
+        if other:
+            hint = f"this is {other[0]}'s file, not {name}'s: {hint}"
         raise DataError(
             f"{name} file {fname} from {origin}: SHA-256 {got}, expected {expected}; {hint}"
         )
