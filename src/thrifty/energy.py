@@ -127,19 +127,34 @@ def updated_synapses(delta: jax.Array, pre: jax.Array, sel: LayerSelection) -> j
     return mask if extra is None else mask & extra
 
 
-def inverse_simpson(counts: jax.Array) -> jax.Array:
+def inverse_simpson(counts: jax.Array, dtype: Any = None) -> jax.Array:
     """Inverse Simpson index ``D = 1 / Σ π_i²`` of where updates landed.
 
     ``counts[i]`` is the number of samples of a window on which synapse ``i`` was
     updated; ``π_i = counts[i] / Σ counts``. A fixed mask gives the number of
     plastic synapses; updates spread evenly over all synapses give their number.
     Returns 0 when nothing was updated.
+
+    Parameters
+    ----------
+    counts : Array, any shape
+        Update counts per synapse (integers, or floats holding integers).
+    dtype : dtype, optional
+        Precision of the arithmetic (a run passes its own: float64 runs get a float64
+        index); default: float32 for counts of 4 bytes or less, else float64.
+
+    Returns
+    -------
+    Array, shape ()
+        ``D``, computed as ``(Σ c)² / Σ c²``: exact for uniform counts (``D`` = their
+        number) whenever the sums are exact in ``dtype``.
     """
-    c = counts.astype(jnp.float32 if counts.dtype.itemsize <= 4 else jnp.float64).ravel()
+    if dtype is None:
+        dtype = jnp.float32 if counts.dtype.itemsize <= 4 else jnp.float64
+    c = counts.astype(dtype).ravel()
     total = jnp.sum(c)
-    pi = c / jnp.where(total > 0, total, 1)
-    s2 = jnp.sum(pi * pi)
-    return jnp.where(total > 0, 1.0 / jnp.where(s2 > 0, s2, 1), 0.0)
+    squares = jnp.sum(c * c)
+    return jnp.where(total > 0, total * total / jnp.where(squares > 0, squares, 1), 0).astype(dtype)
 
 
 def _pair_sums(

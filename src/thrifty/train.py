@@ -500,7 +500,8 @@ def _chunk(
 
     zeros = tuple(jnp.zeros(w.shape, jnp.int32) for w in state.params)
     (state, tally), out = jax.lax.scan(tallied, (state, zeros), (indices, steps))
-    return state, out._replace(updated=tuple(inverse_simpson(t) for t in tally))
+    dtype = state.params.hidden.dtype
+    return state, out._replace(updated=tuple(inverse_simpson(t, dtype) for t in tally))
 
 
 def _jit(fun: Callable[..., Any], **options: Any) -> Callable[..., Any]:
