@@ -141,3 +141,45 @@ def test_a_reference_rule_of_the_wrong_form_is_named(registered: None) -> None:
     for wrong in (floats, one_layer):
         with pytest.raises(ValueError, match="a reference rule must return one boolean matrix"):
             verify.reference_run(CONFIG, dataset, rule=wrong)
+
+
+def test_start_replays_a_run_by_hand() -> None:
+    """:func:`verify.start` is where :func:`run` starts: plain backprop replayed from it
+    by a loop written here (forward and errors from :mod:`thrifty.reference`) gives the
+    record's accuracy curve, M0 and M1 per layer."""
+    config = RunConfig(
+        dataset="synthetic",
+        n_hidden=6,
+        dtype="float64",
+        lr=0.05,
+        budget_epochs=0.12,
+        check_interval=40,
+        n_train=1000,
+        criterion=1.0,
+    )
+    dataset = load_dataset(config)
+    record = run(config, dataset)
+    begin = verify.start(config, dataset)
+    assert (begin.check_interval, begin.budget) == (40, 120)
+    assert begin.order.shape == (120,) and begin.criterion == 1.0
+    assert begin.w1.shape == (6, begin.x_train.shape[1]) and begin.w1.dtype == np.float64
+    assert np.all(begin.x_train[:, -1] == 1) and np.all(begin.x_check[:, -1] == 1)
+
+    w = [begin.w1.copy(), begin.w2.copy()]
+    m0, m1, curve = [0, 0], [0.0, 0.0], []
+    for t, i in enumerate(begin.order, start=1):
+        acts = ref.forward(w[0], w[1], begin.x_train[i])
+        target = np.eye(w[1].shape[0])[begin.y_train[i]]
+        deltas = ref.backward(w[1], acts, target)
+        for layer, (d, pre) in enumerate(zip(deltas, (acts.x, acts.a), strict=True)):
+            dw = -config.lr * np.outer(d, pre)
+            m0[layer] += int(np.count_nonzero(dw))
+            m1[layer] += float(np.abs(dw).sum())
+            w[layer] += dw
+        if t % begin.check_interval == 0:
+            guesses = [ref.forward(w[0], w[1], x).y.argmax() for x in begin.x_check]
+            curve.append([t, float(np.mean(np.asarray(guesses) == begin.y_check))])
+    assert [list(p) for p in record["curve"]] == curve
+    for layer, name in enumerate(("hidden", "output")):
+        assert record["energy"][name]["m0"] == m0[layer]
+        assert record["energy"][name]["m1"] == pytest.approx(m1[layer], rel=1e-12)

@@ -23,13 +23,16 @@ fast path's record and the reference's run disagree::
 
 A rule whose selection depends on a random draw of its own at each step
 (``ctx.key``) cannot be replayed by the reference: it would need the same draws.
+
+:func:`start` gives that start itself (weights, data, sample order, check interval,
+budget, criterion, the rules' random draws), for an implementation of one's own.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +50,102 @@ FLOAT32_RTOL = 1e-4
 reference's float64 ones by rounding."""
 
 
+class Start(NamedTuple):
+    """Where :func:`thrifty.train.run` starts a run, in NumPy: all an implementation of
+    one's own needs to replay it (:func:`start`).
+
+    Attributes
+    ----------
+    w1, w2 : ndarray, shapes (N, n_inputs + 1) and (n_outputs, N + 1)
+        Initial weights in the run's dtype, bias column last (weight units); with
+        caching, the persistent weights (the transient ones start at 0).
+    x_train : ndarray, shape (n_train, n_inputs + 1)
+        Training inputs as the network sees them (after the config's ``inputs``), with
+        the bias input 1 last.
+    y_train : ndarray of int, shape (n_train,)
+    x_check, y_check : ndarray, shapes (n_check, n_inputs + 1) and (n_check,)
+        The set the run checks its accuracy on (validation or test, per the protocol),
+        bias input last.
+    order : ndarray of int, shape (budget rounded up to whole check intervals,)
+        Index into ``x_train`` of the sample of every step.
+    check_interval : int
+        Samples between two checks of the accuracy.
+    budget : int
+        Most samples the run may take.
+    criterion : float
+        The run stops at the first check whose accuracy reaches this fraction.
+    rule_state : Any
+        The rules' initial state, as their ``init`` returned it (JAX arrays; a tuple
+        of them for a chain): their random masks and subnets.
+    synapse_state : Any
+        The synapse model's initial state (``()`` for plain synapses).
+    """
+
+    w1: np.ndarray
+    w2: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_check: np.ndarray
+    y_check: np.ndarray
+    order: np.ndarray
+    check_interval: int
+    budget: int
+    criterion: float
+    rule_state: Any
+    synapse_state: Any
+
+
+def start(config: RunConfig, dataset: Dataset) -> Start:
+    """The start of ``config``'s run on ``dataset``, exactly as :func:`thrifty.train.run`
+    makes it: initial weights, data as the network sees it, sample order, check
+    interval, budget, criterion and the rules' random draws.
+
+    Raises
+    ------
+    thrifty.config.ConfigError, thrifty.rules.registry.RuleError, thrifty.data.DataError
+        As :func:`thrifty.train.run` does for a bad config or data.
+    """
+    import jax.numpy as jnp
+
+    from thrifty.train import (
+        _as_arrays,
+        _init,
+        _structure_for,
+        _Tracker,
+        check_config,
+        check_dataset,
+        numbers_of,
+        prepare_arrays,
+    )
+
+    cfg = check_config(config)
+    check_dataset(cfg, dataset)
+    arrays = prepare_arrays(cfg, dataset)
+    structure = _structure_for(cfg, arrays, dataset)
+    dtype = jnp.dtype(cfg.dtype)
+    numbers = _as_arrays(numbers_of(cfg), dtype)
+    # the fast path's own start: its keys, sample order, check interval and budget
+    tracker = _Tracker(cfg, int(arrays["x_train"].shape[0]), dataset)
+    state = _init(structure, numbers, tracker.k_init, jnp.asarray(cfg.sigma, dtype))
+    w1, w2 = (np.asarray(w) for w in state.params)
+    interval, budget = tracker.interval, tracker.budget
+    order = np.concatenate([tracker.take() for _ in range(-(-budget // interval))])
+    return Start(
+        w1=w1,
+        w2=w2,
+        x_train=np.asarray(arrays["x_train"]),
+        y_train=np.asarray(arrays["y_train"]),
+        x_check=np.asarray(arrays["x_check"]),
+        y_check=np.asarray(arrays["y_check"]),
+        order=order,
+        check_interval=interval,
+        budget=budget,
+        criterion=tracker.criterion,
+        rule_state=state.rule_state,
+        synapse_state=state.synapse_state,
+    )
+
+
 def reference_run(
     config: RunConfig,
     dataset: Dataset,
@@ -54,7 +153,8 @@ def reference_run(
     rule: ReferenceRule | None = None,
     rule_from_state: Callable[[Any], ReferenceRule] | None = None,
 ) -> ref.RunResult:
-    """The reference's run of ``config`` on ``dataset``, from the fast path's start.
+    """The reference's run of ``config`` on ``dataset``, from the fast path's start
+    (:func:`start`).
 
     Parameters
     ----------
@@ -76,48 +176,27 @@ def reference_run(
     thrifty.reference.RunResult
         Status, samples, accuracy curve and every meter per layer.
     """
-    import jax.numpy as jnp
-
     from thrifty.rules.registry import parse
     from thrifty.synapses import SYNAPSE_MODELS
-    from thrifty.train import (
-        _as_arrays,
-        _init,
-        _structure_for,
-        _Tracker,
-        check_config,
-        check_dataset,
-        numbers_of,
-        prepare_arrays,
-    )
+    from thrifty.train import check_config
 
     if rule is not None and rule_from_state is not None:
         raise ValueError("give rule or rule_from_state, not both")
     cfg = check_config(config)
-    check_dataset(cfg, dataset)
     if cfg.rules and rule is None and rule_from_state is None:
         raise ValueError(
             f"the run has rules {', '.join(cfg.rules)}: give their reference version "
             "(rule= or rule_from_state=)"
         )
-    arrays = prepare_arrays(cfg, dataset)
-    structure = _structure_for(cfg, arrays, dataset)
-    dtype = jnp.dtype(cfg.dtype)
-    numbers = _as_arrays(numbers_of(cfg), dtype)
-    # the fast path's own start: its keys, sample order, check interval and budget
-    tracker = _Tracker(cfg, int(arrays["x_train"].shape[0]), dataset)
-    state = _init(structure, numbers, tracker.k_init, jnp.asarray(cfg.sigma, dtype))
-    w1, w2 = (np.asarray(w, np.float64) for w in state.params)
-    interval, budget = tracker.interval, tracker.budget
-    order = np.concatenate([tracker.take() for _ in range(-(-budget // interval))])
+    begin = start(cfg, dataset)
     if rule_from_state is not None:
-        rule = rule_from_state(state.rule_state)
+        rule = rule_from_state(begin.rule_state)
     caching = None
     if cfg.synapses != "plain":
         spec = parse(cfg.synapses, SYNAPSE_MODELS)
         # the model's defaults, and the numbers the string sets
         given = {p.name: p.default for p in SYNAPSE_MODELS[spec.name].params} | dict(spec.kwargs)
-        units = getattr(state.synapse_state, "consolidating", None)
+        units = getattr(begin.synapse_state, "consolidating", None)
         caching = ref.Caching(
             threshold=float(given["threshold"]),
             tau=float(given["tau"]),
@@ -126,17 +205,17 @@ def reference_run(
             consolidating_units=None if units is None or np.ndim(units) == 0 else units != 0,
         )
     result = ref.run(
-        w1,
-        w2,
-        np.asarray(arrays["x_train"], np.float64),
-        np.asarray(arrays["y_train"]),
-        np.asarray(arrays["x_check"], np.float64),
-        np.asarray(arrays["y_check"]),
-        order,
+        np.asarray(begin.w1, np.float64),
+        np.asarray(begin.w2, np.float64),
+        np.asarray(begin.x_train, np.float64),
+        begin.y_train,
+        np.asarray(begin.x_check, np.float64),
+        begin.y_check,
+        begin.order,
         lr=float(cfg.lr),
-        criterion=tracker.criterion,
-        check_interval=interval,
-        budget=budget,
+        criterion=begin.criterion,
+        check_interval=begin.check_interval,
+        budget=begin.budget,
         rule=rule,
         caching=caching,
         activation=cfg.activation,
