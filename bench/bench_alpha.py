@@ -2,9 +2,11 @@
 rule without them, in the same process.
 
 M_α = Σ|Δw|^α is summed from factors (η·D·X)^α · Σ|δ/D|^α · Σ|x/X|^α where the selection
-is made of post and pre masks, and pair by pair over the layer where it is a synapse
-matrix (a fixed synapse mask) or a list of pairs (top-k per layer), see
-``thrifty.energy``. Run: ``python bench/bench_alpha.py [N]`` (default N = 10 000).
+is made of post and pre masks or of a threshold on |δ_i x_j| (top-k per layer); where it
+is a synapse matrix (a fixed synapse mask), each α adds one column to the product that
+prices the matrix, and the pairs are summed one by one only at the steps, and for the α,
+where a representable term would otherwise be lost (see ``thrifty.energy`` and
+docs/rules.md). Run: ``python bench/bench_alpha.py [N]`` (default N = 10 000).
 """
 
 from __future__ import annotations
