@@ -62,6 +62,15 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     reproduce("tiny", out=out, datasets=("synthetic",), figures=TINY_FIGURES, progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
     assert after == before and "Claims on synthetic" in (out / "report.md").read_text()
+    # with nothing to train, a scheduler given is not needed (nothing answers there)
+    reproduce(
+        "tiny",
+        out=out,
+        datasets=("synthetic",),
+        figures=TINY_FIGURES,
+        scheduler="tcp://127.0.0.1:1",
+        progress=False,
+    )
     # drawing one figure again keeps the others whose runs are all stored in the report
     # and runs.csv (fig1c, fig2b, fig2c: drawn from the runs of fig1b and fig2a, though
     # not asked for before)
@@ -74,6 +83,19 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     assert f"also drawn, from the records of earlier runs: {also}\n" in text
     for claim in ("Fig 1b", "Fig 5"):
         assert f"| {claim} |" in full and f"| {claim} |" in text, claim
+    # a figure that cannot be written stops the call and keeps the report and runs.csv
+    from thrifty.experiments.store import StoreError
+
+    def unwritable(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("read-only file system")
+
+    before = {name: (out / name).read_bytes() for name in ("report.md", "runs.csv")}
+    monkeypatch.setattr(reproduce_module, "draw", unwritable)
+    with pytest.raises(StoreError, match="cannot write the figure fig1b"):
+        reproduce("tiny", out=out, datasets=("synthetic",), figures=("fig1b",), progress=False)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    monkeypatch.undo()
+    monkeypatch.setattr(reproduce_module, "fetch_data", no_data)
     # one more figure has runs still to do: the data is needed again
     with pytest.raises(DataError, match="no data"):
         reproduce(
@@ -141,6 +163,71 @@ def test_a_data_set_left_out_is_noted_in_the_report(
         "could not be had"
     )
     assert "also drawn, from the records of earlier runs: mnist: fig2a" in notes
+
+
+def test_a_data_set_left_out_draws_only_its_fully_stored_figures() -> None:
+    """With Fashion-MNIST's data missing, only its figures whose runs are all stored
+    are drawn (not every figure of the data set), and those with some runs missing are
+    named in the report's notes."""
+    from test_figures import fake_frame
+    from thrifty.figures import all_configs, plan
+    from thrifty.reproduce import _incomplete_figures, _record_notes, _stored_figures, _to_draw
+
+    first = fake_frame(all_configs("quick", ("mnist", "fashion-mnist")))
+    records = fake_frame(all_configs("quick", ("mnist", "fashion-mnist"), df=first))
+    fig2a = sorted(c.key() for c in all_configs("quick", ("fashion-mnist",), ("fig2a",), records))
+    partial = records[records["key"] != fig2a[-1]]
+    stored = _stored_figures("quick", ("mnist",), None, partial, None)
+    pairs = _to_draw("quick", ("mnist", "fashion-mnist"), ("mnist",), None, stored)
+    assert [n for n, d in pairs if d == "mnist"] == list(plan("quick", "mnist"))
+    fashion = [n for n, d in pairs if d == "fashion-mnist"]
+    assert "fig2a" not in fashion and "fig1b" in fashion
+    assert set(fashion) == {n for n, d in stored if d == "fashion-mnist"}
+    # asked for on a data set trained on, a figure is drawn whatever is stored
+    assert ("fig2a", "mnist") in _to_draw("quick", ("mnist",), ("mnist",), ("fig2a",), {})
+
+    incomplete = _incomplete_figures("quick", ("mnist",), None, partial, None, stored)
+    assert ("fig2a", "fashion-mnist") in incomplete
+    have, planned = incomplete[("fig2a", "fashion-mnist")]
+    assert have == planned - 1 == len(fig2a) - 1
+    assert all(d == "fashion-mnist" for _, d in incomplete)
+    notes = _record_notes(partial, [], incomplete)
+    assert any(
+        n.startswith(f"fashion-mnist: fig2a not drawn: {have} of its {planned} runs are stored")
+        for n in notes
+    )
+
+
+def test_record_notes_name_unreadable_records_and_failed_runs() -> None:
+    from thrifty.reproduce import _record_notes
+
+    df = pd.DataFrame({"key": ["a" * 16, "b" * 16], "status": ["converged", "failed"]})
+    notes = _record_notes(df, ["/x/records/cccccccccccccccc.json"], {})
+    assert len(notes) == 2
+    assert "1 record file(s) could not be read" in notes[0]
+    assert "cccccccccccccccc.json" in notes[0]
+    assert (
+        notes[1].startswith("1 run(s) failed with an error, not a result") and "b" * 16 in notes[1]
+    )
+    assert _record_notes(df[df["status"] != "failed"], [], {}) == []
+
+
+def test_a_figures_path_that_cannot_hold_figures_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thrifty import reproduce as reproduce_module
+    from thrifty.experiments.store import StoreError
+
+    def no_data(*args: Any, **kwargs: Any) -> tuple[str, ...]:
+        raise AssertionError("the data was fetched before the figures directory was checked")
+
+    monkeypatch.setattr(reproduce_module, "fetch_data", no_data)
+    out = tmp_path / "repro"
+    out.mkdir()
+    (out / "figures").write_text("not a directory")
+    with pytest.raises(StoreError, match="is not a directory"):
+        reproduce("tiny", out=out, datasets=("synthetic",), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["figures"]
 
 
 def test_reproduce_rejects_unknown_scale_and_figures(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from thrifty import theory
 from thrifty.config import CRITERIA, PROTOCOL_DEFAULTS, RunConfig
+from thrifty.data import atomic_write
 from thrifty.figures import fig6, sigma
 from thrifty.figures._common import (
     MEASUREMENT_FIELDS,
@@ -1547,8 +1548,7 @@ def write_report(
                 blocks.append(("p", f"{dataset}, {c.figure}: {c.claim}"))
                 blocks.append(("pre", " ".join(dict.fromkeys(c.keys))))
     md_path = out / "report.md"
-    md_path.write_text(_render_md(blocks, out), encoding="utf-8")
-    (out / "report.html").write_text(
-        _render_html(blocks, "thrifty reproduction report"), encoding="utf-8"
-    )
+    html = _render_html(blocks, "thrifty reproduction report")
+    atomic_write(md_path, _render_md(blocks, out).encode("utf-8"))
+    atomic_write(out / "report.html", html.encode("utf-8"))
     return md_path

@@ -15,8 +15,9 @@ Steps
    new (at most :data:`MAX_ROUNDS` times).
 3. Load the records (:func:`thrifty.experiments.load`), keep those of this
    reproduction's configs (of a subset of figures: and of every other figure whose runs
-   are all stored), write ``runs.csv``, draw every figure into ``figures/`` (PNG and
-   PDF) and write ``report.md`` and ``report.html``.
+   are all stored), draw every figure into ``figures/`` (PNG and PDF), then write
+   ``runs.csv``, ``report.md`` and ``report.html``, each replaced whole. The report's
+   notes name unreadable records, failed runs and figures left out for missing runs.
 
 Example
 -------
@@ -28,6 +29,7 @@ PosixPath('reproduction/report.md')
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.config import RunConfig
+from thrifty.data import atomic_write
+from thrifty.experiments.store import StoreError
 from thrifty.figures import FIGURES, all_configs, draw, plan
 from thrifty.figures._common import check_seeds
 from thrifty.figures.scales import check_scale
@@ -170,11 +174,14 @@ def reproduce(
     asked = tuple(datasets)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_figures_dir(out / "figures")
     t0 = time.perf_counter()
     df = _load(out) if (out / "records").is_dir() else None
-    if _all_stored(scale, asked, figures, df, seeds):
+    nothing_to_run = _all_stored(scale, asked, figures, df, seeds)
+    if nothing_to_run:
         _log("every run is stored already: the figures and report are drawn without data")
         datasets = asked
+        scheduler = None  # nothing to run: no cluster is needed
     else:
         datasets = fetch_data(asked, data_dir, required=asked[:1])
     configs: list[RunConfig] = []
@@ -205,26 +212,28 @@ def reproduce(
     stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
     for pair_keys in stored.values():
         keys |= pair_keys
+    skipped = list(df.attrs.get("skipped", []))
+    incomplete = _incomplete_figures(scale, datasets, figures, df, seeds, stored) if subset else {}
     df = df[df["key"].isin(keys)].reset_index(drop=True)
-    table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
-    table.to_csv(out / "runs.csv", index=False)
 
     shown = tuple(dict.fromkeys((*datasets, *(d for _, d in stored))))
     drawn: list[Drawn] = []
-    for dataset in shown:
-        for name in plan(scale, dataset):
-            asked_for = figures is None or (name in figures and dataset in datasets)
-            if not asked_for and (name, dataset) not in stored:
-                continue
-            try:
-                data, paths = draw(name, df, dataset, out / "figures")
-                drawn.append(Drawn(name, dataset, data, paths))
-            except Exception as exc:
-                _log(f"{name} ({dataset}) could not be drawn:\n{traceback.format_exc()}")
-                drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
+    for name, dataset in _to_draw(scale, shown, datasets, figures, stored):
+        try:
+            data, paths = draw(name, df, dataset, out / "figures")
+            drawn.append(Drawn(name, dataset, data, paths))
+        except OSError as exc:
+            # a figure that cannot be written: stop, and keep the earlier report
+            raise StoreError(f"cannot write the figure {name} ({dataset}): {exc}") from exc
+        except Exception as exc:
+            _log(f"{name} ({dataset}) could not be drawn:\n{traceback.format_exc()}")
+            drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
     wall = time.perf_counter() - t0
     left_out = [d for d in asked if d not in datasets]
     notes = _notes(scale, shown, figures, left_out, seeds, list(stored))
+    notes += _record_notes(df, skipped, incomplete)
+    table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
+    atomic_write(out / "runs.csv", table.to_csv(index=False).encode())
     report = write_report(
         out,
         df,
@@ -237,6 +246,102 @@ def reproduce(
     )
     _log(f"done in {wall / 60:.1f} min: {report}")
     return report
+
+
+def _to_draw(
+    scale: str,
+    shown: Sequence[str],
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    stored: dict[tuple[str, str], set[str]],
+) -> list[tuple[str, str]]:
+    """The (figure, data set) pairs a report draws, in the plan's order: those asked for
+    (``figures``, or all, on the data sets trained on, ``datasets``) and those whose
+    runs are all stored (``stored``), on the data sets ``shown``."""
+    pairs = []
+    for dataset in shown:
+        for name in plan(scale, dataset):
+            asked_for = dataset in datasets and (figures is None or name in figures)
+            if asked_for or (name, dataset) in stored:
+                pairs.append((name, dataset))
+    return pairs
+
+
+def _check_figures_dir(path: Path) -> None:
+    """Refuse a figures directory that cannot be written, before any work.
+
+    Raises
+    ------
+    thrifty.experiments.store.StoreError
+        ``path`` is not a directory, or cannot be created or written.
+    """
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{str(path)!r} is not a directory; it must hold the figures")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the figures directory {str(path)!r}: {exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write the figures directory {str(path)!r}")
+
+
+def _incomplete_figures(
+    scale: str,
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    df: Any,
+    seeds: int | None,
+    stored: dict[tuple[str, str], set[str]],
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """The (figure, data set) pairs of the plan, not asked for and not drawn from the
+    stored records, of which some runs but not all are stored: per pair, the runs
+    stored and planned."""
+    if df is None or df.empty:
+        return {}
+    finished = set(df["key"])
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for dataset in [d for d in DATASETS if d in set(df["dataset"].dropna())]:
+        for name in plan(scale, dataset):
+            asked_for = dataset in datasets and (figures is None or name in figures)
+            if asked_for or (name, dataset) in stored:
+                continue
+            keys = {c.key() for c in all_configs(scale, (dataset,), (name,), df, seeds)}
+            have = len(keys & finished)
+            if 0 < have < len(keys):
+                out[(name, dataset)] = (have, len(keys))
+    return out
+
+
+def _record_notes(
+    df: Any, skipped: Sequence[str], incomplete: dict[tuple[str, str], tuple[int, int]]
+) -> list[str]:
+    """Notes on the records behind a report: files that could not be read, runs that
+    failed, and figures left out because some of their runs are not stored."""
+    notes = []
+    if skipped:
+        names = ", ".join(Path(p).name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        notes.append(
+            f"{len(skipped)} record file(s) could not be read and were left out: {names} "
+            "(a reproduction of their figures with the data at hand runs them again)"
+        )
+    if "status" in df.columns:
+        failed = df.loc[df["status"] == "failed", "key"].tolist()
+        if failed:
+            keys = ", ".join(failed[:5]) + (", ..." if len(failed) > 5 else "")
+            notes.append(
+                f"{len(failed)} run(s) failed with an error, not a result (the error column of "
+                f"runs.csv says why): {keys}; the figures draw each as a run that missed the "
+                "criterion, and a reproduction of their figures with the data at hand runs "
+                "them again"
+            )
+    for (name, dataset), (have, planned) in incomplete.items():
+        notes.append(
+            f"{dataset}: {name} not drawn: {have} of its {planned} runs are stored "
+            f"(a reproduction of {name} with the data at hand trains the others); "
+            f"figures/{name}_{dataset}.png, if there, "
+            "is from an earlier report"
+        )
+    return notes
 
 
 def _stored_figures(
