@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=("quick", "full"),
         default="quick",
-        help="quick (default: small networks; 12-15 min with --workers 2 on 2 cores) or "
+        help="quick (default: small networks; about 11-14 min with --workers 2 on 2 cores) or "
         "full (the paper's sizes and seeds, for a cluster)",
     )
     p.add_argument(

@@ -124,7 +124,7 @@ def reproduce(
     Parameters
     ----------
     scale : {"quick", "full", "tiny"}
-        ``quick``: 12–15 minutes on a 2-core CPU with ``workers=2``; ``full``: the
+        ``quick``: about 11–14 minutes on a 2-core CPU with ``workers=2``; ``full``: the
         paper's scale; ``tiny``: seconds, for tests (use ``datasets=("synthetic",)``).
     out : Path
         Output directory: ``records/``, ``runs.csv``, ``figures/``, ``report.md``,

@@ -2,7 +2,7 @@
 
 - ``tiny``: for tests; a handful of very short runs, one seed. Meant for
   ``dataset="synthetic"``.
-- ``quick``: the whole set in 12–15 minutes on a 2-core CPU with 2 workers: few
+- ``quick``: the whole set in about 11–14 minutes on a 2-core CPU with 2 workers: few
   sizes, coarse grids, 3 seeds where runs are cheap and fewer where they are not,
   reduced budgets for sweeps whose points are expected to fail.
 - ``full``: the paper's scale: N up to 10^5, 5 seeds, fine grids, full budgets.
