@@ -734,8 +734,8 @@ def test_quiet_train_prints_only_its_summary(
 
 
 def test_reproduce_passes_datasets_figures_and_seeds(tmp_path: Any, monkeypatch: Any) -> None:
-    """``--dataset``, ``--figures`` and ``--seeds`` reach :func:`thrifty.reproduce.reproduce`;
-    left out, its defaults hold."""
+    """``--dataset``, ``--figures``, ``--seeds`` and ``--report-only`` reach
+    :func:`thrifty.reproduce.reproduce`; left out, its defaults hold."""
     import thrifty.reproduce
 
     calls: list[dict[str, Any]] = []
@@ -748,13 +748,15 @@ def test_reproduce_passes_datasets_figures_and_seeds(tmp_path: Any, monkeypatch:
     out = str(tmp_path / "r")
     assert main(["reproduce", "--out", out]) == 0
     args = ["--dataset", "fashion-mnist", "--figures", "fig1b, fig3a", "--figures", "fig5"]
-    args += ["--seeds", "3"]
+    args += ["--seeds", "3", "--report-only"]
     assert main(["reproduce", "--out", out, *args]) == 0
     default, chosen = calls
     assert default["datasets"] == thrifty.reproduce.DATASETS
     assert default["figures"] is None and default["seeds"] is None
+    assert default["report_only"] is False
     assert chosen["datasets"] == ("fashion-mnist",)
     assert chosen["figures"] == ("fig1b", "fig3a", "fig5") and chosen["seeds"] == 3
+    assert chosen["report_only"] is True
 
 
 @pytest.mark.parametrize(

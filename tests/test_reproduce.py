@@ -105,6 +105,25 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
             figures=(*TINY_FIGURES, "fig3a"),
             progress=False,
         )
+    # report only: no data, nothing trained; a figure with a run missing is named
+    runs = pd.read_csv(out / "runs.csv")
+    mask_run = runs.loc[runs["rules"].fillna("").str.contains("synapse-mask-optimal"), "key"]
+    (out / "records" / f"{mask_run.iloc[0]}.json").unlink()
+    kept = sorted(p.name for p in (out / "records").glob("*.json"))
+    reproduce("tiny", out=out, datasets=("synthetic",), report_only=True, progress=False)
+    assert sorted(p.name for p in (out / "records").glob("*.json")) == kept
+    text = (out / "report.md").read_text()
+    assert "report only: drawn from the records stored, nothing trained" in text
+    assert "synthetic: fig2a not drawn: " in text and "| Fig 1b |" in text
+    assert "report_only=True" in text
+    assert mask_run.iloc[0] not in set(pd.read_csv(out / "runs.csv")["key"])
+
+
+def test_report_only_needs_records(tmp_path: Path) -> None:
+    from thrifty.experiments.store import StoreError
+
+    with pytest.raises(StoreError, match="nothing to report"):
+        reproduce("tiny", out=tmp_path / "empty", datasets=("synthetic",), report_only=True)
 
 
 def test_a_subset_of_data_sets_keeps_the_stored_figures_of_the_others() -> None:

@@ -484,6 +484,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             datasets=tuple(args.dataset or reproduction.DATASETS),
             figures=None if args.figures is None else tuple(args.figures),
             seeds=args.seeds,
+            report_only=args.report_only,
         )
     print(f"report: {report}")
     return 0
@@ -633,6 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seed_count,
         help="seeds of every point, 0 to N-1, N at most 100 (default: the scale's, 1-3 at "
         "quick and 5 at full; 3 at quick: 459 runs instead of 204)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing and load no data: draw the figures whose runs are all stored in "
+        "--out and write the report, which names the figures with runs missing",
     )
     p.set_defaults(func=cmd_reproduce)
     return parser

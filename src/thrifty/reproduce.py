@@ -116,6 +116,7 @@ def reproduce(
     figures: Sequence[str] | None = None,
     seeds: int | None = None,
     *,
+    report_only: bool = False,
     client: Any = None,
     progress: Callable[..., None] | bool | None = None,
 ) -> Path:
@@ -147,6 +148,11 @@ def reproduce(
         scale (1–3 at ``quick``, 5 at ``full``). ``seeds=3`` at ``quick`` gives every
         point three seeds (459 runs instead of 204); records of other seeds in ``out``
         are kept but take no part in the figures, the report or the runs planned.
+    report_only : bool
+        Train nothing and load no data: draw, from the records stored in ``out``, every
+        figure of ``figures`` (or all) on ``datasets`` whose runs are all stored, and
+        name the others in the report (an interim report of a reproduction still
+        running elsewhere, say).
     client : optional
         A Dask client or executor to run the sweep on.
     progress : callable, bool or None
@@ -158,7 +164,6 @@ def reproduce(
         ``<out>/report.md`` (``report.html`` beside it).
     """
     from thrifty import experiments
-    from thrifty.report import Drawn, write_report
 
     check_scale(scale)
     if seeds is not None:
@@ -177,6 +182,17 @@ def reproduce(
     _check_figures_dir(out / "figures")
     t0 = time.perf_counter()
     df = _load(out) if (out / "records").is_dir() else None
+    if report_only:
+        return _report(
+            scale,
+            out,
+            asked,
+            figures,
+            seeds,
+            df,
+            t0,
+            command=_command(scale, out, workers, asked, figures, seeds, report_only=True),
+        )
     nothing_to_run = _all_stored(scale, asked, figures, df, seeds)
     if nothing_to_run:
         _log("every run is stored already: the figures and report are drawn without data")
@@ -210,13 +226,83 @@ def reproduce(
     keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
     subset = figures is not None or set(datasets) != set(DATASETS)
     stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
-    for pair_keys in stored.values():
-        keys |= pair_keys
-    skipped = list(df.attrs.get("skipped", []))
     incomplete = _incomplete_figures(scale, datasets, figures, df, seeds, stored) if subset else {}
+    left_out = [d for d in asked if d not in datasets]
+    notes = _notes(scale, _shown(datasets, stored), figures, left_out, seeds, list(stored))
+    return _draw_and_report(
+        scale,
+        out,
+        df,
+        keys,
+        datasets,
+        figures,
+        stored,
+        incomplete,
+        notes,
+        t0,
+        command=_command(scale, out, workers, asked, figures, seeds),
+    )
+
+
+def _report(
+    scale: str,
+    out: Path,
+    asked: Sequence[str],
+    figures: Sequence[str] | None,
+    seeds: int | None,
+    df: Any,
+    t0: float,
+    *,
+    command: str,
+) -> Path:
+    """:func:`reproduce` with ``report_only``: draw what is stored, train nothing."""
+    if df is None or df.empty:
+        raise StoreError(f"no records in {str(out)!r}: there is nothing to report")
+
+    def wanted(pair: tuple[str, str]) -> bool:
+        return pair[1] in asked and (figures is None or pair[0] in figures)
+
+    stored = {p: k for p, k in _stored_figures(scale, (), None, df, seeds).items() if wanted(p)}
+    incomplete = {
+        p: n
+        for p, n in _incomplete_figures(scale, (), None, df, seeds, stored).items()
+        if wanted(p)
+    }
+    shown = _shown((), stored)
+    notes = ["report only: drawn from the records stored, nothing trained"]
+    notes += [f"{d}: no figure has all its runs stored" for d in asked if d not in shown]
+    notes += _notes(scale, shown, figures, (), seeds, ())
+    return _draw_and_report(
+        scale, out, df, set(), (), figures, stored, incomplete, notes, t0, command=command
+    )
+
+
+def _draw_and_report(
+    scale: str,
+    out: Path,
+    df: Any,
+    keys: set[str],
+    datasets: Sequence[str],
+    figures: Sequence[str] | None,
+    stored: dict[tuple[str, str], set[str]],
+    incomplete: dict[tuple[str, str], tuple[int, int]],
+    notes: list[str],
+    t0: float,
+    *,
+    command: str,
+) -> Path:
+    """Draw the figures asked for (``figures``, or all, on ``datasets``) and those of
+    ``stored`` from the records of ``df`` with ``keys`` or those of ``stored``, and write
+    ``runs.csv``, ``report.md`` and ``report.html`` with ``notes`` and those on the
+    records; returns the path of report.md."""
+    from thrifty.report import Drawn, write_report
+
+    for pair_keys in stored.values():
+        keys = keys | pair_keys
+    skipped = list(df.attrs.get("skipped", []))
     df = df[df["key"].isin(keys)].reset_index(drop=True)
 
-    shown = tuple(dict.fromkeys((*datasets, *(d for _, d in stored))))
+    shown = _shown(datasets, stored)
     drawn: list[Drawn] = []
     for name, dataset in _to_draw(scale, shown, datasets, figures, stored):
         try:
@@ -229,9 +315,7 @@ def reproduce(
             _log(f"{name} ({dataset}) could not be drawn:\n{traceback.format_exc()}")
             drawn.append(Drawn(name, dataset, None, [], f"{type(exc).__name__}: {exc}"))
     wall = time.perf_counter() - t0
-    left_out = [d for d in asked if d not in datasets]
-    notes = _notes(scale, shown, figures, left_out, seeds, list(stored))
-    notes += _record_notes(df, skipped, incomplete)
+    notes = notes + _record_notes(df, skipped, incomplete)
     table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
     atomic_write(out / "runs.csv", table.to_csv(index=False).encode())
     report = write_report(
@@ -241,11 +325,16 @@ def reproduce(
         scale=scale,
         datasets=shown,
         wall_time_s=wall,
-        command=_command(scale, out, workers, asked, figures, seeds),
+        command=command,
         notes=notes,
     )
     _log(f"done in {wall / 60:.1f} min: {report}")
     return report
+
+
+def _shown(datasets: Sequence[str], stored: dict[tuple[str, str], set[str]]) -> tuple[str, ...]:
+    """The data sets of a report: those trained on, then those of stored figures."""
+    return tuple(dict.fromkeys((*datasets, *(d for _, d in stored))))
 
 
 def _to_draw(
@@ -300,7 +389,7 @@ def _incomplete_figures(
         return {}
     finished = set(df["key"])
     out: dict[tuple[str, str], tuple[int, int]] = {}
-    for dataset in [d for d in DATASETS if d in set(df["dataset"].dropna())]:
+    for dataset in _present(df):
         for name in plan(scale, dataset):
             asked_for = dataset in datasets and (figures is None or name in figures)
             if asked_for or (name, dataset) in stored:
@@ -344,6 +433,12 @@ def _record_notes(
     return notes
 
 
+def _present(df: Any) -> list[str]:
+    """The data sets of the records in ``df``: MNIST and Fashion-MNIST first."""
+    present = set(df["dataset"].dropna())
+    return [*(d for d in DATASETS if d in present), *sorted(present - set(DATASETS))]
+
+
 def _stored_figures(
     scale: str,
     datasets: Sequence[str],
@@ -363,9 +458,8 @@ def _stored_figures(
     if df is None or df.empty:
         return {}
     finished = set(df["key"])  # a failed run is drawn as one that missed the criterion
-    present = set(df["dataset"].dropna())
     out: dict[tuple[str, str], set[str]] = {}
-    for dataset in [*(d for d in DATASETS if d in present), *sorted(present - set(DATASETS))]:
+    for dataset in _present(df):
         for name in plan(scale, dataset):
             if dataset in datasets and (figures is None or name in figures):
                 continue
@@ -406,6 +500,8 @@ def _command(
     datasets: Sequence[str],
     figures: Sequence[str] | None,
     seeds: int | None,
+    *,
+    report_only: bool = False,
 ) -> str:
     """The :func:`reproduce` call of a report, with the arguments that differ from
     their defaults besides scale, out and workers."""
@@ -416,6 +512,8 @@ def _command(
         args.append(f"figures={tuple(figures)!r}")
     if seeds is not None:
         args.append(f"seeds={seeds}")
+    if report_only:
+        args.append("report_only=True")
     return f"reproduce({', '.join(args)})"
 
 
