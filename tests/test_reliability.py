@@ -55,7 +55,8 @@ def small(**changes: Any) -> RunConfig:
 
 
 def slow(seed: int, epochs: float = 15.0) -> RunConfig:
-    """A run that never meets the criterion: ``epochs`` of 2 000 samples, about 0.02 s each."""
+    """A run at a learning rate too small to meet the criterion within 15 epochs (of 2 000
+    samples, about 0.02 s each); with more ``epochs`` it may."""
     return small(seed=seed, lr=1e-5, budget_epochs=epochs)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -114,7 +116,8 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     assert sorted(p.name for p in (out / "records").glob("*.json")) == kept
     text = (out / "report.md").read_text()
     assert "report only: drawn from the records stored, nothing trained" in text
-    assert "synthetic: fig2a not drawn: " in text and "| Fig 1b |" in text
+    assert "synthetic: not drawn, their runs not all stored" in text and "fig2a (" in text
+    assert "| Fig 1b |" in text
     assert "report_only=True" in text
     assert mask_run.iloc[0] not in set(pd.read_csv(out / "runs.csv")["key"])
 
@@ -184,37 +187,83 @@ def test_a_data_set_left_out_is_noted_in_the_report(
     assert "also drawn, from the records of earlier runs: mnist: fig2a" in notes
 
 
-def test_a_data_set_left_out_draws_only_its_fully_stored_figures() -> None:
-    """With Fashion-MNIST's data missing, only its figures whose runs are all stored
-    are drawn (not every figure of the data set), and those with some runs missing are
-    named in the report's notes."""
+def _stubbed_reproduction(
+    monkeypatch: pytest.MonkeyPatch, out: Path, records: pd.DataFrame, have: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """Make :func:`reproduce` read ``records`` as the store of ``out``, find the data of
+    ``have`` only, train nothing, and list the (figure, data set) pairs it draws."""
+    from thrifty import experiments
+    from thrifty import reproduce as reproduce_module
+
+    drawn: list[tuple[str, str]] = []
+
+    def fetch(asked: Any, data_dir: Any = None, **kwargs: Any) -> tuple[str, ...]:
+        return tuple(d for d in asked if d in have)
+
+    def sweep(configs: Any, out: Any, **kwargs: Any) -> Any:
+        assert all(c.dataset in have for c in configs)
+        return SimpleNamespace(done=0, skipped=len(configs), failed=0)
+
+    def draw(name: str, df: Any, dataset: str, out_dir: Any) -> Any:
+        drawn.append((name, dataset))
+        raise ValueError("not drawn in this test")
+
+    (out / "records").mkdir(parents=True)
+    monkeypatch.setattr(reproduce_module, "_load", lambda out: records.copy())
+    monkeypatch.setattr(reproduce_module, "fetch_data", fetch)
+    monkeypatch.setattr(experiments, "run_sweep", sweep)
+    monkeypatch.setattr(reproduce_module, "draw", draw)
+    return drawn
+
+
+def test_a_data_set_left_out_draws_only_its_fully_stored_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Fashion-MNIST's data missing, :func:`reproduce` draws every MNIST figure
+    and only those Fashion-MNIST figures whose runs are all stored (not every figure of
+    the data set); the report names those with runs missing."""
     from test_figures import fake_frame
     from thrifty.figures import all_configs, plan
-    from thrifty.reproduce import _incomplete_figures, _record_notes, _stored_figures, _to_draw
 
     first = fake_frame(all_configs("quick", ("mnist", "fashion-mnist")))
     records = fake_frame(all_configs("quick", ("mnist", "fashion-mnist"), df=first))
-    fig2a = sorted(c.key() for c in all_configs("quick", ("fashion-mnist",), ("fig2a",), records))
-    partial = records[records["key"] != fig2a[-1]]
-    stored = _stored_figures("quick", ("mnist",), None, partial, None)
-    pairs = _to_draw("quick", ("mnist", "fashion-mnist"), ("mnist",), None, stored)
-    assert [n for n, d in pairs if d == "mnist"] == list(plan("quick", "mnist"))
-    fashion = [n for n, d in pairs if d == "fashion-mnist"]
-    assert "fig2a" not in fashion and "fig1b" in fashion
-    assert set(fashion) == {n for n, d in stored if d == "fashion-mnist"}
-    # asked for on a data set trained on, a figure is drawn whatever is stored
-    assert ("fig2a", "mnist") in _to_draw("quick", ("mnist",), ("mnist",), ("fig2a",), {})
+    fig2a = all_configs("quick", ("fashion-mnist",), ("fig2a",), records)
+    only_2a = {c.key() for c in fig2a} - {
+        c.key() for c in all_configs("quick", ("fashion-mnist",), ("fig1b", "fig3b"), records)
+    }
+    partial = records[records["key"] != sorted(only_2a)[0]]
+    out = tmp_path / "repro"
+    drawn = _stubbed_reproduction(monkeypatch, out, partial, have=("mnist",))
+    report = reproduce("quick", out=out, progress=False)
+    assert [n for n, d in drawn if d == "mnist"] == list(plan("quick", "mnist"))
+    fashion = [n for n, d in drawn if d == "fashion-mnist"]
+    assert "fig1b" in fashion and "fig3b" in fashion
+    assert "fig2a" not in fashion and "fig2c" not in fashion  # fig2c draws fig2a's runs
+    notes = report.read_text().split("## Notes")[1].split("\n## ")[0]
+    have, planned = len(fig2a) - 1, len(fig2a)
+    assert "fashion-mnist: not drawn, their runs not all stored" in notes
+    assert f"fig2a ({have} of {planned})" in notes and "fig2c (" in notes
 
-    incomplete = _incomplete_figures("quick", ("mnist",), None, partial, None, stored)
-    assert ("fig2a", "fashion-mnist") in incomplete
-    have, planned = incomplete[("fig2a", "fashion-mnist")]
-    assert have == planned - 1 == len(fig2a) - 1
-    assert all(d == "fashion-mnist" for _, d in incomplete)
-    notes = _record_notes(partial, [], incomplete)
-    assert any(
-        n.startswith(f"fashion-mnist: fig2a not drawn: {have} of its {planned} runs are stored")
-        for n in notes
-    )
+
+def test_a_subset_names_figures_left_out_only_where_something_of_theirs_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing Fig 1b alone where only its runs are stored names no other figure (they
+    share runs with it but were never drawn); a figure with a run of its own stored,
+    or a file of an earlier drawing, is named."""
+    from test_figures import fake_frame
+    from thrifty.figures import all_configs
+
+    fig1b = fake_frame(all_configs("quick", ("mnist",), ("fig1b",)))
+    out = tmp_path / "repro"
+    _stubbed_reproduction(monkeypatch, out, fig1b, have=("mnist",))
+    text = reproduce("quick", out=out, datasets=("mnist",), figures=("fig1b",), progress=False)
+    assert "not drawn, their runs not all stored" not in text.read_text()
+    (out / "figures" / "fig3a_mnist.png").write_bytes(b"an earlier drawing")
+    text = reproduce("quick", out=out, datasets=("mnist",), figures=("fig1b",), progress=False)
+    notes = text.read_text()
+    assert "mnist: not drawn, their runs not all stored" in notes and "fig3a (" in notes
+    assert "fig4a (" not in notes
 
 
 def test_record_notes_name_unreadable_records_and_failed_runs() -> None:
@@ -327,3 +376,54 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
     assert len(list((out / "records").glob("*.json"))) == len(runs)
     with pytest.raises(ValueError, match="seeds must be an integer"):
         reproduce("tiny", out=out, datasets=("synthetic",), seeds=0)
+
+
+def test_temporary_files_of_killed_reproductions_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from thrifty.reproduce import _remove_stale_parts
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(gone.stdout)
+    (tmp_path / "figures").mkdir()
+    stale = [
+        tmp_path / f".report.md.{dead}.ab12cd34.part",
+        tmp_path / "figures" / f".fig1b_mnist.png.{dead}.0011aabb.part",
+    ]
+    alive = tmp_path / f".runs.csv.{os.getpid()}.ab12cd34.part"
+    other = tmp_path / ".notes.part"
+    for path in (*stale, alive, other):
+        path.write_text("partial")
+    _remove_stale_parts(tmp_path)
+    assert not any(p.exists() for p in stale)
+    assert alive.exists() and other.exists()
+
+
+def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from thrifty.figures import style
+
+    fig, _ = plt.subplots()
+    style.save(fig, tmp_path / "fig")
+    before = (tmp_path / "fig.png").read_bytes()
+
+    def half_written(path: Any, **kwargs: Any) -> None:
+        Path(path).write_bytes(b"half")
+        raise OSError("disk full")
+
+    fig.savefig = half_written  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full"):
+        style.save(fig, tmp_path / "fig")
+    plt.close(fig)
+    assert (tmp_path / "fig.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.pdf", "fig.png"]

@@ -29,6 +29,7 @@ PosixPath('reproduction/report.md')
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -178,8 +179,11 @@ def reproduce(
             )
     asked = tuple(datasets)
     out = Path(out)
+    if report_only and not (out / "records").is_dir():
+        raise StoreError(f"no records in {str(out)!r}: there is nothing to report")
     out.mkdir(parents=True, exist_ok=True)
     _check_figures_dir(out / "figures")
+    _remove_stale_parts(out)
     t0 = time.perf_counter()
     df = _load(out) if (out / "records").is_dir() else None
     if report_only:
@@ -226,7 +230,16 @@ def reproduce(
     keys = {c.key() for c in all_configs(scale, datasets, figures, df, seeds)}
     subset = figures is not None or set(datasets) != set(DATASETS)
     stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
-    incomplete = _incomplete_figures(scale, datasets, figures, df, seeds, stored) if subset else {}
+    incomplete = {}
+    if subset:
+        drawn_keys = keys.union(*stored.values())
+        incomplete = {
+            pair: counts
+            for pair, counts in _incomplete_figures(
+                scale, datasets, figures, df, seeds, stored
+            ).items()
+            if (out / "figures" / f"{pair[0]}_{pair[1]}.png").exists() or counts[2] - drawn_keys
+        }
     left_out = [d for d in asked if d not in datasets]
     notes = _notes(scale, _shown(datasets, stored), figures, left_out, seeds, list(stored))
     return _draw_and_report(
@@ -262,16 +275,17 @@ def _report(
     def wanted(pair: tuple[str, str]) -> bool:
         return pair[1] in asked and (figures is None or pair[0] in figures)
 
-    stored = {p: k for p, k in _stored_figures(scale, (), None, df, seeds).items() if wanted(p)}
+    # every figure whose runs are all stored, as a subset reproduction keeps them
+    stored = _stored_figures(scale, (), None, df, seeds)
     incomplete = {
         p: n
-        for p, n in _incomplete_figures(scale, (), None, df, seeds, stored).items()
+        for p, n in _incomplete_figures(scale, (), None, df, seeds, stored, every=asked).items()
         if wanted(p)
     }
     shown = _shown((), stored)
     notes = ["report only: drawn from the records stored, nothing trained"]
     notes += [f"{d}: no figure has all its runs stored" for d in asked if d not in shown]
-    notes += _notes(scale, shown, figures, (), seeds, ())
+    notes += _notes(scale, shown, None, (), seeds, ())
     return _draw_and_report(
         scale, out, df, set(), (), figures, stored, incomplete, notes, t0, command=command
     )
@@ -381,28 +395,32 @@ def _incomplete_figures(
     df: Any,
     seeds: int | None,
     stored: dict[tuple[str, str], set[str]],
-) -> dict[tuple[str, str], tuple[int, int]]:
-    """The (figure, data set) pairs of the plan, not asked for and not drawn from the
-    stored records, of which some runs but not all are stored: per pair, the runs
-    stored and planned."""
+    *,
+    every: Sequence[str] = (),
+) -> dict[tuple[str, str], tuple[int, int, set[str]]]:
+    """The (figure, data set) pairs of the plan, neither asked for (``figures``, or
+    all, on ``datasets``) nor drawn from the stored records (``stored``), of which some
+    runs but not all are stored (on the data sets ``every``: also none): per pair, the
+    runs stored, the runs planned so far (runs planned from measured values, such as
+    Fig 2a's synapse masks, come once those are stored) and the keys of those stored."""
     if df is None or df.empty:
         return {}
     finished = set(df["key"])
-    out: dict[tuple[str, str], tuple[int, int]] = {}
-    for dataset in _present(df):
+    out: dict[tuple[str, str], tuple[int, int, set[str]]] = {}
+    for dataset in dict.fromkeys([*_present(df), *every]):
         for name in plan(scale, dataset):
             asked_for = dataset in datasets and (figures is None or name in figures)
             if asked_for or (name, dataset) in stored:
                 continue
             keys = {c.key() for c in all_configs(scale, (dataset,), (name,), df, seeds)}
-            have = len(keys & finished)
-            if 0 < have < len(keys):
-                out[(name, dataset)] = (have, len(keys))
+            have = keys & finished
+            if (have or dataset in every) and len(have) < len(keys):
+                out[(name, dataset)] = (len(have), len(keys), have)
     return out
 
 
 def _record_notes(
-    df: Any, skipped: Sequence[str], incomplete: dict[tuple[str, str], tuple[int, int]]
+    df: Any, skipped: Sequence[str], incomplete: dict[tuple[str, str], tuple[int, int, set[str]]]
 ) -> list[str]:
     """Notes on the records behind a report: files that could not be read, runs that
     failed, and figures left out because some of their runs are not stored."""
@@ -423,14 +441,45 @@ def _record_notes(
                 "criterion, and a reproduction of their figures with the data at hand runs "
                 "them again"
             )
-    for (name, dataset), (have, planned) in incomplete.items():
+    by_dataset: dict[str, list[str]] = {}
+    for (name, dataset), (have, planned, _) in incomplete.items():
+        by_dataset.setdefault(dataset, []).append(f"{name} ({have} of {planned})")
+    for dataset, names in by_dataset.items():
         notes.append(
-            f"{dataset}: {name} not drawn: {have} of its {planned} runs are stored "
-            f"(a reproduction of {name} with the data at hand trains the others); "
-            f"figures/{name}_{dataset}.png, if there, "
-            "is from an earlier report"
+            f"{dataset}: not drawn, their runs not all stored (runs stored of those planned "
+            f"so far): {', '.join(names)}; a reproduction of these figures with the data at "
+            "hand trains the rest; their files in figures/, if there, are from an earlier "
+            "report"
         )
     return notes
+
+
+def _remove_stale_parts(out: Path) -> None:
+    """Remove the temporary files that a reproduction killed while writing its table,
+    report or figures left in ``out`` (``.NAME.PID.HEX.part``, :func:`atomic_write`),
+    those of processes no longer running on this machine."""
+    for directory in (out, out / "figures"):
+        for path in directory.glob(".*.part"):
+            parts = path.name.split(".")
+            try:
+                pid = int(parts[-3])
+            except (IndexError, ValueError):
+                continue
+            if _running(pid):
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _present(df: Any) -> list[str]:
