@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -116,17 +118,11 @@ def test_tiny_reproduction_runs_draws_reports_and_resumes(
     assert sorted(p.name for p in (out / "records").glob("*.json")) == kept
     text = (out / "report.md").read_text()
     assert "report only: drawn from the records stored, nothing trained" in text
-    assert "synthetic: not drawn, their runs not all stored" in text and "fig2a (" in text
+    assert "synthetic: not drawn, their runs not all stored" in text
+    assert re.search(r"fig2a \(\d+ of \d+\)", text)
     assert "| Fig 1b |" in text
     assert "report_only=True" in text
     assert mask_run.iloc[0] not in set(pd.read_csv(out / "runs.csv")["key"])
-
-
-def test_report_only_needs_records(tmp_path: Path) -> None:
-    from thrifty.experiments.store import StoreError
-
-    with pytest.raises(StoreError, match="nothing to report"):
-        reproduce("tiny", out=tmp_path / "empty", datasets=("synthetic",), report_only=True)
 
 
 def test_a_subset_of_data_sets_keeps_the_stored_figures_of_the_others() -> None:
@@ -379,30 +375,32 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
 
 
 def test_temporary_files_of_killed_reproductions_are_removed(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    """Temporaries of thrifty's table, reports and figures older than an hour go; a
+    fresh one (a reproduction writing now, perhaps on another machine) and files of
+    other names stay."""
+    from thrifty.reproduce import STALE_PART_S, _remove_stale_parts
 
-    from thrifty.reproduce import _remove_stale_parts
-
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    dead = int(gone.stdout)
     (tmp_path / "figures").mkdir()
     stale = [
-        tmp_path / f".report.md.{dead}.ab12cd34.part",
-        tmp_path / "figures" / f".fig1b_mnist.png.{dead}.0011aabb.part",
+        tmp_path / ".report.md.4242.ab12cd34.part",
+        tmp_path / "figures" / ".fig1b_mnist.png.4242.0011aabb.part",
     ]
-    alive = tmp_path / f".runs.csv.{os.getpid()}.ab12cd34.part"
-    other = tmp_path / ".notes.part"
-    for path in (*stale, alive, other):
+    fresh = tmp_path / f".runs.csv.{os.getpid()}.ab12cd34.part"
+    others = [
+        tmp_path / ".my.notes.v2.4242.zz.part",
+        tmp_path / ".report.md.99999999999999999999.ab12cd34.part",
+        tmp_path / ".report.md.١٢٣٤.ab12cd34.part",
+    ]
+    old = time.time() - STALE_PART_S - 60
+    for path in (*stale, fresh, *others):
         path.write_text("partial")
+        if path is not fresh:
+            os.utime(path, (old, old))
+    (tmp_path / ".report.html.4242.ab12cd34.part").mkdir()  # not a file: kept
     _remove_stale_parts(tmp_path)
     assert not any(p.exists() for p in stale)
-    assert alive.exists() and other.exists()
+    assert fresh.exists() and all(p.exists() for p in others)
+    assert (tmp_path / ".report.html.4242.ab12cd34.part").is_dir()
 
 
 def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> None:
@@ -416,9 +414,12 @@ def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> 
     fig, _ = plt.subplots()
     style.save(fig, tmp_path / "fig")
     before = (tmp_path / "fig.png").read_bytes()
+    os.chmod(tmp_path / "fig.png", 0o664)
+    style.save(fig, tmp_path / "fig")
+    assert (tmp_path / "fig.png").stat().st_mode & 0o777 == 0o664  # a file replaced keeps it
 
-    def half_written(path: Any, **kwargs: Any) -> None:
-        Path(path).write_bytes(b"half")
+    def half_written(target: Any, **kwargs: Any) -> None:
+        target.write(b"half")
         raise OSError("disk full")
 
     fig.savefig = half_written  # type: ignore[method-assign]
@@ -427,3 +428,60 @@ def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> 
     plt.close(fig)
     assert (tmp_path / "fig.png").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.pdf", "fig.png"]
+
+
+def test_report_only_draws_what_is_stored_and_names_what_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Report only: nothing trained and no data (the stubs fail if asked), every fully
+    stored figure drawn, and each figure asked for that is not drawn named with its
+    count, those with no run stored included; a scale other than the report's there,
+    or a scale or seeds of which nothing is stored, is refused and the report kept."""
+    from test_figures import fake_frame
+    from thrifty import experiments
+    from thrifty import reproduce as reproduce_module
+    from thrifty.experiments.store import StoreError
+    from thrifty.figures import all_configs
+
+    fig1b = fake_frame(all_configs("quick", ("mnist",), ("fig1b",)))
+    out = tmp_path / "repro"
+    drawn = _stubbed_reproduction(monkeypatch, out, fig1b, have=())
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("report only loaded data or ran a sweep")
+
+    monkeypatch.setattr(reproduce_module, "fetch_data", refuse)
+    monkeypatch.setattr(experiments, "run_sweep", refuse)
+    report = reproduce(
+        "quick", out=out, datasets=("mnist",), figures=("fig1b", "fig3d"), report_only=True
+    )
+    assert ("fig1b", "mnist") in drawn and ("fig5", "mnist") in drawn  # fig5: fig1b's runs
+    text = report.read_text()
+    planned = len(all_configs("quick", ("mnist",), ("fig3d",)))
+    assert "mnist: not drawn, their runs not all stored" in text
+    assert f"fig3d (0 of {planned})" in text and "fig3a (" not in text
+    kept = report.read_bytes()
+    with pytest.raises(StoreError, match="is of the quick scale: give --scale quick"):
+        reproduce("full", out=out, report_only=True)
+    with pytest.raises(StoreError, match="with 3 seeds has all its runs stored"):
+        reproduce("quick", out=out, seeds=3, report_only=True)
+    assert report.read_bytes() == kept
+    report.unlink()
+    with pytest.raises(StoreError, match="no figure of the full scale has all its runs stored"):
+        reproduce("full", out=out, report_only=True)
+
+
+def test_report_only_needs_readable_records_and_creates_nothing(tmp_path: Path) -> None:
+    from thrifty.experiments.store import StoreError
+
+    with pytest.raises(StoreError, match="no records in"):
+        reproduce("quick", out=tmp_path / "none", report_only=True)
+    assert not (tmp_path / "none").exists()
+    empty = tmp_path / "empty"
+    (empty / "records").mkdir(parents=True)
+    with pytest.raises(StoreError, match="holds no records"):
+        reproduce("quick", out=empty, report_only=True)
+    (empty / "records" / f"{'a' * 16}.json").write_text("{")
+    with pytest.warns(UserWarning), pytest.raises(StoreError, match="none of its 1 record files"):
+        reproduce("quick", out=empty, report_only=True)
+    assert sorted(p.name for p in empty.iterdir()) == ["records"]

@@ -30,7 +30,9 @@ PosixPath('reproduction/report.md')
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import sys
 import time
 import traceback
@@ -179,14 +181,17 @@ def reproduce(
             )
     asked = tuple(datasets)
     out = Path(out)
-    if report_only and not (out / "records").is_dir():
-        raise StoreError(f"no records in {str(out)!r}: there is nothing to report")
-    out.mkdir(parents=True, exist_ok=True)
-    _check_figures_dir(out / "figures")
-    _remove_stale_parts(out)
     t0 = time.perf_counter()
-    df = _load(out) if (out / "records").is_dir() else None
     if report_only:
+        df = _stored_for_report(out)
+        earlier = _scale_of_report(out)
+        if earlier is not None and earlier != scale:
+            raise StoreError(
+                f"the report in {str(out)!r} is of the {earlier} scale: give --scale {earlier} "
+                f"(a {scale} report would replace its figures)"
+            )
+        _check_figures_dir(out / "figures")
+        _remove_stale_parts(out)
         return _report(
             scale,
             out,
@@ -197,6 +202,10 @@ def reproduce(
             t0,
             command=_command(scale, out, workers, asked, figures, seeds, report_only=True),
         )
+    out.mkdir(parents=True, exist_ok=True)
+    _check_figures_dir(out / "figures")
+    _remove_stale_parts(out)
+    df = _load(out) if (out / "records").is_dir() else None
     nothing_to_run = _all_stored(scale, asked, figures, df, seeds)
     if nothing_to_run:
         _log("every run is stored already: the figures and report are drawn without data")
@@ -269,14 +278,19 @@ def _report(
     command: str,
 ) -> Path:
     """:func:`reproduce` with ``report_only``: draw what is stored, train nothing."""
-    if df is None or df.empty:
-        raise StoreError(f"no records in {str(out)!r}: there is nothing to report")
 
     def wanted(pair: tuple[str, str]) -> bool:
         return pair[1] in asked and (figures is None or pair[0] in figures)
 
     # every figure whose runs are all stored, as a subset reproduction keeps them
     stored = _stored_figures(scale, (), None, df, seeds)
+    if not stored:
+        seeds_text = "" if seeds is None else f" with {seeds} seed{'s' * (seeds > 1)}"
+        raise StoreError(
+            f"no figure of the {scale} scale{seeds_text} has all its runs stored in "
+            f"{str(out)!r}: nothing to draw (the report there is kept; are --scale and "
+            "--seeds those of the reproduction?)"
+        )
     incomplete = {
         p: n
         for p, n in _incomplete_figures(scale, (), None, df, seeds, stored, every=asked).items()
@@ -285,7 +299,7 @@ def _report(
     shown = _shown((), stored)
     notes = ["report only: drawn from the records stored, nothing trained"]
     notes += [f"{d}: no figure has all its runs stored" for d in asked if d not in shown]
-    notes += _notes(scale, shown, None, (), seeds, ())
+    notes += _notes(scale, tuple(dict.fromkeys((*shown, *asked))), None, (), seeds, ())
     return _draw_and_report(
         scale, out, df, set(), (), figures, stored, incomplete, notes, t0, command=command
     )
@@ -398,11 +412,11 @@ def _incomplete_figures(
     *,
     every: Sequence[str] = (),
 ) -> dict[tuple[str, str], tuple[int, int, set[str]]]:
-    """The (figure, data set) pairs of the plan, neither asked for (``figures``, or
-    all, on ``datasets``) nor drawn from the stored records (``stored``), of which some
-    runs but not all are stored (on the data sets ``every``: also none): per pair, the
-    runs stored, the runs planned so far (runs planned from measured values, such as
-    Fig 2a's synapse masks, come once those are stored) and the keys of those stored."""
+    """The (figure, data set) pairs of the plan on the data sets of ``df`` and
+    ``every``, neither asked for (``figures``, or all, on ``datasets``) nor drawn from
+    the stored records (``stored``): per pair, the runs stored, the runs planned so far
+    (runs planned from measured values, such as Fig 2a's synapse masks, come once those
+    are stored) and the keys of those stored."""
     if df is None or df.empty:
         return {}
     finished = set(df["key"])
@@ -414,7 +428,7 @@ def _incomplete_figures(
                 continue
             keys = {c.key() for c in all_configs(scale, (dataset,), (name,), df, seeds)}
             have = keys & finished
-            if (have or dataset in every) and len(have) < len(keys):
+            if len(have) < len(keys):
                 out[(name, dataset)] = (len(have), len(keys), have)
     return out
 
@@ -454,32 +468,53 @@ def _record_notes(
     return notes
 
 
+_PART = re.compile(
+    r"\.(?:report\.md|report\.html|runs\.csv|[A-Za-z0-9_-]+\.(?:png|pdf))"
+    r"\.[0-9]{1,10}\.[0-9a-f]{8}\.part"
+)
+"""Name of a temporary file of a table, report or figure (:func:`atomic_write`)."""
+
+STALE_PART_S = 3600.0
+"""Age after which such a temporary file is taken for one left by a killed process."""
+
+
 def _remove_stale_parts(out: Path) -> None:
     """Remove the temporary files that a reproduction killed while writing its table,
-    report or figures left in ``out`` (``.NAME.PID.HEX.part``, :func:`atomic_write`),
-    those of processes no longer running on this machine."""
+    report or figures left in ``out`` and ``out/figures`` (:data:`_PART`), once they
+    are older than :data:`STALE_PART_S`: a write takes well under a second, and a
+    reproduction on another machine sharing the directory may be writing one now."""
+    now = time.time()
     for directory in (out, out / "figures"):
         for path in directory.glob(".*.part"):
-            parts = path.name.split(".")
-            try:
-                pid = int(parts[-3])
-            except (IndexError, ValueError):
-                continue
-            if _running(pid):
+            if not _PART.fullmatch(path.name):
                 continue
             with contextlib.suppress(OSError):
-                path.unlink()
+                if path.is_file() and now - path.lstat().st_mtime > STALE_PART_S:
+                    path.unlink()
 
 
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def _scale_of_report(out: Path) -> str | None:
+    """The scale of the report in ``out`` (its ``- scale:`` line); None without one."""
+    with (
+        contextlib.suppress(OSError, UnicodeDecodeError),
+        (out / "report.md").open(encoding="utf-8") as handle,
+    ):
+        for line in itertools.islice(handle, 40):
+            if line.startswith("- scale: "):
+                return line.removeprefix("- scale: ").strip()
+    return None
+
+
+def _stored_for_report(out: Path) -> Any:
+    """The records of ``out`` for a report alone; refuse a directory without any."""
+    if not (out / "records").is_dir():
+        raise StoreError(f"no records in {str(out)!r}: there is nothing to report")
+    df = _load(out)
+    if df.empty:
+        skipped = len(df.attrs.get("skipped", []))
+        what = f"none of its {skipped} record files could be read" if skipped else "no records"
+        raise StoreError(f"{str(out)!r} holds {what}: there is nothing to report")
+    return df
 
 
 def _present(df: Any) -> list[str]:

@@ -10,9 +10,7 @@ blue, subnet purple, largest updates per layer cyan, per neuron orange.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,23 +327,20 @@ def figure_of(axes: Any) -> Figure:
 def save(fig: Figure, stem: Path | str, *, formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
     """Write ``fig`` as ``stem.png`` and ``stem.pdf``; returns the paths written.
 
-    Each file is written beside its place under a temporary name
-    (``.NAME.PID.HEX.part``) and renamed, so a file of an earlier drawing is replaced
-    whole or not at all.
+    Each file is replaced whole or not at all (:func:`thrifty.data.atomic_write`: a
+    temporary file beside it, flushed to disk, then renamed; a file replaced keeps its
+    permissions).
     """
+    from thrifty.data import atomic_write
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     with rc_context():
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-            try:
-                fig.savefig(tmp, format=fmt)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt)
+            atomic_write(path, buffer.getvalue())
             paths.append(path)
     return paths
