@@ -241,6 +241,8 @@ def reproduce(
     stored = _stored_figures(scale, datasets, figures, df, seeds) if subset else {}
     incomplete = {}
     if subset:
+        # a figure left out is named where something of its own is lost: a run stored
+        # that no figure drawn uses, or an earlier drawing
         drawn_keys = keys.union(*stored.values())
         incomplete = {
             pair: counts
