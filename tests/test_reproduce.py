@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import time
@@ -403,7 +404,9 @@ def test_temporary_files_of_killed_reproductions_are_removed(tmp_path: Path) -> 
     assert (tmp_path / ".report.html.4242.ab12cd34.part").is_dir()
 
 
-def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> None:
+def test_a_figure_that_fails_to_save_leaves_the_earlier_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,16 +417,25 @@ def test_a_figure_that_fails_to_save_leaves_the_earlier_file(tmp_path: Path) -> 
     fig, _ = plt.subplots()
     style.save(fig, tmp_path / "fig")
     before = (tmp_path / "fig.png").read_bytes()
-    os.chmod(tmp_path / "fig.png", 0o664)
+    os.chmod(tmp_path / "fig.png", 0o600)
     style.save(fig, tmp_path / "fig")
-    assert (tmp_path / "fig.png").stat().st_mode & 0o777 == 0o664  # a file replaced keeps it
+    assert (tmp_path / "fig.png").stat().st_mode & 0o777 == 0o600  # a file replaced keeps it
 
     def half_written(target: Any, **kwargs: Any) -> None:
         target.write(b"half")
         raise OSError("disk full")
 
+    saved = fig.savefig
     fig.savefig = half_written  # type: ignore[method-assign]
     with pytest.raises(OSError, match="disk full"):
+        style.save(fig, tmp_path / "fig")
+    fig.savefig = saved  # type: ignore[method-assign]
+
+    def no_rename(*args: Any) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="read-only file system"):
         style.save(fig, tmp_path / "fig")
     plt.close(fig)
     assert (tmp_path / "fig.png").read_bytes() == before
@@ -435,8 +447,9 @@ def test_report_only_draws_what_is_stored_and_names_what_is_not(
 ) -> None:
     """Report only: nothing trained and no data (the stubs fail if asked), every fully
     stored figure drawn, and each figure asked for that is not drawn named with its
-    count, those with no run stored included; a scale other than the report's there,
-    or a scale or seeds of which nothing is stored, is refused and the report kept."""
+    count, those with no run stored included (a data set without records too); a scale
+    or seeds other than those of the reproduction that trained there, or of which no
+    figure is stored, is refused before anything is drawn, and the report kept."""
     from test_figures import fake_frame
     from thrifty import experiments
     from thrifty import reproduce as reproduce_module
@@ -445,30 +458,41 @@ def test_report_only_draws_what_is_stored_and_names_what_is_not(
 
     fig1b = fake_frame(all_configs("quick", ("mnist",), ("fig1b",)))
     out = tmp_path / "repro"
-    drawn = _stubbed_reproduction(monkeypatch, out, fig1b, have=())
+    drawn = _stubbed_reproduction(monkeypatch, out, fig1b, have=("mnist",))
+    reproduce("quick", out=out, datasets=("mnist",), figures=("fig1b",), progress=False)
+    assert json.loads((out / "reproduction.json").read_text()) == {"scale": "quick", "seeds": None}
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("report only loaded data or ran a sweep")
 
     monkeypatch.setattr(reproduce_module, "fetch_data", refuse)
     monkeypatch.setattr(experiments, "run_sweep", refuse)
+    drawn.clear()
     report = reproduce(
-        "quick", out=out, datasets=("mnist",), figures=("fig1b", "fig3d"), report_only=True
+        "quick",
+        out=out,
+        datasets=("mnist", "fashion-mnist"),
+        figures=("fig1b", "fig3d"),
+        report_only=True,
     )
     assert ("fig1b", "mnist") in drawn and ("fig5", "mnist") in drawn  # fig5: fig1b's runs
     text = report.read_text()
     planned = len(all_configs("quick", ("mnist",), ("fig3d",)))
     assert "mnist: not drawn, their runs not all stored" in text
     assert f"fig3d (0 of {planned})" in text and "fig3a (" not in text
-    kept = report.read_bytes()
-    with pytest.raises(StoreError, match="is of the quick scale: give --scale quick"):
+    assert "fashion-mnist: no figure has all its runs stored" in text
+    assert "fashion-mnist: not drawn, their runs not all stored" in text
+
+    kept, drawn_before = report.read_bytes(), list(drawn)
+    for scale, seeds in (("full", None), ("quick", 3)):
+        with pytest.raises(StoreError, match="is of the quick scale with its default seeds"):
+            reproduce(scale, out=out, seeds=seeds, report_only=True)
+    (out / "reproduction.json").unlink()
+    with pytest.raises(StoreError, match="no figure of the full scale has all its runs stored"):
         reproduce("full", out=out, report_only=True)
     with pytest.raises(StoreError, match="with 3 seeds has all its runs stored"):
         reproduce("quick", out=out, seeds=3, report_only=True)
-    assert report.read_bytes() == kept
-    report.unlink()
-    with pytest.raises(StoreError, match="no figure of the full scale has all its runs stored"):
-        reproduce("full", out=out, report_only=True)
+    assert report.read_bytes() == kept and drawn == drawn_before
 
 
 def test_report_only_needs_readable_records_and_creates_nothing(tmp_path: Path) -> None:
@@ -479,9 +503,9 @@ def test_report_only_needs_readable_records_and_creates_nothing(tmp_path: Path) 
     assert not (tmp_path / "none").exists()
     empty = tmp_path / "empty"
     (empty / "records").mkdir(parents=True)
-    with pytest.raises(StoreError, match="holds no records"):
+    with pytest.raises(StoreError, match="no records in .*empty"):
         reproduce("quick", out=empty, report_only=True)
     (empty / "records" / f"{'a' * 16}.json").write_text("{")
-    with pytest.warns(UserWarning), pytest.raises(StoreError, match="none of its 1 record files"):
+    with pytest.warns(UserWarning), pytest.raises(StoreError, match="none of the 1 record file"):
         reproduce("quick", out=empty, report_only=True)
     assert sorted(p.name for p in empty.iterdir()) == ["records"]

@@ -30,7 +30,7 @@ PosixPath('reproduction/report.md')
 from __future__ import annotations
 
 import contextlib
-import itertools
+import json
 import os
 import re
 import sys
@@ -132,7 +132,7 @@ def reproduce(
         paper's scale; ``tiny``: seconds, for tests (use ``datasets=("synthetic",)``).
     out : Path
         Output directory: ``records/``, ``runs.csv``, ``figures/``, ``report.md``,
-        ``report.html``.
+        ``report.html`` and :data:`SETTINGS` (the scale and seeds).
     workers : int
         Local worker processes of the sweep.
     scheduler : str, optional
@@ -184,12 +184,7 @@ def reproduce(
     t0 = time.perf_counter()
     if report_only:
         df = _stored_for_report(out)
-        earlier = _scale_of_report(out)
-        if earlier is not None and earlier != scale:
-            raise StoreError(
-                f"the report in {str(out)!r} is of the {earlier} scale: give --scale {earlier} "
-                f"(a {scale} report would replace its figures)"
-            )
+        _check_like_the_reproduction(out, scale, seeds)
         _check_figures_dir(out / "figures")
         _remove_stale_parts(out)
         return _report(
@@ -205,6 +200,7 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     _check_figures_dir(out / "figures")
     _remove_stale_parts(out)
+    _write_settings(out, scale, seeds)
     df = _load(out) if (out / "records").is_dir() else None
     nothing_to_run = _all_stored(scale, asked, figures, df, seeds)
     if nothing_to_run:
@@ -347,17 +343,20 @@ def _draw_and_report(
     wall = time.perf_counter() - t0
     notes = notes + _record_notes(df, skipped, incomplete)
     table = df.drop(columns=[c for c in ("curve",) if c in df.columns])
-    atomic_write(out / "runs.csv", table.to_csv(index=False).encode())
-    report = write_report(
-        out,
-        df,
-        drawn,
-        scale=scale,
-        datasets=shown,
-        wall_time_s=wall,
-        command=command,
-        notes=notes,
-    )
+    try:
+        atomic_write(out / "runs.csv", table.to_csv(index=False).encode())
+        report = write_report(
+            out,
+            df,
+            drawn,
+            scale=scale,
+            datasets=shown,
+            wall_time_s=wall,
+            command=command,
+            notes=notes,
+        )
+    except OSError as exc:
+        raise StoreError(f"cannot write the table or report in {str(out)!r}: {exc}") from exc
     _log(f"done in {wall / 60:.1f} min: {report}")
     return report
 
@@ -495,16 +494,36 @@ def _remove_stale_parts(out: Path) -> None:
                     path.unlink()
 
 
-def _scale_of_report(out: Path) -> str | None:
-    """The scale of the report in ``out`` (its ``- scale:`` line); None without one."""
-    with (
-        contextlib.suppress(OSError, UnicodeDecodeError),
-        (out / "report.md").open(encoding="utf-8") as handle,
-    ):
-        for line in itertools.islice(handle, 40):
-            if line.startswith("- scale: "):
-                return line.removeprefix("- scale: ").strip()
-    return None
+SETTINGS = "reproduction.json"
+"""File in the output directory with the scale and seeds of the last reproduction
+that trained there (written when it starts), which ``report_only`` must match."""
+
+
+def _write_settings(out: Path, scale: str, seeds: int | None) -> None:
+    """Record the scale and seeds of a reproduction in ``out`` (:data:`SETTINGS`)."""
+    text = json.dumps({"scale": scale, "seeds": seeds}) + "\n"
+    try:
+        atomic_write(out / SETTINGS, text.encode())
+    except OSError as exc:
+        raise StoreError(f"cannot write {str(out / SETTINGS)!r}: {exc}") from exc
+
+
+def _check_like_the_reproduction(out: Path, scale: str, seeds: int | None) -> None:
+    """Refuse a report of another scale or other seeds than those of the reproduction
+    that trained in ``out`` (:data:`SETTINGS`; nothing is checked without the file)."""
+    try:
+        settings = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
+        done = (settings["scale"], settings["seeds"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return
+    if done != (scale, seeds):
+        given = f"--scale {done[0]}" + ("" if done[1] is None else f" --seeds {done[1]}")
+        raise StoreError(
+            f"the reproduction in {str(out)!r} is of the {done[0]} scale with "
+            f"{'its default seeds' if done[1] is None else f'--seeds {done[1]}'}: give "
+            f"{given} (another report would replace its figures and report; {SETTINGS} "
+            "there says what it ran)"
+        )
 
 
 def _stored_for_report(out: Path) -> Any:
@@ -514,8 +533,12 @@ def _stored_for_report(out: Path) -> Any:
     df = _load(out)
     if df.empty:
         skipped = len(df.attrs.get("skipped", []))
-        what = f"none of its {skipped} record files could be read" if skipped else "no records"
-        raise StoreError(f"{str(out)!r} holds {what}: there is nothing to report")
+        what = (
+            f"none of the {skipped} record file(s) in {str(out)!r} could be read"
+            if skipped
+            else f"no records in {str(out)!r}"
+        )
+        raise StoreError(f"{what}: there is nothing to report")
     return df
 
 
