@@ -256,6 +256,7 @@ def test_a_subset_names_figures_left_out_only_where_something_of_theirs_is_lost(
     _stubbed_reproduction(monkeypatch, out, fig1b, have=("mnist",))
     text = reproduce("quick", out=out, datasets=("mnist",), figures=("fig1b",), progress=False)
     assert "not drawn, their runs not all stored" not in text.read_text()
+    (out / "figures").mkdir(exist_ok=True)
     (out / "figures" / "fig3a_mnist.png").write_bytes(b"an earlier drawing")
     text = reproduce("quick", out=out, datasets=("mnist",), figures=("fig1b",), progress=False)
     notes = text.read_text()
@@ -503,9 +504,27 @@ def test_report_only_needs_readable_records_and_creates_nothing(tmp_path: Path) 
     assert not (tmp_path / "none").exists()
     empty = tmp_path / "empty"
     (empty / "records").mkdir(parents=True)
-    with pytest.raises(StoreError, match="no records in .*empty"):
+    with pytest.raises(StoreError, match=r"no records in .*empty"):
         reproduce("quick", out=empty, report_only=True)
     (empty / "records" / f"{'a' * 16}.json").write_text("{")
     with pytest.warns(UserWarning), pytest.raises(StoreError, match="none of the 1 record file"):
         reproduce("quick", out=empty, report_only=True)
     assert sorted(p.name for p in empty.iterdir()) == ["records"]
+
+
+def test_a_start_without_data_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its data a reproduction stops before writing anything in ``out``."""
+    from thrifty import reproduce as reproduce_module
+    from thrifty.data import DataError
+
+    def no_data(*args: Any, **kwargs: Any) -> tuple[str, ...]:
+        raise DataError("no data on this machine")
+
+    monkeypatch.setattr(reproduce_module, "fetch_data", no_data)
+    out = tmp_path / "repro"
+    out.mkdir()
+    with pytest.raises(DataError):
+        reproduce("quick", out=out, progress=False)
+    assert list(out.iterdir()) == []

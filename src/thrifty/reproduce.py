@@ -200,7 +200,6 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     _check_figures_dir(out / "figures")
     _remove_stale_parts(out)
-    _write_settings(out, scale, seeds)
     df = _load(out) if (out / "records").is_dir() else None
     nothing_to_run = _all_stored(scale, asked, figures, df, seeds)
     if nothing_to_run:
@@ -209,6 +208,7 @@ def reproduce(
         scheduler = None  # nothing to run: no cluster is needed
     else:
         datasets = fetch_data(asked, data_dir, required=asked[:1])
+    _write_settings(out, scale, seeds)
     configs: list[RunConfig] = []
     for round_ in range(1, MAX_ROUNDS + 1):
         configs = all_configs(scale, datasets, figures, df, seeds)
@@ -386,20 +386,20 @@ def _to_draw(
 
 
 def _check_figures_dir(path: Path) -> None:
-    """Refuse a figures directory that cannot be written, before any work.
+    """Refuse a figures directory that cannot be written, before any work (nothing is
+    created here).
 
     Raises
     ------
     thrifty.experiments.store.StoreError
-        ``path`` is not a directory, or cannot be created or written.
+        ``path`` is not a directory, or it (or, where it is not there yet, the
+        directory that will hold it) cannot be written.
     """
     if path.exists() and not path.is_dir():
         raise StoreError(f"{str(path)!r} is not a directory; it must hold the figures")
-    try:
-        path.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create the figures directory {str(path)!r}: {exc}") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
+    # the directory itself is made when the first figure is drawn
+    where = path if path.is_dir() else path.parent
+    if not os.access(where, os.W_OK | os.X_OK):
         raise StoreError(f"cannot write the figures directory {str(path)!r}")
 
 
@@ -496,7 +496,8 @@ def _remove_stale_parts(out: Path) -> None:
 
 SETTINGS = "reproduction.json"
 """File in the output directory with the scale and seeds of the last reproduction
-that trained there (written when it starts), which ``report_only`` must match."""
+that trained there (written once its data is loaded, before its runs), which
+``report_only`` must match."""
 
 
 def _write_settings(out: Path, scale: str, seeds: int | None) -> None:
