@@ -9,7 +9,6 @@ import io
 import json
 import math
 import os
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from thrifty.config import ConfigError, RunConfig
+from thrifty.data import writer_tag
 from thrifty.experiments import (
     RecordError,
     ResultStore,
@@ -30,7 +30,7 @@ from thrifty.experiments import (
     run_sweep,
     to_parquet,
 )
-from thrifty.experiments.store import FINAL_STATUSES, _safe
+from thrifty.experiments.store import FINAL_STATUSES
 
 
 def small(**changes: Any) -> RunConfig:
@@ -364,9 +364,10 @@ def test_stale_temporaries_are_removed_and_never_records(tmp_path: Path) -> None
     store.write(fake())
     dead = store.dir / ".0123456789abcdef.somehost_1.x.tmp"
     dead.write_text('{"partial": ')
-    mine_dead = store.dir / f".fedcba9876543210.{_safe(socket.gethostname())}_999999999.y.tmp"
+    host = writer_tag().rpartition("_")[0]
+    mine_dead = store.dir / f".fedcba9876543210.{host}_999999999.y.tmp"
     mine_dead.write_text("{")
-    alive = store.dir / f".fedcba9876543210.{_safe(socket.gethostname())}_{os.getpid()}.z.tmp"
+    alive = store.dir / f".fedcba9876543210.{writer_tag()}.z.tmp"
     alive.write_text("{")
     assert store.keys() == [K0]
     removed = store.remove_stale_temporaries()

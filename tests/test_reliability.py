@@ -22,8 +22,9 @@ import pytest
 
 import thrifty
 from thrifty.config import RunConfig
+from thrifty.data import writer_tag
 from thrifty.experiments import ResultStore, load, run_sweep
-from thrifty.experiments.store import FINAL_STATUSES, _writer_tag
+from thrifty.experiments.store import FINAL_STATUSES
 
 psutil = pytest.importorskip("psutil")
 
@@ -229,7 +230,7 @@ def test_driver_killed_midway_resumes_with_every_record_intact(tmp_path: Path) -
     for data in finished.values():
         assert json.loads(data)["status"] in FINAL_STATUSES
     # A write the kill interrupted leaves a temporary file named after the dead driver.
-    tag = _writer_tag().rsplit("_", 1)[0]
+    tag = writer_tag().rsplit("_", 1)[0]
     leftover = store.dir / f".{configs[-1].key()}.{tag}_{driver.pid}.abc.tmp"
     leftover.write_text('{"key": "trunc')
 

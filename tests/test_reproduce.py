@@ -377,32 +377,37 @@ def test_seeds_set_every_points_seeds_and_are_named_in_the_report(tmp_path: Path
 
 
 def test_temporary_files_of_killed_reproductions_are_removed(tmp_path: Path) -> None:
-    """Temporaries of thrifty's table, reports and figures older than an hour go; a
-    fresh one (a reproduction writing now, perhaps on another machine) and files of
-    other names stay."""
+    """Temporaries of thrifty's table, reports and figures go when their writer no
+    longer runs on this host, or when they are older than a day (a writer on another
+    host); those of a live writer, of another host while fresh, and files of other
+    names stay."""
+    from thrifty.data import writer_tag
     from thrifty.reproduce import STALE_PART_S, _remove_stale_parts
 
+    host = writer_tag().rpartition("_")[0]
     (tmp_path / "figures").mkdir()
-    stale = [
-        tmp_path / ".report.md.4242.ab12cd34.part",
-        tmp_path / "figures" / ".fig1b_mnist.png.4242.0011aabb.part",
+    dead_here = [
+        tmp_path / f".report.md.{host}_999999999.ab12cd34.part",
+        tmp_path / "figures" / f".fig1b_mnist.png.{host}_999999999.0011aabb.part",
     ]
-    fresh = tmp_path / f".runs.csv.{os.getpid()}.ab12cd34.part"
+    old_there = tmp_path / ".runs.csv.otherhost_4242.ab12cd34.part"
+    fresh_there = tmp_path / ".report.html.otherhost_4242.ab12cd34.part"
+    alive = tmp_path / f".runs.csv.{writer_tag()}.ab12cd34.part"
     others = [
-        tmp_path / ".my.notes.v2.4242.zz.part",
-        tmp_path / ".report.md.99999999999999999999.ab12cd34.part",
-        tmp_path / ".report.md.١٢٣٤.ab12cd34.part",
+        tmp_path / f".my.notes.v2.{host}_999999999.zz.part",
+        tmp_path / f".report.md.{host}_99999999999999999999.ab12cd34.part",
+        tmp_path / f".report.md.{host}_١٢٣٤.ab12cd34.part",
     ]
     old = time.time() - STALE_PART_S - 60
-    for path in (*stale, fresh, *others):
+    for path in (*dead_here, old_there, fresh_there, alive, *others):
         path.write_text("partial")
-        if path is not fresh:
-            os.utime(path, (old, old))
-    (tmp_path / ".report.html.4242.ab12cd34.part").mkdir()  # not a file: kept
+    for path in (old_there, *others):
+        os.utime(path, (old, old))
+    (tmp_path / f".report.md.{host}_999999999.00000000.part").mkdir()  # not a file: kept
     _remove_stale_parts(tmp_path)
-    assert not any(p.exists() for p in stale)
-    assert fresh.exists() and all(p.exists() for p in others)
-    assert (tmp_path / ".report.html.4242.ab12cd34.part").is_dir()
+    assert not any(p.exists() for p in (*dead_here, old_there))
+    assert fresh_there.exists() and alive.exists() and all(p.exists() for p in others)
+    assert (tmp_path / f".report.md.{host}_999999999.00000000.part").is_dir()
 
 
 def test_a_figure_that_fails_to_save_leaves_the_earlier_file(

@@ -41,12 +41,15 @@ import math
 import numbers
 import os
 import pickle
+import re
 import secrets
+import socket
 import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import zipfile
 import zlib
@@ -618,12 +621,44 @@ def _read_directory(
     return files
 
 
+def writer_tag() -> str:
+    """``HOST_PID`` of this process, for the names of its temporary files (the host
+    name with every character but letters, digits and ``-`` made ``-``)."""
+    return f"{re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())}_{os.getpid()}"
+
+
+def stale_temporary(path: Path, writer: str, max_age_s: float) -> bool:
+    """Whether the temporary file ``path``, made by ``writer`` (a :func:`writer_tag`),
+    is left by a writer that died: its process no longer runs on this host, or the
+    file is older than ``max_age_s`` (writers on other hosts of a shared file system).
+
+    Raises
+    ------
+    OSError
+        ``path`` cannot be read (gone meanwhile).
+    """
+    host, _, pid = writer.rpartition("_")
+    mine = host == writer_tag().rpartition("_")[0] and pid.isdigit()
+    return (mine and not _alive(int(pid))) or time.time() - path.stat().st_mtime > max_age_s
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that only a complete file can ever appear there:
-    a temporary file beside it (with the permissions of the file it replaces, if any),
-    flushed to disk, then renamed; the temporary file is removed on any failure (an
-    interrupt included)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    a temporary file beside it (``.NAME.HOST_PID.HEX.part``, see :func:`writer_tag`;
+    with the permissions of the file it replaces, if any), flushed to disk, then
+    renamed; the temporary file is removed on any failure (an interrupt included)."""
+    tmp = path.with_name(f".{path.name}.{writer_tag()}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with contextlib.suppress(OSError):  # a file replaced keeps its permissions

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.config import RunConfig
-from thrifty.data import atomic_write
+from thrifty.data import atomic_write, stale_temporary
 from thrifty.experiments.store import StoreError
 from thrifty.figures import FIGURES, all_configs, draw, plan
 from thrifty.figures._common import check_seeds
@@ -471,26 +471,26 @@ def _record_notes(
 
 _PART = re.compile(
     r"\.(?:report\.md|report\.html|runs\.csv|[A-Za-z0-9_-]+\.(?:png|pdf))"
-    r"\.[0-9]{1,10}\.[0-9a-f]{8}\.part"
+    r"\.([A-Za-z0-9-]+_[0-9]{1,10})\.[0-9a-f]{8}\.part"
 )
-"""Name of a temporary file of a table, report or figure (:func:`atomic_write`)."""
+"""Name of a temporary file of a table, report or figure (:func:`atomic_write`); the
+group is its writer (:func:`thrifty.data.writer_tag`)."""
 
-STALE_PART_S = 3600.0
-"""Age after which such a temporary file is taken for one left by a killed process."""
+STALE_PART_S = 86400.0
+"""Age after which such a temporary file of a writer on another host is taken for one
+left by a process that died (as for the temporaries of records)."""
 
 
 def _remove_stale_parts(out: Path) -> None:
     """Remove the temporary files that a reproduction killed while writing its table,
-    report or figures left in ``out`` and ``out/figures`` (:data:`_PART`), once they
-    are older than :data:`STALE_PART_S`: a write takes well under a second, and a
-    reproduction on another machine sharing the directory may be writing one now."""
-    now = time.time()
+    report or figures left in ``out`` and ``out/figures`` (:data:`_PART`): those of a
+    process no longer running on this host, and those older than :data:`STALE_PART_S`
+    (:func:`thrifty.data.stale_temporary`)."""
     for directory in (out, out / "figures"):
         for path in directory.glob(".*.part"):
-            if not _PART.fullmatch(path.name):
-                continue
+            match = _PART.fullmatch(path.name)
             with contextlib.suppress(OSError):
-                if path.is_file() and now - path.lstat().st_mtime > STALE_PART_S:
+                if match and path.is_file() and stale_temporary(path, match[1], STALE_PART_S):
                     path.unlink()
 
 

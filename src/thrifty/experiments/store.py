@@ -38,7 +38,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 import traceback
 import typing
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from thrifty.config import ConfigError, RunConfig
+from thrifty.data import stale_temporary, writer_tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -413,7 +413,7 @@ class ResultStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             # a unique name, created with the permissions of the user's umask (a
             # store shared by a group stays readable to it)
-            name = f".{path.stem}.{_writer_tag()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+            name = f".{path.stem}.{writer_tag()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
             fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             tmp = str(self.dir / name)
             with os.fdopen(fd, "wb") as f:
@@ -447,17 +447,12 @@ class ResultStore:
         (writers on other hosts of a shared file system).
         """
         removed = []
-        host = socket.gethostname()
-        now = time.time()
         for p in self.temporaries():
             parts = p.name.split(".")
             # ".<key>.<host>_<pid>.<random>.tmp" -> ["", key, "host_pid", random, "tmp"]
             writer = parts[2] if len(parts) >= 5 else ""
-            w_host, _, w_pid = writer.rpartition("_")
             try:
-                mine = w_host == _safe(host) and w_pid.isdigit() and not _alive(int(w_pid))
-                old = now - p.stat().st_mtime > max_age_s
-                if mine or old:
+                if stale_temporary(p, writer, max_age_s):
                     p.unlink()
                     removed.append(p)
             except OSError:  # gone meanwhile, or a store this process cannot write
@@ -476,24 +471,6 @@ def read_record(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise RecordError(path, f"not valid JSON: {exc}") from None
     return validate_record(record, path=path)
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", text)
-
-
-def _writer_tag() -> str:
-    return f"{_safe(socket.gethostname())}_{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:
